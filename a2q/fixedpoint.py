@@ -76,21 +76,31 @@ def quantize_multiplier(real: float, mult_bits: int = MULT_BITS, max_shift: int 
     return mult, shift
 
 
+def bits_for_range(lo: int, hi: int) -> int:
+    """Smallest two's complement width holding every value in [lo, hi]."""
+    width = 1
+    while not (-(1 << (width - 1)) <= lo and hi <= (1 << (width - 1)) - 1):
+        width += 1
+    return width
+
+
 def bits_for_signed(max_abs: int) -> int:
-    """Smallest signed two's complement width holding every value in [-max_abs, max_abs]."""
-    return max(1, int(max_abs).bit_length() + 1)
+    """Smallest signed width holding every value in [-max_abs, max_abs]."""
+    return bits_for_range(-int(max_abs), int(max_abs))
 
 
 def combine_acc_bits(f_in: int, max_feature_bits: int, weight_bits: int, signed: bool) -> int:
     """Worst-case width of the combination accumulator ``sum_k x[k] * w[k]`` over ``f_in`` terms."""
-    xmax = (1 << (max_feature_bits - 1)) if signed else (1 << max_feature_bits) - 1
-    wmax = 1 << (weight_bits - 1)
-    return bits_for_signed(f_in * xmax * wmax)
+    xlo, xhi = feature_range(max_feature_bits, signed)
+    wlo, whi = signed_range(weight_bits)
+    products = [xlo * wlo, xlo * whi, xhi * wlo, xhi * whi]
+    return bits_for_range(f_in * min(products), f_in * max(products))
 
 
 def aggregate_acc_bits(max_row_len: int, y_bits: int = Y_BITS) -> int:
     """Worst-case width of ``sum_e y[col[e]]`` over a CSR row of ``max_row_len`` entries."""
-    return bits_for_signed(max(1, max_row_len) * (1 << (y_bits - 1)))
+    lo, hi = signed_range(y_bits)
+    return bits_for_range(max(1, max_row_len) * lo, max(1, max_row_len) * hi)
 
 
 def rescale_product_bits(in_bits: int, mult_bits: int = MULT_BITS) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import fixedpoint as fp
+from .jsonio import write_json
 
 FORMAT_VERSION = 1
 MODEL_KINDS = ("gcn",)
@@ -128,7 +129,7 @@ def save(program: Program, path: str | os.PathLike) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         np.savez(tmp / "arrays.npz", **program.arrays)
-        (tmp / "manifest.json").write_text(json.dumps(program.manifest(), indent=2, default=_json_default))
+        write_json(tmp / "manifest.json", program.manifest())
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -142,15 +143,6 @@ def save(program: Program, path: str | os.PathLike) -> Path:
         raise
     return path
 
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o))
 
 
 # -- reading and validation ------------------------------------------------------------------------

@@ -1,0 +1,79 @@
+"""The ``a2q`` command line: one verb per step of the flow, each printing a line and writing JSON.
+
+Verbs import their heavy modules lazily so ``a2q --help`` stays fast and a verb that needs only
+numpy (e.g. ``hw generate``) does not pay for torch.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+# verb -> (module, function that adds arguments, function that runs, help)
+VERBS = {
+    "train": ("a2q.train", "add_train_arguments", "run_train", "train FP32 / uniform INT-k / A2Q GCN models"),
+    "export": ("a2q.export", "add_export_arguments", "run_export", "export a checkpoint as an accelerator program"),
+    "infer": ("a2q.infer", "add_infer_arguments", "run_infer", "integer-only inference of a program"),
+    "hw": (None, None, None, "accelerator hardware (Verilog generation)"),
+    "sim": ("sim.cli", "add_sim_arguments", "run_sim", "simulate a program on the RTL (cocotb)"),
+    "flow": ("a2q.flow", "add_flow_arguments", "run_flow", "train, export, generate, simulate, report"),
+    "sweep": ("a2q.sweep", "add_sweep_arguments", "run_sweep", "co-sweep bits against accuracy and cycles"),
+}
+HW_VERBS = {
+    "generate": ("hw.generate", "add_generate_arguments", "run_generate", "generate Verilog for a config"),
+}
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+def _add(sub, name, spec):
+    module, add_fn, run_fn, help_text = spec
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:  # a verb whose module is not built yet must not break the others
+        p.set_defaults(_run=None, _missing=f"{name}: not available ({e})")
+        return p
+    getattr(mod, add_fn)(p)
+    p.set_defaults(_run=getattr(mod, run_fn))
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="a2q", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for name, spec in VERBS.items():
+        if name == "hw":
+            hw = sub.add_parser("hw", help=spec[3], description=spec[3])
+            hw_sub = hw.add_subparsers(dest="hw_verb", required=True, metavar="HW_VERB")
+            for hname, hspec in HW_VERBS.items():
+                _add(hw_sub, hname, hspec)
+        else:
+            _add(sub, name, spec)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run = getattr(args, "_run", None)
+    if run is None:
+        print(f"a2q: {getattr(args, '_missing', 'verb not available')}", file=sys.stderr)
+        return 2
+    try:
+        result = run(args)
+    except CLIError as e:
+        print(f"a2q {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as e:  # ProgramError, ConfigError, DatasetError are ValueErrors
+        print(f"a2q {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    if getattr(args, "json", False) and result is not None:
+        print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Export folds float quantization parameters into integers that reproduce the fake-quant model."""
+import numpy as np
+import pytest
+from torch_geometric.datasets import KarateClub
+
+from a2q import integer
+from a2q.export import build_program, csr_with_self_loops, quantize_weight
+
+
+def fake_quant_gcn(layers, x_int, row_ptr, col_idx):
+    """Float model of docs/arithmetic.md: out_i = d_i^-1/2 (sum_j d_j^-1/2 xq_j Wq + b), round half up."""
+    n = len(row_ptr) - 1
+    inv = 1 / np.sqrt(np.maximum(np.diff(row_ptr), 1))
+    xq = x_int * layers[0]["in_step"][:, None]
+    for i, L in enumerate(layers):
+        Wq = quantize_weight(L["weight"], L["weight_step"], L["weight_bits"]) * L["weight_step"][None, :]
+        y = inv[:, None] * (xq @ Wq)
+        agg = np.zeros((n, y.shape[1]))
+        for r in range(n):
+            agg[r] = y[col_idx[row_ptr[r]:row_ptr[r + 1]]].sum(0)
+        out = inv[:, None] * (agg + L["bias"][None, :])
+        if i + 1 < len(layers):
+            nxt = layers[i + 1]
+            q = np.clip(np.floor(out / nxt["in_step"][:, None] + 0.5), 0, 2.0 ** nxt["in_bits"][:, None] - 1)
+            xq = q * nxt["in_step"][:, None]
+        else:
+            return out
+
+
+def random_layers(rng, n, dims, bits_choices=(1, 2, 3, 4, 8)):
+    layers = []
+    for i in range(len(dims) - 1):
+        W = rng.normal(0, 0.5, size=(dims[i], dims[i + 1]))
+        layers.append({"in_step": rng.uniform(0.05, 0.3, size=n), "in_bits": rng.choice(bits_choices, size=n),
+                       "in_signed": False, "weight": W, "weight_step": np.abs(W).max(0) / 7,
+                       "weight_bits": 4, "bias": rng.normal(0, 0.1, size=dims[i + 1]),
+                       "relu": i < len(dims) - 2})
+    return layers
+
+
+def test_csr_with_self_loops_dedups_and_adds_one_loop_per_node():
+    ei = np.array([[0, 1, 1, 2, 2], [1, 0, 0, 2, 1]])  # duplicate 1->0, an existing self loop 2->2
+    row_ptr, col = csr_with_self_loops(ei, 4)
+    rows = [sorted(col[row_ptr[i]:row_ptr[i + 1]].tolist()) for i in range(4)]
+    assert rows == [[0, 1], [0, 1, 2], [2], [3]]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_integer_program_tracks_fake_quant_on_karate_club(seed):
+    data = KarateClub()[0]
+    rng = np.random.default_rng(seed)
+    n = data.num_nodes
+    layers = random_layers(rng, n, (data.num_features, 16, 4))
+    x_int = rng.integers(0, 2, size=(n, data.num_features)) * (2 ** layers[0]["in_bits"][:, None] - 1)
+    p = build_program(layers, x_int, data.edge_index.numpy(), n)
+    ref = fake_quant_gcn(layers, x_int.astype(float), p.arrays["row_ptr"], p.arrays["col_idx"])
+    tr = integer.run(p)
+    # the scales put the largest |y| and |p| about one bit below saturation: full precision, no clipping
+    for stage, bits in (("y", 16), ("p", 24)):
+        peak = int(getattr(tr[0], stage).abs().max())
+        assert 2 ** (bits - 3) < peak < 2 ** (bits - 1) - 1, (stage, peak)
+    logits = tr[-1].out.numpy() * p.meta["scales"][-1]["tau"]  # any positive scale keeps the argmax
+    agree = (logits.argmax(1) == ref.argmax(1)).mean()
+    assert agree >= 0.97, agree
+    np.testing.assert_array_equal(p.arrays["expected_out"], tr[-1].out.numpy())
