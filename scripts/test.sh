@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up (scripts/setup.sh) and run the whole test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export A2Q_DATA_ROOT=${A2Q_DATA_ROOT:-$(cd .. && pwd)/shared/datasets}
+exec .venv/bin/python -m pytest -q -rs "$@"
