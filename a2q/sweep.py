@@ -1,0 +1,320 @@
+"""``a2q sweep``: co-sweep average bits against accuracy and accelerator cycles.
+
+A *point* is (dataset, method, bits target): it is trained over the seeds once, its best-validation
+seed is exported, and the cycle model prices the program on every accelerator config (L, P), one CSV
+row per config. Points already in the CSV are skipped (resume); a crashing point is recorded with its
+error and the others go on; ``--jobs N`` runs points in N processes, one torch thread each.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from .jsonio import write_json
+from .pareto import pareto_front
+
+COLUMNS = [
+    "dataset", "method", "target", "lanes", "pes", "status", "error",
+    "acc_mean", "acc_std", "int_acc", "avg_bits", "feature_kb", "seeds",
+    "cycles_combine", "cycles_aggregate", "cycles_requant", "cycles_stall", "cycles_total",
+    "rtl_cycles_total", "rtl_bit_exact", "wall_s", "threads",
+]
+METHODS = ("fp32", "a2q", "int2", "int3", "int4", "int8")
+
+
+@dataclass(frozen=True)
+class Point:
+    dataset: str
+    method: str   # fp32 | a2q | intK
+    target: str   # a2q: average-bit target; intK: K; fp32: "32"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.dataset, self.method, self.target)
+
+    @property
+    def slug(self) -> str:
+        return f"{self.dataset}-{self.method}-{self.target}".replace(".", "p")
+
+
+def grid(datasets, methods, targets) -> list[Point]:
+    points = []
+    for ds in datasets:
+        for m in methods:
+            if m not in METHODS:
+                raise ValueError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
+            if m == "a2q":
+                points += [Point(ds, m, f"{float(t):g}") for t in targets]
+            elif m == "fp32":
+                points.append(Point(ds, m, "32"))
+            else:
+                points.append(Point(ds, m, m[3:]))
+    return points
+
+
+def parse_configs(text: str) -> list[tuple[int, int]]:
+    """``"16x16,32x8"`` -> [(16, 16), (32, 8)] as (lanes, pes)."""
+    out = []
+    for part in text.split(","):
+        try:
+            lanes, pes = (int(v) for v in part.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"config {part!r} is not LANESxPES, e.g. 16x16") from None
+        out.append((lanes, pes))
+    return out
+
+
+def train_args(point: Point, seeds: str, epochs: int, out_dir: Path, data_root: str | None, threads: int):
+    from .train import add_train_arguments
+
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    argv = ["--model", "gcn", "--dataset", point.dataset, "--seeds", seeds, "--epochs", str(epochs),
+            "--out", str(out_dir), "--threads", str(threads)]
+    if data_root:
+        argv += ["--data-root", data_root]
+    if point.method == "fp32":
+        argv += ["--method", "fp32"]
+    elif point.method == "a2q":
+        argv += ["--method", "a2q", "--target-bits", point.target]
+    else:
+        argv += ["--method", "uniform", "--bits", point.target]
+    return p.parse_args(argv)
+
+
+def run_point(point: Point, configs, seeds: str, epochs: int, work: Path, data_root, threads: int,
+              rtl: bool) -> list[dict]:
+    """Train, export and price one point; returns one row per accelerator config."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from . import integer
+    from .cycle_model import program_cycles
+    from .export import export_checkpoint
+    from .program import save
+
+    t0 = time.perf_counter()
+    out_dir = work / point.slug
+    metrics = __import__("a2q.train", fromlist=["run_train"]).run_train(
+        train_args(point, seeds, epochs, out_dir, data_root, threads))
+    base = {"dataset": point.dataset, "method": point.method, "target": point.target, "status": "ok",
+            "error": "", "acc_mean": metrics["test_acc_mean"], "acc_std": metrics["test_acc_std"],
+            "seeds": seeds, "threads": threads}
+    if point.method == "fp32":
+        return [{**base, "avg_bits": 32.0, "wall_s": time.perf_counter() - t0}]
+    program = export_checkpoint(out_dir / "model.pt", data_root)
+    save(program, out_dir / "program")
+    base.update(int_acc=integer.accuracy(program), avg_bits=program.avg_bits(),
+                feature_kb=feature_kb(program))
+    rows = []
+    for lanes, pes in configs:
+        cyc = program_cycles(program, lanes=lanes, pes=pes)
+        row = {**base, "lanes": lanes, "pes": pes, **{f"cycles_{k}": cyc[k] for k in
+                                                      ("combine", "aggregate", "requant", "stall", "total")}}
+        if rtl:
+            from sim.simulate import simulate
+
+            rep = simulate(out_dir / "program", lanes=lanes, pes=pes, out=out_dir / f"rtl_{lanes}x{pes}.json")
+            row.update(rtl_cycles_total=rep["rtl_cycles"]["total"], rtl_bit_exact=rep["mismatches"] == 0)
+        rows.append(row)
+    for r in rows:
+        r["wall_s"] = time.perf_counter() - t0
+    return rows
+
+
+def feature_kb(program) -> float:
+    """On-chip feature memory the program's node bits need, summed over layer inputs (KB)."""
+    total_bits = sum(int(program.layer(i, "bits").astype("int64").sum()) * spec.in_features
+                     for i, spec in enumerate(program.layers))
+    return total_bits / 8 / 1024
+
+
+def read_rows(csv_path: Path) -> list[dict]:
+    if not csv_path.exists():
+        return []
+    with csv_path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_rows(csv_path: Path, rows: list[dict]) -> None:
+    """Rewrite the CSV atomically (temp file, then rename)."""
+    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in COLUMNS})
+    os.replace(tmp, csv_path)
+
+
+def _crash_row(point: Point, err: str) -> dict:
+    return {"dataset": point.dataset, "method": point.method, "target": point.target, "status": "error",
+            "error": err}
+
+
+def run_grid(points, configs, out: Path, seeds="0-2", epochs=200, data_root=None, jobs=1, rtl_keys=(),
+             progress=True) -> list[dict]:
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "sweep.csv"
+    rows = read_rows(csv_path)
+    done = {(r["dataset"], r["method"], r["target"]) for r in rows if r.get("status") == "ok"}
+    rows = [r for r in rows if (r["dataset"], r["method"], r["target"]) in done]  # retry crashed points
+    todo = [p for p in points if p.key not in done]
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(points), initial=len(points) - len(todo), desc="sweep", unit="point",
+               disable=not progress)
+    threads = 1 if jobs > 1 else max(1, int(os.environ.get("A2Q_THREADS", "1")))
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(_safe_run_point, p, configs, seeds, epochs, out / "points", data_root, threads,
+                               p.key in rtl_keys): p for p in todo}
+        for fut in as_completed(futures):
+            rows += fut.result()
+            write_rows(csv_path, rows)  # after every point, so a killed sweep resumes from here
+            bar.update(1)
+    bar.close()
+    return rows
+
+
+def _safe_run_point(point, *args) -> list[dict]:
+    try:
+        return run_point(point, *args)
+    except Exception as e:  # one crashing point is recorded; the sweep goes on
+        return [_crash_row(point, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}")]
+
+
+# -- reporting -------------------------------------------------------------------------------------
+def _f(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def summarise(rows: list[dict], out: Path) -> dict:
+    """Pareto fronts per dataset and config, a markdown table and the two-panel PNG."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    summary = {"datasets": {}}
+    for ds in sorted({r["dataset"] for r in ok}):
+        fp32 = [r for r in ok if r["dataset"] == ds and r["method"] == "fp32"]
+        q = [r for r in ok if r["dataset"] == ds and r["method"] != "fp32" and _f(r.get("cycles_total"))]
+        per_cfg = {}
+        for cfg in sorted({(int(float(r["lanes"])), int(float(r["pes"]))) for r in q}):
+            pts = [r for r in q if (int(float(r["lanes"])), int(float(r["pes"]))) == cfg]
+            front = pareto_front([_f(r["cycles_total"]) for r in pts], [_f(r["acc_mean"]) for r in pts])
+            a2q_pts = [(_f(r["cycles_total"]), _f(r["acc_mean"])) for r in pts if r["method"] == "a2q"]
+            uni_pts = [(_f(r["cycles_total"]), _f(r["acc_mean"])) for r in pts if r["method"] != "a2q"]
+            from .pareto import dominates_all
+
+            per_cfg[f"{cfg[0]}x{cfg[1]}"] = {
+                "front": [f"{r['method']}@{r['target']}" for r, f in zip(pts, front) if f],
+                "a2q_dominates_uniform": dominates_all(a2q_pts, uni_pts) if a2q_pts and uni_pts else None,
+            }
+        summary["datasets"][ds] = {"fp32_acc": _f(fp32[0]["acc_mean"]) if fp32 else None, "configs": per_cfg}
+    write_json(out / "sweep.json", {"rows": rows, "summary": summary})
+    (out / "sweep.md").write_text(markdown_table(ok, summary))
+    if ok:
+        plot(ok, out / "sweep.png")
+    return summary
+
+
+def markdown_table(rows: list[dict], summary: dict) -> str:
+    lines = ["| dataset | method | target | L x P | acc (%) | int acc (%) | avg bits | feature KB | "
+             "model cycles | RTL cycles | Pareto |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["dataset"], r["method"], _f(r["target"]) or 0, str(r.get("lanes")))):
+        cfg = f"{int(float(r['lanes']))}x{int(float(r['pes']))}" if _f(r.get("lanes")) else "-"
+        front = summary["datasets"].get(r["dataset"], {}).get("configs", {}).get(cfg, {}).get("front", [])
+        on_front = "yes" if f"{r['method']}@{r['target']}" in front else ""
+        acc = f"{100 * _f(r['acc_mean']):.2f} ± {100 * _f(r['acc_std']):.2f}"
+        ia = f"{100 * _f(r['int_acc']):.2f}" if _f(r.get("int_acc")) is not None else "-"
+        fmt = lambda v, spec: format(_f(v), spec) if _f(v) is not None else "-"  # noqa: E731
+        lines.append(f"| {r['dataset']} | {r['method']} | {r['target']} | {cfg} | {acc} | {ia} | "
+                     f"{fmt(r.get('avg_bits'), '.2f')} | {fmt(r.get('feature_kb'), '.1f')} | "
+                     f"{fmt(r.get('cycles_total'), ',.0f')} | {fmt(r.get('rtl_cycles_total'), ',.0f')} | {on_front} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({r["dataset"] for r in rows})
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 4 * len(datasets)), squeeze=False)
+    for d, ds in enumerate(datasets):
+        rs = [r for r in rows if r["dataset"] == ds]
+        cfgs = sorted({(r.get("lanes"), r.get("pes")) for r in rs if _f(r.get("cycles_total"))})
+        ax_c, ax_b = axes[d]
+        for method in sorted({r["method"] for r in rs}):
+            mr = [r for r in rs if r["method"] == method]
+            marker = "o" if method == "a2q" else ("*" if method == "fp32" else "s")
+            for (lanes, pes) in cfgs:
+                pts = [r for r in mr if (r.get("lanes"), r.get("pes")) == (lanes, pes)]
+                if pts:
+                    ax_c.scatter([_f(r["cycles_total"]) for r in pts], [100 * _f(r["acc_mean"]) for r in pts],
+                                 marker=marker, label=f"{method} {int(float(lanes))}x{int(float(pes))}")
+            pts = {(r["target"]): r for r in mr}.values()
+            ax_b.errorbar([_f(r["avg_bits"]) for r in pts], [100 * _f(r["acc_mean"]) for r in pts],
+                          yerr=[100 * (_f(r["acc_std"]) or 0) for r in pts], fmt=marker, label=method, capsize=3)
+        for (lanes, pes) in cfgs:
+            pts = [r for r in rs if (r.get("lanes"), r.get("pes")) == (lanes, pes) and _f(r.get("cycles_total"))]
+            front = [r for r, f in zip(pts, pareto_front([_f(r["cycles_total"]) for r in pts],
+                                                         [_f(r["acc_mean"]) for r in pts])) if f]
+            front.sort(key=lambda r: _f(r["cycles_total"]))
+            ax_c.plot([_f(r["cycles_total"]) for r in front], [100 * _f(r["acc_mean"]) for r in front], "k--",
+                      lw=1, label="Pareto front" if (lanes, pes) == cfgs[0] else None)
+        pts = [r for r in {r["target"] + r["method"]: r for r in rs}.values()]
+        front = [r for r, f in zip(pts, pareto_front([_f(r["avg_bits"]) for r in pts],
+                                                     [_f(r["acc_mean"]) for r in pts])) if f]
+        front.sort(key=lambda r: _f(r["avg_bits"]))
+        ax_b.plot([_f(r["avg_bits"]) for r in front], [100 * _f(r["acc_mean"]) for r in front], "k--", lw=1,
+                  label="Pareto front")
+        ax_c.set(xscale="log", xlabel="model cycles (whole inference)", ylabel="test accuracy (%)",
+                 title=f"{ds}: accuracy vs cycles")
+        ax_b.set(xscale="log", xlabel="average feature bits", ylabel="test accuracy (%)",
+                 title=f"{ds}: accuracy vs bits")
+        ax_c.legend(fontsize=7)
+        ax_b.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = png.with_name(f".{png.stem}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, png)
+
+
+# -- CLI ---------------------------------------------------------------------------------------------
+def add_sweep_arguments(p) -> None:
+    p.add_argument("--datasets", default="Cora,CiteSeer,PubMed", help="comma list")
+    p.add_argument("--methods", default="fp32,a2q,int2,int3,int4,int8", help=f"comma list of {METHODS}")
+    p.add_argument("--targets", default="1.25,1.5,2,3,4", help="A2Q average-bit targets, comma list")
+    p.add_argument("--configs", default="16x16", help="accelerator configs LANESxPES, comma list")
+    p.add_argument("--seeds", default="0-2", help="seeds per point, e.g. 0-9")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--rtl", default="", help="points to also simulate on Verilator: dataset:method:target,...")
+    p.add_argument("--jobs", type=int, default=1, help="points run in parallel (one torch thread each)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads when --jobs 1")
+    p.add_argument("--data-root", default=None, help="dataset root (default: $A2Q_DATA_ROOT)")
+    p.add_argument("--out", default="results/sweep", help="output directory (sweep.csv, .json, .md, .png)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def run_sweep(args) -> dict:
+    os.environ["A2Q_THREADS"] = str(args.threads)
+    points = grid(args.datasets.split(","), args.methods.split(","), args.targets.split(","))
+    rtl_keys = {tuple(k.split(":")) for k in args.rtl.split(",") if k}
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    rows = run_grid(points, parse_configs(args.configs), out, seeds=args.seeds, epochs=args.epochs,
+                    data_root=args.data_root, jobs=args.jobs, rtl_keys=rtl_keys)
+    summary = summarise(rows, out)
+    failed = [r for r in rows if r.get("status") != "ok"]
+    print(f"sweep: {len(points)} points, {len(failed)} failed, {time.perf_counter() - t0:.1f}s -> "
+          f"{out / 'sweep.csv'}, {out / 'sweep.png'}")
+    return summary

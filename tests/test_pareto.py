@@ -1,0 +1,37 @@
+"""Pareto front on a hand-made table, and the sweep's CSV columns and resume bookkeeping."""
+from a2q.pareto import dominates_all, pareto_front
+from a2q.sweep import COLUMNS, Point, grid, parse_configs, read_rows, write_rows
+
+
+def test_front_on_hand_made_table():
+    #            cost  acc
+    table = [(100, 0.80),   # A: on the front (cheapest)
+             (200, 0.82),   # B: on the front
+             (250, 0.81),   # C: dominated by B (costs more, less accurate)
+             (200, 0.79),   # D: dominated by B (same cost, less accurate)
+             (400, 0.82),   # E: dominated by B (same accuracy, costs more)
+             (500, 0.85)]   # F: on the front (most accurate)
+    front = pareto_front([c for c, _ in table], [a for _, a in table])
+    assert front == [True, True, False, False, False, True]
+    assert pareto_front([5, 5], [0.5, 0.5]) == [True, True]  # equal points do not dominate each other
+
+
+def test_dominates_all():
+    assert dominates_all([(1, 0.9)], [(2, 0.8), (1, 0.9)])
+    assert not dominates_all([(1, 0.7)], [(2, 0.8)])
+
+
+def test_grid_and_configs():
+    pts = grid(["Cora"], ["fp32", "a2q", "int4"], ["1.5", "2"])
+    assert [p.key for p in pts] == [("Cora", "fp32", "32"), ("Cora", "a2q", "1.5"), ("Cora", "a2q", "2"),
+                                    ("Cora", "int4", "4")]
+    assert Point("Cora", "a2q", "1.5").slug == "Cora-a2q-1p5"
+    assert parse_configs("16x16,32X8") == [(16, 16), (32, 8)]
+
+
+def test_csv_round_trip_keeps_columns(tmp_path):
+    path = tmp_path / "sweep.csv"
+    write_rows(path, [{"dataset": "Cora", "method": "a2q", "target": "2", "status": "ok", "acc_mean": 0.8}])
+    rows = read_rows(path)
+    assert list(rows[0]) == COLUMNS and rows[0]["acc_mean"] == "0.8"
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
