@@ -1,0 +1,134 @@
+"""Closed-form cycle model of the bit-serial accelerator RTL in ``hw/`` (docs/hardware.md, "Cycle model").
+
+It reproduces the RTL cycle counters exactly (tests assert equality on every simulated program), from
+the program's per-node bits, layer dims, CSR row lengths and the datapath shape (L lanes, P PEs).
+For layer l with F_in -> F_out, T_in = ceil(F_in/L), T_out = ceil(F_out/P), T_next = ceil(F_out/L):
+
+* combine   = COMBINE_FIXED + T_in * T_out * sum_j b_j
+* aggregate = AGGREGATE_FIXED + T_out * sum_i max(len_i, 1)
+* stall     = sum over consecutive groups g-1, g of max(0, W_{g-1} - A_g)
+              (groups g = (i, t_o) in row-major order, A_g = max(len_i, 1),
+              W_g = 1 on the last layer, else b'_i * ntiles(t_o) with b' the next layer's bits and
+              ntiles = 1 if P <= L else min(P/L, T_next - t_o * P/L))
+* requant   = REQUANT_FIXED + W_last (drain of the requantizer and packer after the last entry)
+* total     = DESC_CYCLES + combine + aggregate + stall + requant, summed over layers.
+
+Imports numpy only (no torch, no Amaranth).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+#: Fixed overheads per layer, in cycles (see docs/hardware.md for where each cycle goes).
+DESC_CYCLES = 1       # the sequencer addresses the descriptor table
+COMBINE_FIXED = 8     # engine start + setup (read-next of node 0) + 5-stage drain + hand-back
+AGGREGATE_FIXED = 2   # engine start + setup (read-next of entry 0 and row 0)
+REQUANT_FIXED = 7     # S2 + group register + 4 requantizer stages + packer latch ... + hand-back
+
+PHASES = ("combine", "aggregate", "stall", "requant")
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass
+class LayerCycles:
+    combine: int
+    aggregate: int
+    stall: int
+    requant: int
+    desc: int = DESC_CYCLES
+    combine_ideal: int = 0   # T_in * T_out * sum_j b_j: the bit-serial work, no overhead
+
+    @property
+    def total(self) -> int:
+        return self.desc + self.combine + self.aggregate + self.stall + self.requant
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "total": self.total}
+
+
+@dataclass
+class CycleReport:
+    lanes: int
+    pes: int
+    layers: list[LayerCycles]
+
+    def phase(self, name: str) -> int:
+        return sum(getattr(layer, name) for layer in self.layers)
+
+    @property
+    def combine(self) -> int:
+        return self.phase("combine")
+
+    @property
+    def aggregate(self) -> int:
+        return self.phase("aggregate")
+
+    @property
+    def stall(self) -> int:
+        return self.phase("stall")
+
+    @property
+    def requant(self) -> int:
+        return self.phase("requant")
+
+    @property
+    def total(self) -> int:
+        return sum(layer.total for layer in self.layers)
+
+    def counters(self) -> dict[str, int]:
+        """The values the RTL counters must show after a run (same names as the RTL ports)."""
+        return {"cyc_total": self.total, "cyc_combine": self.combine, "cyc_aggregate": self.aggregate,
+                "cyc_requant": self.requant, "cyc_stall": self.stall}
+
+    def to_json(self) -> dict:
+        return {"lanes": self.lanes, "pes": self.pes, **self.counters(),
+                "layers": [layer.to_json() for layer in self.layers]}
+
+
+def pack_words(next_bits: np.ndarray, f_out: int, lanes: int, pes: int) -> np.ndarray:
+    """W_g of a hidden layer for every group (i, t_o) in row-major order: the bit-plane words the
+    packer writes for that group (the last layer writes one output word per group)."""
+    t_out = _ceil_div(f_out, pes)
+    if pes <= lanes:
+        ntiles = np.ones(t_out, dtype=np.int64)
+    else:
+        r = pes // lanes
+        t_next = _ceil_div(f_out, lanes)
+        ntiles = np.minimum(r, t_next - np.arange(t_out) * r).astype(np.int64)
+    return (np.asarray(next_bits, dtype=np.int64)[:, None] * ntiles[None, :]).reshape(-1)
+
+
+def layer_cycles(program, layer: int, lanes: int, pes: int) -> LayerCycles:
+    spec = program.layers[layer]
+    n = program.num_nodes
+    t_in, t_out = _ceil_div(spec.in_features, lanes), _ceil_div(spec.out_features, pes)
+    bits = program.layer(layer, "bits").astype(np.int64)
+    ideal = int(bits.sum()) * t_in * t_out
+    a_row = np.maximum(np.diff(np.asarray(program.arrays["row_ptr"], dtype=np.int64)), 1)
+    a = np.repeat(a_row, t_out)                                       # A_g, row-major groups
+    next_bits = program.out_bits_of(layer)
+    if next_bits is None:
+        w = np.ones(n * t_out, dtype=np.int64)
+    else:
+        w = pack_words(next_bits, spec.out_features, lanes, pes)
+    stall = int(np.maximum(w[:-1] - a[1:], 0).sum())
+    return LayerCycles(combine=COMBINE_FIXED + ideal, aggregate=AGGREGATE_FIXED + int(a.sum()), stall=stall,
+                       requant=REQUANT_FIXED + int(w[-1]), combine_ideal=ideal)
+
+
+def cycles(program, lanes: int = 16, pes: int = 16) -> CycleReport:
+    """Cycle counts of ``program`` on an accelerator with ``lanes`` L and ``pes`` P (any config that
+    fits the program: memory depths do not change the cycle count)."""
+    return CycleReport(lanes=lanes, pes=pes,
+                       layers=[layer_cycles(program, i, lanes, pes) for i in range(program.num_layers)])
+
+
+def cycles_for_config(program, config) -> CycleReport:
+    """``cycles`` with L and P taken from an ``hw.config.AcceleratorConfig`` (or anything with
+    ``lanes`` and ``pes``)."""
+    return cycles(program, config.lanes, config.pes)

@@ -1,0 +1,214 @@
+"""Top level: the bit-serial GNN accelerator.
+
+Ports (clock ``clk``, synchronous reset ``rst``, both from Amaranth's default ``sync`` domain):
+
+============= ====== ===================================================================================
+port          dir    meaning
+============= ====== ===================================================================================
+mem_sel       in     memory select, ``memory_map.MEM_SEL`` (desc, node, feat, weight, chan, edge, xw, out)
+mem_addr      in     word address in the selected memory
+mem_wdata     in     word to write (low bits used; width = widest memory word)
+mem_we        in     write ``mem_wdata`` at ``mem_addr`` of ``mem_sel`` this clock (ignored while busy)
+mem_rdata     out    word at (mem_sel, mem_addr) presented one clock earlier (READ_LATENCY = 1);
+                     valid only while not busy; zero-extended
+start         in     pulse (or level) while idle: clear the counters and run from layer 0
+busy          out    high from the clock after ``start`` until the run completes
+done          out    high after a run completed, until the next ``start``
+error         out    sticky: the packer received a group before finishing the previous one (never
+                     happens by construction; cleared by ``start``)
+cyc_total     out    counters, ``counter_bits`` wide, see ``hw/counters.py`` and docs/hardware.md
+cyc_combine   out
+cyc_aggregate out
+cyc_requant   out
+cyc_stall     out
+============= ====== ===================================================================================
+
+Loading is one clock per word: hold ``mem_we`` high and present a new (sel, addr, data) every clock.
+"""
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from . import memory_map as mm
+from .aggregate import AggregateEngine
+from .combine import CombineEngine
+from .config import AcceleratorConfig, addr_bits
+from .counters import COUNTERS, CycleCounters
+from .packer import Packer, feat_write_granularity
+from .requant import Requantizer
+from .sequencer import Phase, Sequencer
+
+
+class Accelerator(wiring.Component):
+    def __init__(self, cfg: AcceleratorConfig, *, sim_init: dict[str, list[int]] | None = None):
+        """``sim_init``: optional initial memory contents (for simulation only; the generator never
+        passes it, so the Verilog carries no initial blocks)."""
+        self.cfg = cfg
+        self.sim_init = sim_init or {}
+        self.shapes = mm.memory_shapes(cfg)
+        pw = mm.load_port_widths(cfg)
+        self.port_widths = pw
+        super().__init__({
+            "mem_sel": In(pw["mem_sel"]),
+            "mem_addr": In(pw["mem_addr"]),
+            "mem_wdata": In(pw["mem_data"]),
+            "mem_we": In(1),
+            "mem_rdata": Out(pw["mem_data"]),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(1),
+            **{name: Out(cfg.counter_bits) for name in COUNTERS},
+        })
+        # the memories, created here so tests can reach them (``acc.mems[name].data[addr]``)
+        self.mems = {}
+        for name, (width, depth) in self.shapes.items():
+            init = list(self.sim_init.get(name, ()))
+            self.mems[name] = Memory(shape=unsigned(width), depth=depth, init=init)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        for name, mem in self.mems.items():
+            m.submodules[f"mem_{name}"] = mem
+
+        seq = m.submodules.sequencer = Sequencer(cfg)
+        comb = m.submodules.combine = CombineEngine(cfg)
+        agg = m.submodules.aggregate = AggregateEngine(cfg)
+        payload_bits = len(agg.g_bits) + len(agg.g_base) + len(agg.g_t_o) + len(agg.g_index)
+        req = m.submodules.requant = Requantizer(cfg, payload_bits=payload_bits)
+        pk = m.submodules.packer = Packer(cfg)
+        ctr = m.submodules.counters = CycleCounters(cfg)
+
+        busy = seq.busy
+        in_comb = seq.phase == Phase.COMBINE
+        in_agg = seq.phase == Phase.AGGREGATE
+        sel = {name: self.mem_sel == mm.MEM_SEL[name] for name in mm.MEMORIES}
+        load_we = {name: self.mem_we & sel[name] & ~busy for name in mm.MEMORIES}
+
+        # ---- memory ports -------------------------------------------------------------------------
+        def rport(name):
+            return self.mems[name].read_port()
+
+        def wport(name, granularity=None):
+            return self.mems[name].write_port(granularity=granularity)
+
+        def addr(name):
+            return self.mem_addr[:addr_bits(self.shapes[name][1])]
+
+        r = {name: rport(name) for name in mm.MEMORIES}     # port 0: engine / debug read
+        node_b = rport("node")                              # aggregation: next layer's node entry
+        w = {name: wport(name) for name in mm.MEMORIES if name != "feat"}
+        gran = feat_write_granularity(cfg)
+        w["feat"] = wport("feat", gran)
+
+        def low(value, width):
+            return value[:width]
+
+        # descriptor: addressed with the layer number while busy
+        df = mm.desc_fields(cfg)
+        desc = r["desc"].data
+
+        def d(name):
+            off, width = df.offsets[name]
+            return desc[off:off + width]
+
+        m.d.comb += r["desc"].addr.eq(Mux(busy, seq.layer, addr("desc")))
+
+        # node table: combine (port 0) or aggregate (ports 0 and B)
+        m.d.comb += [
+            r["node"].addr.eq(Mux(in_comb, comb.node_addr, Mux(in_agg, agg.node_addr, addr("node")))),
+            node_b.addr.eq(agg.next_addr),
+            comb.node_data.eq(r["node"].data),
+            agg.node_data.eq(r["node"].data),
+            agg.next_data.eq(node_b.data),
+        ]
+        # feature, weight: combine
+        m.d.comb += [
+            r["feat"].addr.eq(Mux(busy, comb.feat_addr, addr("feat"))),
+            comb.feat_data.eq(r["feat"].data),
+            r["weight"].addr.eq(Mux(busy, comb.w_addr, addr("weight"))),
+            comb.w_data.eq(r["weight"].data),
+        ]
+        # chan, edge, xw reads: aggregate
+        m.d.comb += [
+            r["chan"].addr.eq(Mux(busy, agg.chan_addr, addr("chan"))),
+            agg.chan_data.eq(r["chan"].data),
+            r["edge"].addr.eq(Mux(busy, agg.edge_addr, addr("edge"))),
+            agg.edge_data.eq(r["edge"].data),
+            r["xw"].addr.eq(Mux(busy, agg.xw_addr, addr("xw"))),
+            agg.xw_data.eq(r["xw"].data),
+            r["out"].addr.eq(addr("out")),
+        ]
+        # writes: the load port while idle; xw from combine, feat/out from the packer while busy
+        for name in ("desc", "node", "weight", "chan", "edge"):
+            width = self.shapes[name][0]
+            m.d.comb += [w[name].addr.eq(addr(name)), w[name].data.eq(low(self.mem_wdata, width)),
+                         w[name].en.eq(load_we[name])]
+        m.d.comb += [
+            w["xw"].addr.eq(Mux(busy, comb.xw_addr, addr("xw"))),
+            w["xw"].data.eq(Mux(busy, comb.xw_data, low(self.mem_wdata, self.shapes["xw"][0]))),
+            w["xw"].en.eq(Mux(busy, comb.xw_en, load_we["xw"])),
+            w["out"].addr.eq(Mux(busy, pk.out_addr, addr("out"))),
+            w["out"].data.eq(Mux(busy, pk.out_data, low(self.mem_wdata, self.shapes["out"][0]))),
+            w["out"].en.eq(Mux(busy, pk.out_en, load_we["out"])),
+            w["feat"].addr.eq(Mux(busy, pk.feat_addr, addr("feat"))),
+            w["feat"].data.eq(Mux(busy, pk.feat_data, low(self.mem_wdata, cfg.lanes))),
+            w["feat"].en.eq(Mux(busy, pk.feat_en, Mux(load_we["feat"], (1 << len(w["feat"].en)) - 1, 0))),
+        ]
+
+        # ---- read-back mux (latency 1) ------------------------------------------------------------
+        sel_r = Signal.like(self.mem_sel)
+        m.d.sync += sel_r.eq(self.mem_sel)
+        with m.Switch(sel_r):
+            for name in mm.MEMORIES:
+                with m.Case(mm.MEM_SEL[name]):
+                    m.d.comb += self.mem_rdata.eq(r[name].data)
+
+        # ---- sequencer and engines ----------------------------------------------------------------
+        m.d.comb += [
+            seq.start.eq(self.start),
+            seq.desc_last.eq(d("last")),
+            seq.comb_busy.eq(comb.busy),
+            seq.agg_busy.eq(agg.busy | req.busy | pk.busy),
+            self.busy.eq(seq.busy),
+            self.done.eq(seq.done),
+            comb.start.eq(seq.comb_start),
+            comb.t_in.eq(d("t_in")), comb.t_out.eq(d("t_out")), comb.in_signed.eq(d("in_signed")),
+            comb.n_nodes.eq(d("n_nodes")), comb.node_off.eq(d("node_off")), comb.w_off.eq(d("w_off")),
+            agg.start.eq(seq.agg_start),
+            agg.t_out.eq(d("t_out")), agg.t_next.eq(d("t_next")), agg.last.eq(d("last")),
+            agg.n_nodes.eq(d("n_nodes")), agg.node_off.eq(d("node_off")),
+            agg.next_node_off.eq(d("next_node_off")), agg.ch_off.eq(d("ch_off")),
+        ]
+        # group -> requantizer -> packer
+        m.d.comb += [
+            req.valid.eq(agg.g_valid), req.sums.eq(agg.g_sum), req.chan.eq(agg.g_chan),
+            req.dst_mult.eq(agg.g_dst_mult), req.dst_shift.eq(agg.g_dst_shift), req.bits.eq(agg.g_bits),
+            req.out_signed.eq(d("out_signed")), req.last.eq(d("last")),
+            req.payload.eq(Cat(agg.g_bits, agg.g_base, agg.g_t_o, agg.g_index)),
+        ]
+        pay = req.out_payload
+        o = 0
+        fields = []
+        for sig in (agg.g_bits, agg.g_base, agg.g_t_o, agg.g_index):
+            fields.append(pay[o:o + len(sig)])
+            o += len(sig)
+        m.d.comb += [
+            pk.valid.eq(req.out_valid), pk.q.eq(req.q),
+            pk.bits.eq(fields[0]), pk.base.eq(fields[1]), pk.t_o.eq(fields[2]), pk.index.eq(fields[3]),
+            pk.t_next.eq(d("t_next")), pk.last.eq(d("last")),
+        ]
+        # error flag and counters
+        with m.If(self.start & ~busy):
+            m.d.sync += self.error.eq(0)
+        with m.Elif(pk.overrun):
+            m.d.sync += self.error.eq(1)
+        m.d.comb += [ctr.clear.eq(self.start & ~busy), ctr.phase.eq(seq.phase),
+                     ctr.walking.eq(agg.walking), ctr.stalled.eq(agg.stalled)]
+        for name in COUNTERS:
+            m.d.comb += getattr(self, name).eq(getattr(ctr, name))
+        return m

@@ -1,0 +1,196 @@
+"""Aggregation engine: walks the CSR edge stream and sums neighbour rows of the XW buffer,
+``a[i, o] = sum_{e in row i} y[col[e], o]`` (plain integer adds; empty rows give 0).
+
+Loop order: destination row i, output tile t_o (P channels), the row's entries. One entry per cycle;
+the row is walked once per output tile (the walker jumps back to the row start). An empty row is one
+placeholder entry in the edge stream (see ``memory_map.edge_stream``), so row i costs
+``max(len_i, 1)`` cycles per output tile, and a *group* (i, t_o) completes on the row's ``last`` entry.
+
+Back-pressure, made exact: group g's requantized values take ``W_g`` cycles to write (``pack_words``:
+b'_i bit-plane words per L-lane tile of the next layer; 1 output word for the last layer). The last
+entry of group g+1 may issue only ``W_g`` or more cycles after the last entry of group g, which keeps
+the bit-plane packer (a fixed number of cycles downstream) free of overlap without a FIFO. The engine
+therefore stalls ``max(0, W_g - A_{g+1})`` cycles before completing group g+1, where A is the group's
+entry count: a closed form the cycle model reproduces.
+
+Stages (entry visible in S1 at cycle c): S1 decides issue/stall, addresses XW (col + t_o*N) and the
+channel table; S2 (c+1) accumulates; on a ``last`` entry the sums leave in the group registers (c+2).
+Edge and node-table ports are read-next (addressed with the next entry / row), so S1 always sees the
+current entry and row without bubbles.
+"""
+from __future__ import annotations
+
+from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from a2q import fixedpoint as fp
+
+from . import memory_map as mm
+from .config import AcceleratorConfig, SHIFT_BITS, NODE_BITS_FIELD, addr_bits, count_bits
+
+
+def pack_words_bits(cfg: AcceleratorConfig) -> int:
+    """Width of a group's write count W (<= 8 planes * P/L tiles)."""
+    return count_bits(fp.MAX_NODE_BITS * max(1, cfg.pes // cfg.lanes))
+
+
+def pack_words(m: Module, cfg: AcceleratorConfig, bits, t_o, t_next, last, name="w"):
+    """Hardware expression of W: words the packer writes for group (node with next-layer ``bits``, t_o).
+
+    last layer: 1 output word. Else ``bits * ntiles`` with ntiles = 1 if P <= L, else
+    min(P/L, t_next - t_o*P/L) (the last group of a row may cover fewer than P/L tiles).
+    Also returns ntiles and the group's first tile (for the packer).
+    """
+    L, P = cfg.lanes, cfg.pes
+    wbits = pack_words_bits(cfg)
+    ntiles = Signal(unsigned(count_bits(max(1, P // L))), name=f"{name}_ntiles")
+    first_tile = Signal(unsigned(count_bits(cfg.max_tiles_in)), name=f"{name}_first_tile")
+    if P <= L:
+        m.d.comb += [ntiles.eq(1), first_tile.eq(t_o >> (L // P).bit_length() - 1)]
+    else:
+        R = P // L
+        ft = t_o * R
+        rem = t_next - ft
+        m.d.comb += [first_tile.eq(ft), ntiles.eq(Mux(rem < R, rem, R))]
+    w = Signal(unsigned(wbits), name=name)
+    m.d.comb += w.eq(Mux(last, 1, bits * ntiles))
+    return w, ntiles, first_tile
+
+
+class AggregateEngine(wiring.Component):
+    def __init__(self, cfg: AcceleratorConfig):
+        self.cfg = cfg
+        self.nf = mm.node_fields(cfg)
+        self.ef = mm.edge_fields(cfg)
+        shapes = mm.memory_shapes(cfg)
+        self.aw = {name: addr_bits(depth) for name, (_, depth) in shapes.items()}
+        self.dw = {name: width for name, (width, _) in shapes.items()}
+        wd = cfg.widths
+        P = cfg.pes
+        super().__init__({
+            "start": In(1),
+            "busy": Out(1),        # S1 or S2 or the group register holds work
+            "issuing": Out(1),     # S1 issues an entry this cycle
+            "stalled": Out(1),     # S1 holds a last entry, waiting for the packer's budget
+            "walking": Out(1),     # S1 is active (issuing or stalled)
+            # descriptor fields
+            "t_out": In(count_bits(cfg.max_tiles_out)),
+            "t_next": In(count_bits(cfg.max_tiles_in)),
+            "last": In(1),
+            "n_nodes": In(count_bits(cfg.max_nodes)),
+            "node_off": In(self.aw["node"]),
+            "next_node_off": In(self.aw["node"]),
+            "ch_off": In(self.aw["chan"]),
+            # memory ports
+            "edge_addr": Out(self.aw["edge"]),
+            "edge_data": In(self.dw["edge"]),
+            "node_addr": Out(self.aw["node"]),        # this layer's entry of row i (Md, Sd)
+            "node_data": In(self.dw["node"]),
+            "next_addr": Out(self.aw["node"]),        # next layer's entry of row i (bits, base)
+            "next_data": In(self.dw["node"]),
+            "xw_addr": Out(self.aw["xw"]),
+            "xw_data": In(self.dw["xw"]),
+            "chan_addr": Out(self.aw["chan"]),
+            "chan_data": In(self.dw["chan"]),
+            # group output (to the requantizer)
+            "g_valid": Out(1),
+            "g_sum": Out(unsigned(P * wd.aggregate_acc)),
+            "g_chan": Out(unsigned(self.dw["chan"])),
+            "g_dst_mult": Out(unsigned(fp.MULT_BITS)),
+            "g_dst_shift": Out(unsigned(SHIFT_BITS)),
+            "g_bits": Out(unsigned(NODE_BITS_FIELD)),
+            "g_base": Out(unsigned(self.aw["feat"])),
+            "g_t_o": Out(unsigned(count_bits(cfg.max_tiles_out))),
+            "g_index": Out(unsigned(self.aw["out"])),   # group number i*T_out + t_o = output address
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, nf, ef = self.cfg, self.nf, self.ef
+        P, wd = cfg.pes, cfg.widths
+
+        def fld(fields, data, name):
+            off, width = fields.offsets[name]
+            return data[off:off + width]
+
+        e_col, e_last, e_empty = (fld(ef, self.edge_data, k) for k in ("col", "last", "empty"))
+        nxt_bits, nxt_base = fld(nf, self.next_data, "bits"), fld(nf, self.next_data, "base")
+        md, sd = fld(nf, self.node_data, "dst_mult"), fld(nf, self.node_data, "dst_shift")
+
+        # ---- S1: edge walker ----------------------------------------------------------------------
+        setup, active = Signal(), Signal()
+        e = Signal(unsigned(self.aw["edge"] + 1))
+        rs = Signal(unsigned(self.aw["edge"] + 1))      # first entry of the current row
+        i = Signal(unsigned(count_bits(cfg.max_nodes)))
+        t_o = Signal(unsigned(count_bits(cfg.max_tiles_out)))
+        toff = Signal(unsigned(self.aw["xw"]))          # t_o * N
+        first = Signal()                                 # the entry in S1 starts a group
+        g = Signal(unsigned(self.aw["out"] + 1))
+        w, _, _ = pack_words(m, cfg, nxt_bits, t_o, self.t_next, self.last)
+        cnt = Signal(unsigned(len(w)))                   # cycles the packer still needs
+
+        stall = Signal()
+        issue = Signal()
+        m.d.comb += [stall.eq(active & e_last & (cnt != 0)), issue.eq(active & ~stall)]
+        last_to = t_o == self.t_out - 1
+        last_i = i == self.n_nodes - 1
+        row_end = issue & e_last & last_to
+
+        e_next = Mux(issue, Mux(e_last & ~last_to, rs, Mux(row_end & last_i, e, e + 1)), e)
+        i_next = Mux(row_end & ~last_i, i + 1, i)
+        m.d.comb += [
+            self.edge_addr.eq(e_next),
+            self.node_addr.eq(self.node_off + i_next),
+            self.next_addr.eq(self.next_node_off + i_next),
+            self.xw_addr.eq(e_col + toff),
+            self.chan_addr.eq(self.ch_off + t_o),
+            self.issuing.eq(issue), self.stalled.eq(stall), self.walking.eq(active),
+        ]
+        cnt_dec = Mux(cnt == 0, 0, cnt - 1)
+        with m.If(self.start):
+            m.d.sync += [setup.eq(1), e.eq(0), rs.eq(0), i.eq(0), t_o.eq(0), toff.eq(0), first.eq(1),
+                         g.eq(0), cnt.eq(0)]
+        with m.If(setup):
+            m.d.sync += [setup.eq(0), active.eq(1)]
+        with m.If(active):
+            m.d.sync += [e.eq(e_next), i.eq(i_next), cnt.eq(cnt_dec)]
+            with m.If(issue):
+                m.d.sync += first.eq(e_last)
+                with m.If(e_last):
+                    m.d.sync += [cnt.eq(w - 1), g.eq(g + 1)]
+                    with m.If(~last_to):
+                        m.d.sync += [t_o.eq(t_o + 1), toff.eq(toff + self.n_nodes)]
+                    with m.Else():
+                        m.d.sync += [t_o.eq(0), toff.eq(0), rs.eq(e + 1)]
+                        with m.If(last_i):
+                            m.d.sync += active.eq(0)
+
+        # ---- S2: accumulate -----------------------------------------------------------------------
+        s2_valid, s2_first, s2_last, s2_empty = Signal(), Signal(), Signal(), Signal()
+        s2_md, s2_sd = Signal.like(md), Signal.like(sd)
+        s2_bits, s2_base = Signal.like(nxt_bits), Signal.like(nxt_base)
+        s2_t_o, s2_g = Signal.like(t_o), Signal.like(g)
+        m.d.sync += [s2_valid.eq(issue), s2_first.eq(first), s2_last.eq(e_last), s2_empty.eq(e_empty),
+                     s2_md.eq(md), s2_sd.eq(sd), s2_bits.eq(nxt_bits), s2_base.eq(nxt_base),
+                     s2_t_o.eq(t_o), s2_g.eq(g)]
+        accs, nexts = [], []
+        for o in range(P):
+            acc = Signal(signed(wd.aggregate_acc), name=f"acc{o}")
+            y = self.xw_data[o * fp.Y_BITS:(o + 1) * fp.Y_BITS].as_signed()
+            nx = Signal(signed(wd.aggregate_acc), name=f"acc_next{o}")
+            m.d.comb += nx.eq(Mux(s2_first, 0, acc) + Mux(s2_empty, 0, y))
+            with m.If(s2_valid):
+                m.d.sync += acc.eq(nx)
+            accs.append(acc)
+            nexts.append(nx)
+
+        # ---- group registers ----------------------------------------------------------------------
+        done = s2_valid & s2_last
+        m.d.sync += self.g_valid.eq(done)
+        with m.If(done):
+            m.d.sync += [self.g_sum.eq(Cat(*nexts)), self.g_chan.eq(self.chan_data),
+                         self.g_dst_mult.eq(s2_md), self.g_dst_shift.eq(s2_sd), self.g_bits.eq(s2_bits),
+                         self.g_base.eq(s2_base), self.g_t_o.eq(s2_t_o), self.g_index.eq(s2_g)]
+        m.d.comb += self.busy.eq(self.start | setup | active | s2_valid | self.g_valid)
+        return m

@@ -1,0 +1,391 @@
+"""The memory map: the ONE place that turns a ``Program`` + ``AcceleratorConfig`` into memory images.
+
+Used by the RTL (field layouts), the amaranth.sim tests and the cocotb testbench. Everything about
+where a value lives on chip is decided here and documented in docs/hardware.md ("Memory map").
+
+Typical use::
+
+    from hw import memory_map as mm
+    imgs = mm.images(program, config)          # {mem name: [word, ...]} to write from address 0
+    for sel, addr, word in mm.load_words(imgs):  # one clock per word through the load port
+        ...                                    # mem_sel=sel, mem_addr=addr, mem_wdata=word, mem_we=1
+    # start, wait for done, read config.out_words... words of mm.MEM_SEL["out"]
+    logits = mm.decode_output(out_words, program, config)   # int64 [N, F_out]
+
+Memories (``mem_sel`` = index in ``MEMORIES``):
+
+====== ======================================================== ===================================
+name   word                                                     address
+====== ======================================================== ===================================
+desc   layer descriptor (``desc_fields``)                       layer
+node   node table entry (``node_fields``)                       layer * N + node
+feat   one bit-plane of one L-lane tile of one node (L bits)    base[l][j] + tile * b_j + plane
+weight P*L weights of one (output tile, input tile), wb each    w_off[l] + t_out * T_in + t_in
+chan   P channel entries (``chan_lane_fields``)                 ch_off[l] + t_out
+edge   CSR edge stream entry (``edge_fields``)                  entry (rows in order)
+xw     P 16-bit y values of one (node, output tile)             t_out * N + node
+out    P 16-bit logits of one (node, output tile)               node * T_out + t_out
+====== ======================================================== ===================================
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from a2q import fixedpoint as fp
+
+from .config import NODE_BITS_FIELD, SHIFT_BITS, AcceleratorConfig, addr_bits, ceil_div, count_bits
+
+MEMORIES = ("desc", "node", "feat", "weight", "chan", "edge", "xw", "out")
+MEM_SEL = {name: i for i, name in enumerate(MEMORIES)}
+#: Memories the engines write while running (not loaded by a testbench; readable afterwards).
+RESULT_MEMORIES = ("xw", "out")
+#: Cycles from presenting (mem_sel, mem_addr) with mem_we=0 to valid mem_rdata.
+READ_LATENCY = 1
+
+
+class Fields:
+    """An ordered list of (name, width) bit fields, least significant first."""
+
+    def __init__(self, fields: list[tuple[str, int]]):
+        self.fields = list(fields)
+        self.offsets = {}
+        off = 0
+        for name, width in self.fields:
+            if width < 1:
+                raise ValueError(f"field {name!r} has width {width}")
+            self.offsets[name] = (off, width)
+            off += width
+        self.width = off
+
+    def __iter__(self):
+        return iter(self.fields)
+
+    def __contains__(self, name):
+        return name in self.offsets
+
+    def pack(self, **values) -> int:
+        word = 0
+        for name, (off, width) in self.offsets.items():
+            v = int(values.get(name, 0))
+            if not 0 <= v < (1 << width):
+                raise ValueError(f"field {name!r}={v} does not fit {width} bits (unsigned)")
+            word |= v << off
+        return word
+
+    def pack_arrays(self, **values) -> list[int]:
+        """Vectorised ``pack`` over equal-length arrays of non-negative field values."""
+        n = len(next(iter(values.values())))
+        if self.width <= 63:
+            word = np.zeros(n, dtype=np.int64)
+            for name, (off, width) in self.offsets.items():
+                v = np.asarray(values.get(name, np.zeros(n)), dtype=np.int64)
+                if v.size and (v.min() < 0 or v.max() >= (1 << width)):
+                    raise ValueError(f"field {name!r} values do not fit {width} bits (unsigned)")
+                word |= v << off
+            return [int(w) for w in word]
+        cols = {k: [int(x) for x in np.asarray(v)] for k, v in values.items()}
+        return [self.pack(**{k: c[i] for k, c in cols.items()}) for i in range(n)]
+
+    def unpack(self, word: int) -> dict:
+        return {name: (int(word) >> off) & ((1 << width) - 1) for name, (off, width) in self.offsets.items()}
+
+    def get(self, word: int, name: str) -> int:
+        off, width = self.offsets[name]
+        return (int(word) >> off) & ((1 << width) - 1)
+
+
+# -- field layouts (functions of the config) --------------------------------------------------------
+def feat_addr_bits(cfg: AcceleratorConfig) -> int:
+    return addr_bits(cfg.depth("feat"))
+
+
+def node_fields(cfg: AcceleratorConfig) -> Fields:
+    """Node table: the node's feature base address and bits in this layer, and its multipliers."""
+    return Fields([("base", feat_addr_bits(cfg)), ("bits", NODE_BITS_FIELD),
+                   ("src_mult", fp.MULT_BITS), ("src_shift", SHIFT_BITS),
+                   ("dst_mult", fp.MULT_BITS), ("dst_shift", SHIFT_BITS)])
+
+
+def chan_lane_fields() -> Fields:
+    """One PE's slice of a channel-table word (P slices per word, PE 0 least significant)."""
+    return Fields([("mult", fp.MULT_BITS), ("shift", SHIFT_BITS), ("bias", fp.P_BITS)])
+
+
+def edge_fields(cfg: AcceleratorConfig) -> Fields:
+    """Edge stream entry: source node, last entry of its row, placeholder of an empty row."""
+    return Fields([("col", addr_bits(max(2, cfg.max_nodes))), ("last", 1), ("empty", 1)])
+
+
+def desc_fields(cfg: AcceleratorConfig) -> Fields:
+    """Layer descriptor. Tiles: t_in = ceil(F_in/L), t_out = ceil(F_out/P), t_next = ceil(F_out/L)."""
+    return Fields([
+        ("t_in", count_bits(cfg.max_tiles_in)),
+        ("t_out", count_bits(cfg.max_tiles_out)),
+        ("t_next", count_bits(cfg.max_tiles_in)),
+        ("in_signed", 1),       # this layer's features are two's complement (sign plane subtracts)
+        ("out_signed", 1),      # next layer's features are signed (signed clamp, else clamp at 0 = ReLU)
+        ("last", 1),            # last layer: saturate to 16-bit logits into the output memory, then done
+        ("n_nodes", count_bits(cfg.max_nodes)),
+        ("node_off", addr_bits(cfg.depth("node"))),        # node table entries of this layer
+        ("next_node_off", addr_bits(cfg.depth("node"))),   # ... and of the next layer (bits, base)
+        ("w_off", addr_bits(cfg.depth("weight"))),
+        ("ch_off", addr_bits(cfg.depth("chan"))),
+    ])
+
+
+def word_widths(cfg: AcceleratorConfig) -> dict[str, int]:
+    """Width in bits of a word of every memory."""
+    return {
+        "desc": desc_fields(cfg).width,
+        "node": node_fields(cfg).width,
+        "feat": cfg.lanes,
+        "weight": cfg.pes * cfg.lanes * cfg.weight_bits,
+        "chan": cfg.pes * chan_lane_fields().width,
+        "edge": edge_fields(cfg).width,
+        "xw": cfg.pes * fp.Y_BITS,
+        "out": cfg.pes * fp.OUT_BITS,
+    }
+
+
+def memory_shapes(cfg: AcceleratorConfig) -> dict[str, tuple[int, int]]:
+    """{name: (word width, depth)} of every memory, in ``mem_sel`` order."""
+    w = word_widths(cfg)
+    return {name: (w[name], cfg.depth(name)) for name in MEMORIES}
+
+
+def load_port_widths(cfg: AcceleratorConfig) -> dict[str, int]:
+    """Widths of the load/read port: mem_sel, mem_addr (widest address), mem_wdata/rdata (widest word)."""
+    shapes = memory_shapes(cfg)
+    return {"mem_sel": count_bits(len(MEMORIES) - 1),
+            "mem_addr": max(addr_bits(d) for _, d in shapes.values()),
+            "mem_data": max(w for w, _ in shapes.values())}
+
+
+# -- layout of a program ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerLayout:
+    t_in: int
+    t_out: int
+    t_next: int
+    feat_base: int      # first feature word of this layer's region
+    feat_words: int     # words of this layer's region
+    node_off: int
+    w_off: int
+    ch_off: int
+
+
+def layout(program, cfg: AcceleratorConfig) -> list[LayerLayout]:
+    """Where each layer lives. Layer l's input features occupy their own region of the feature memory
+    (layer 0 loaded, layer l+1 written by layer l's packer), so every layer's input stays readable."""
+    L, P, n = cfg.lanes, cfg.pes, program.num_nodes
+    out, feat, w, ch = [], 0, 0, 0
+    for i, spec in enumerate(program.layers):
+        t_in, t_out = ceil_div(spec.in_features, L), ceil_div(spec.out_features, P)
+        words = int(program.layer(i, "bits").astype(np.int64).sum()) * t_in
+        out.append(LayerLayout(t_in=t_in, t_out=t_out, t_next=ceil_div(spec.out_features, L),
+                               feat_base=feat, feat_words=words, node_off=i * n, w_off=w, ch_off=ch))
+        feat += words
+        w += t_in * t_out
+        ch += t_out
+    return out
+
+
+def node_bases(program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
+    """Feature base address of every node in ``layer`` (nodes packed in order, b_j * T_in words each)."""
+    lay = layout(program, cfg)[layer]
+    bits = program.layer(layer, "bits").astype(np.int64)
+    return lay.feat_base + np.concatenate([[0], np.cumsum(bits * lay.t_in)[:-1]]).astype(np.int64)
+
+
+def _to_unsigned(v: np.ndarray, bits: int) -> np.ndarray:
+    return np.asarray(v, dtype=np.int64) & ((1 << bits) - 1)
+
+
+def feature_words(x: np.ndarray, bits: np.ndarray, lanes: int) -> np.ndarray:
+    """Bit-plane words of features ``x`` [N, F] (two's complement) with per-node ``bits``.
+
+    Node j contributes b_j * ceil(F/L) words in (tile, plane) order; lane k of a word is feature
+    tile*L + k. Returns int64 words (L <= 64 bits; lanes beyond F are 0).
+    """
+    x = np.asarray(x, dtype=np.int64)
+    n, f = x.shape
+    t = ceil_div(f, lanes)
+    u = np.zeros((n, t * lanes), dtype=np.int64)
+    u[:, :f] = x & 0xFF
+    u = u.reshape(n, t, lanes)
+    weights = (np.ones(1, dtype=np.uint64) << np.arange(lanes, dtype=np.uint64)).astype(np.uint64)
+    planes = np.stack([(((u >> p) & 1).astype(np.uint64) * weights).sum(axis=2, dtype=np.uint64)
+                       for p in range(fp.MAX_NODE_BITS)], axis=2)  # [N, T, 8]
+    keep = np.arange(fp.MAX_NODE_BITS)[None, None, :] < np.asarray(bits, dtype=np.int64)[:, None, None]
+    keep = np.broadcast_to(keep, planes.shape)
+    return planes[keep].astype(np.int64) if lanes < 64 else planes[keep]
+
+
+def weight_words(weight: np.ndarray, cfg: AcceleratorConfig) -> list[int]:
+    """Weight words of one layer in (t_out, t_in) order: PE o, lane k at bit (o*L + k) * wb."""
+    L, P, wb = cfg.lanes, cfg.pes, cfg.weight_bits
+    f_in, f_out = weight.shape
+    t_in, t_out = ceil_div(f_in, L), ceil_div(f_out, P)
+    w = np.zeros((t_in * L, t_out * P), dtype=np.int64)
+    w[:f_in, :f_out] = weight
+    w = _to_unsigned(w, wb)
+    words = []
+    for to in range(t_out):
+        for ti in range(t_in):
+            block = w[ti * L:(ti + 1) * L, to * P:(to + 1) * P]  # [k, o]
+            word = 0
+            for o in range(P):
+                for k in range(L):
+                    word |= int(block[k, o]) << ((o * L + k) * wb)
+            words.append(word)
+    return words
+
+
+def chan_words(mult, shift, bias, cfg: AcceleratorConfig) -> list[int]:
+    """Channel-table words of one layer, one per output tile; padding channels are all zero."""
+    P, lane = cfg.pes, chan_lane_fields()
+    f_out = len(mult)
+    words = []
+    for to in range(ceil_div(f_out, P)):
+        word = 0
+        for o in range(P):
+            c = to * P + o
+            if c < f_out:
+                word |= lane.pack(mult=int(mult[c]), shift=int(shift[c]),
+                                  bias=int(bias[c]) & ((1 << fp.P_BITS) - 1)) << (o * lane.width)
+        words.append(word)
+    return words
+
+
+def edge_stream(row_ptr: np.ndarray, col_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR as the aggregation engine walks it: (col, last, empty) per entry, rows in order; an empty
+    row is one placeholder entry (empty=1, last=1), so every row ends with a ``last`` entry."""
+    lens = np.diff(np.asarray(row_ptr, dtype=np.int64))
+    cols, last, empty = [], [], []
+    for i, ln in enumerate(lens):
+        if ln == 0:
+            cols.append(0); last.append(1); empty.append(1)
+        else:
+            s = int(row_ptr[i])
+            cols.extend(int(c) for c in col_idx[s:s + ln])
+            last.extend([0] * (ln - 1) + [1])
+            empty.extend([0] * ln)
+    return np.array(cols, dtype=np.int64), np.array(last, dtype=np.int64), np.array(empty, dtype=np.int64)
+
+
+def descriptors(program, cfg: AcceleratorConfig) -> list[int]:
+    df = desc_fields(cfg)
+    lay = layout(program, cfg)
+    n, nl = program.num_nodes, program.num_layers
+    words = []
+    for i, spec in enumerate(program.layers):
+        last = i == nl - 1
+        words.append(df.pack(
+            t_in=lay[i].t_in, t_out=lay[i].t_out, t_next=lay[i].t_next,
+            in_signed=int(spec.in_signed), out_signed=0 if last else int(program.layers[i + 1].in_signed),
+            last=int(last), n_nodes=n, node_off=lay[i].node_off,
+            next_node_off=lay[i + 1].node_off if not last else 0,
+            w_off=lay[i].w_off, ch_off=lay[i].ch_off))
+    return words
+
+
+def images(program, cfg: AcceleratorConfig) -> dict[str, list[int]]:
+    """Memory images of ``program`` for ``cfg``: {name: words to write from address 0}.
+
+    Every memory of ``MEMORIES`` is a key; ``xw`` and ``out`` are empty (the engines write them).
+    The feature image holds layer 0's region only (later regions are written by the hardware).
+    Raises ``ConfigError`` if the program does not fit.
+    """
+    cfg.check(program)
+    n = program.num_nodes
+    nf = node_fields(cfg)
+    node = []
+    for i in range(program.num_layers):
+        node += nf.pack_arrays(
+            base=node_bases(program, cfg, i), bits=program.layer(i, "bits"),
+            src_mult=program.layer(i, "src_mult"), src_shift=program.layer(i, "src_shift"),
+            dst_mult=program.layer(i, "dst_mult"), dst_shift=program.layer(i, "dst_shift"))
+    assert len(node) == program.num_layers * n
+    weight, chan = [], []
+    for i in range(program.num_layers):
+        weight += weight_words(program.layer(i, "weight").astype(np.int64), cfg)
+        chan += chan_words(program.layer(i, "ch_mult"), program.layer(i, "ch_shift"),
+                           program.layer(i, "bias"), cfg)
+    col, last, empty = edge_stream(program.arrays["row_ptr"], program.arrays["col_idx"])
+    feat = feature_words(program.arrays["x"], program.layer(0, "bits"), cfg.lanes)
+    return {
+        "desc": descriptors(program, cfg),
+        "node": node,
+        "feat": [int(w) for w in feat],
+        "weight": weight,
+        "chan": chan,
+        "edge": edge_fields(cfg).pack_arrays(col=col, last=last, empty=empty),
+        "xw": [],
+        "out": [],
+    }
+
+
+def load_words(imgs: dict[str, list[int]]):
+    """(mem_sel, mem_addr, mem_wdata) for every word of ``imgs``, memory by memory."""
+    for name in MEMORIES:
+        sel = MEM_SEL[name]
+        for addr, word in enumerate(imgs.get(name, ())):
+            yield sel, addr, int(word)
+
+
+# -- decoders ---------------------------------------------------------------------------------------
+def _signed(v: np.ndarray, bits: int) -> np.ndarray:
+    v = np.asarray(v, dtype=np.int64) & ((1 << bits) - 1)
+    return np.where(v >= (1 << (bits - 1)), v - (1 << bits), v)
+
+
+def _lanes16(words, pes: int) -> np.ndarray:
+    """Split P*16-bit words into an int64 array [len(words), P] of signed 16-bit values."""
+    out = np.zeros((len(words), pes), dtype=np.int64)
+    for r, w in enumerate(words):
+        w = int(w)
+        for o in range(pes):
+            out[r, o] = (w >> (16 * o)) & 0xFFFF
+    return _signed(out, 16)
+
+
+def decode_output(words, program, cfg: AcceleratorConfig) -> np.ndarray:
+    """Output memory words (address 0..N*T_out-1) -> int64 logits [N, F_out]."""
+    n, f_out = program.num_nodes, program.layers[-1].out_features
+    t_out = ceil_div(f_out, cfg.pes)
+    v = _lanes16(list(words)[:n * t_out], cfg.pes).reshape(n, t_out * cfg.pes)
+    return v[:, :f_out]
+
+
+def decode_xw(words, program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
+    """XW buffer words -> y [N, F_out] of ``layer`` (the buffer holds the most recent layer's y)."""
+    n, f_out = program.num_nodes, program.layers[layer].out_features
+    t_out = ceil_div(f_out, cfg.pes)
+    v = _lanes16(list(words)[:n * t_out], cfg.pes).reshape(t_out, n, cfg.pes)
+    return v.transpose(1, 0, 2).reshape(n, t_out * cfg.pes)[:, :f_out]
+
+
+def decode_features(words, program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
+    """Feature memory words (from address 0) -> int64 input features [N, F_in] of ``layer``.
+
+    Layer 0 is what was loaded; layer l >= 1 is what layer l-1's requantizer wrote.
+    """
+    lay = layout(program, cfg)[layer]
+    spec = program.layers[layer]
+    bits = program.layer(layer, "bits").astype(np.int64)
+    bases = node_bases(program, cfg, layer)
+    L, n = cfg.lanes, program.num_nodes
+    out = np.zeros((n, lay.t_in * L), dtype=np.int64)
+    for j in range(n):
+        b = int(bits[j])
+        for t in range(lay.t_in):
+            for p in range(b):
+                w = int(words[int(bases[j]) + t * b + p])
+                for k in range(L):
+                    if (w >> k) & 1:
+                        out[j, t * L + k] |= 1 << p
+        if spec.in_signed:
+            out[j] = np.where(out[j] >= (1 << (b - 1)), out[j] - (1 << b), out[j])
+    return out[:, :spec.in_features]

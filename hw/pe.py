@@ -1,0 +1,88 @@
+"""Bit-serial processing element: an adder tree over L weights gated by one feature bit-plane word,
+then shift-and-add over the planes; the sign plane of a signed node subtracts.
+
+One PE computes one output channel: per cycle it takes one bit-plane word (L feature bits of one plane
+``p`` of one input tile) and the L weights of that tile for its channel, and does
+
+    acc <- (first ? 0 : acc) + (negate ? -1 : 1) * (sum_k bit_k * w_k) << p
+
+so after every (tile, plane) of a node ``acc = sum_k x[k] * w[k]`` exactly (docs/arithmetic.md, COMBINE).
+Two pipeline stages: the adder tree is registered, then the accumulator. ``done`` is high in the
+cycle after the update that consumed a ``last`` input, while ``acc`` holds the finished sum.
+"""
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from a2q import fixedpoint as fp
+
+PLANE_BITS = max(1, (fp.MAX_NODE_BITS - 1).bit_length())  # 3 bits: plane 0..7
+LATENCY = 2  # inputs in cycle c -> acc/done valid in cycle c + 2
+
+
+def adder_tree(m: Module, terms: list, name: str):
+    """Balanced tree of adders (combinational); each level's widths grow by one bit."""
+    level = 0
+    while len(terms) > 1:
+        nxt = []
+        for i in range(0, len(terms) - 1, 2):
+            a, b = terms[i], terms[i + 1]
+            s = Signal(signed(max(len(a), len(b)) + 1), name=f"{name}_l{level}_{i // 2}")
+            m.d.comb += s.eq(a + b)
+            nxt.append(s)
+        if len(terms) % 2:
+            nxt.append(terms[-1])
+        terms, level = nxt, level + 1
+    return terms[0]
+
+
+class BitSerialPE(wiring.Component):
+    """One bit-serial PE over ``lanes`` lanes of ``weight_bits``-bit signed weights.
+
+    ``weights`` packs lane k at bits [k*wb, (k+1)*wb). ``acc_bits`` is the accumulator width (derive it
+    with ``a2q.fixedpoint.combine_acc_bits``); ``tree_bits`` the adder tree width.
+    """
+
+    def __init__(self, lanes: int, weight_bits: int, acc_bits: int):
+        self.lanes, self.weight_bits, self.acc_bits = lanes, weight_bits, acc_bits
+        wlo, whi = fp.signed_range(weight_bits)
+        self.tree_bits = fp.bits_for_range(lanes * wlo, lanes * whi)
+        super().__init__({
+            "valid": In(1),
+            "first": In(1),     # first (tile, plane) of a node: start from 0
+            "last": In(1),      # last (tile, plane): the sum is complete after this update
+            "plane": In(unsigned(PLANE_BITS)),
+            "negate": In(1),    # the sign plane of a signed node subtracts
+            "bits": In(unsigned(lanes)),
+            "weights": In(unsigned(lanes * weight_bits)),
+            "acc": Out(signed(acc_bits)),
+            "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L, wb = self.lanes, self.weight_bits
+        terms = []
+        for k in range(L):
+            t = Signal(signed(wb), name=f"term{k}")
+            m.d.comb += t.eq(Mux(self.bits[k], self.weights[k * wb:(k + 1) * wb].as_signed(), 0))
+            terms.append(t)
+        tree = adder_tree(m, terms, "tree")
+
+        # stage 1: registered tree sum and control
+        tree_r = Signal(signed(self.tree_bits))
+        valid_r, first_r, last_r, neg_r = Signal(), Signal(), Signal(), Signal()
+        plane_r = Signal(unsigned(PLANE_BITS))
+        m.d.sync += [tree_r.eq(tree), valid_r.eq(self.valid), first_r.eq(self.first), last_r.eq(self.last),
+                     neg_r.eq(self.negate), plane_r.eq(self.plane)]
+
+        # stage 2: shift-and-add (the sign plane subtracts)
+        term = Signal(signed(self.tree_bits + (1 << PLANE_BITS) - 1))
+        m.d.comb += term.eq(tree_r << plane_r)
+        base = Mux(first_r, 0, self.acc)
+        with m.If(valid_r):
+            m.d.sync += self.acc.eq(Mux(neg_r, base - term, base + term))
+        m.d.sync += self.done.eq(valid_r & last_r)
+        return m

@@ -1,0 +1,68 @@
+"""Layer sequencer: runs every layer of the descriptor table from ``start`` to ``done`` unattended.
+
+Per layer: DESC (1 cycle: the descriptor table is addressed with the layer number; its read port then
+holds the descriptor for the whole layer), COMBINE (start the combination engine, wait until it has
+written the whole XW buffer), AGGREGATE (start the aggregation engine; wait until the aggregation,
+requantizer and packer pipelines are empty). After the layer whose descriptor has ``last`` set (or
+the last descriptor slot), ``done`` rises and stays high until the next ``start``.
+"""
+from __future__ import annotations
+
+import enum
+
+from amaranth import Module, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import AcceleratorConfig, addr_bits
+
+
+class Phase(enum.IntEnum):
+    IDLE = 0
+    DESC = 1
+    COMBINE = 2
+    AGGREGATE = 3
+
+
+class Sequencer(wiring.Component):
+    def __init__(self, cfg: AcceleratorConfig):
+        self.cfg = cfg
+        super().__init__({
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "layer": Out(unsigned(addr_bits(cfg.depth("desc")))),   # descriptor table address
+            "phase": Out(unsigned(2)),
+            "desc_last": In(1),
+            "comb_start": Out(1),
+            "comb_busy": In(1),
+            "agg_start": Out(1),
+            "agg_busy": In(1),        # aggregation, requantizer or packer still working
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        kicked = Signal()
+        max_layer = self.cfg.max_layers - 1
+        m.d.comb += self.busy.eq(self.phase != Phase.IDLE)
+        with m.Switch(self.phase):
+            with m.Case(Phase.IDLE):
+                with m.If(self.start):
+                    m.d.sync += [self.layer.eq(0), self.done.eq(0), self.phase.eq(Phase.DESC)]
+            with m.Case(Phase.DESC):
+                m.d.sync += [self.phase.eq(Phase.COMBINE), kicked.eq(0)]
+            with m.Case(Phase.COMBINE):
+                m.d.comb += self.comb_start.eq(~kicked)
+                m.d.sync += kicked.eq(1)
+                with m.If(kicked & ~self.comb_busy):
+                    m.d.sync += [self.phase.eq(Phase.AGGREGATE), kicked.eq(0)]
+            with m.Case(Phase.AGGREGATE):
+                m.d.comb += self.agg_start.eq(~kicked)
+                m.d.sync += kicked.eq(1)
+                with m.If(kicked & ~self.agg_busy):
+                    m.d.sync += kicked.eq(0)
+                    with m.If(self.desc_last | (self.layer == max_layer)):
+                        m.d.sync += [self.phase.eq(Phase.IDLE), self.done.eq(1)]
+                    with m.Else():
+                        m.d.sync += [self.phase.eq(Phase.DESC), self.layer.eq(self.layer + 1)]
+        return m
