@@ -327,6 +327,32 @@ def images(program, cfg: AcceleratorConfig) -> dict[str, list[int]]:
     }
 
 
+def feature_image(program, cfg: AcceleratorConfig, xs) -> list[int]:
+    """The whole feature memory with every layer's input ``xs[l]`` [N, F_in(l)] in its region (what
+    the memory holds after a run: ``xs[l] = integer.run(program)[l].x``). For tests and debugging."""
+    words = []
+    for i, x in enumerate(xs):
+        words += [int(w) for w in feature_words(np.asarray(x), program.layer(i, "bits"), cfg.lanes)]
+    return words
+
+
+def xw_image(y, cfg: AcceleratorConfig) -> list[int]:
+    """XW buffer words holding y [N, F_out] (address t_out * N + node). For tests and debugging."""
+    y = np.asarray(y, dtype=np.int64)
+    n, f_out = y.shape
+    t_out = ceil_div(f_out, cfg.pes)
+    pad = np.zeros((n, t_out * cfg.pes), dtype=np.int64)
+    pad[:, :f_out] = y & 0xFFFF
+    words = []
+    for to in range(t_out):
+        for j in range(n):
+            word = 0
+            for o in range(cfg.pes):
+                word |= int(pad[j, to * cfg.pes + o]) << (16 * o)
+            words.append(word)
+    return words
+
+
 def load_words(imgs: dict[str, list[int]]):
     """(mem_sel, mem_addr, mem_wdata) for every word of ``imgs``, memory by memory."""
     for name in MEMORIES:

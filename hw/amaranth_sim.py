@@ -1,0 +1,108 @@
+"""Run a program on the accelerator in amaranth.sim (Python simulation; small programs only).
+
+    res = run_program(program, config)          # loads through the load port, starts, reads back
+    res.out                                     # int64 logits [N, F_out]
+    res.counters                                # {"cyc_total": ..., ...} as the RTL counted them
+
+This is the reference harness for tests and debugging; the cocotb testbench (sim/) does the same on
+the generated Verilog with Verilator or Icarus.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import memory_map as mm
+from .config import AcceleratorConfig
+from .counters import COUNTERS
+
+
+class SimTimeout(RuntimeError):
+    pass
+
+
+@dataclass
+class SimResult:
+    out: np.ndarray                      # decoded logits [N, F_out]
+    counters: dict[str, int]             # RTL counters after the run
+    busy_cycles: int                     # cycles the testbench saw busy high
+    error: int                           # the top level's sticky error flag
+    load_cycles: int                     # clocks spent loading (one per word)
+    words: dict[str, list[int]] = field(default_factory=dict)   # read-back memories (see ``read``)
+
+    def features(self, program, config, layer: int) -> np.ndarray:
+        return mm.decode_features(self.words["feat"], program, config, layer)
+
+
+def run_program(program, config: AcceleratorConfig | None = None, *, load: str = "port",
+                read: tuple[str, ...] = ("out",), read_via: str = "port", runs: int = 1,
+                max_cycles: int = 2_000_000) -> SimResult:
+    """Simulate ``program`` on ``config`` (default: ``AcceleratorConfig.fit(program, 4, 4)``).
+
+    ``load``: "port" writes every word through the load port (one clock per word, as a testbench
+    must), "init" preloads the memories (faster). ``read``: memories to read back after the run
+    ("out" is always decoded); ``read_via``: "port" (mem_rdata, one clock per word) or "direct".
+    ``runs``: start the accelerator this many times in a row (results of the last run are returned;
+    earlier runs must leave the loaded program intact).
+    """
+    from amaranth.sim import Simulator
+
+    from .accelerator import Accelerator
+
+    cfg = config or AcceleratorConfig.fit(program, lanes=4, pes=4)
+    imgs = mm.images(program, cfg)
+    dut = Accelerator(cfg, sim_init=imgs if load == "init" else None)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    read = tuple(dict.fromkeys(("out",) + tuple(read)))
+    n_words = {name: cfg.depth(name) for name in read}
+    n_words["out"] = program.num_nodes * -(-program.layers[-1].out_features // cfg.pes)
+    state: dict = {}
+
+    async def bench(ctx):
+        load_cycles = 0
+        if load == "port":
+            ctx.set(dut.mem_we, 1)
+            for sel, addr, word in mm.load_words(imgs):
+                ctx.set(dut.mem_sel, sel)
+                ctx.set(dut.mem_addr, addr)
+                ctx.set(dut.mem_wdata, word)
+                await ctx.tick()
+                load_cycles += 1
+            ctx.set(dut.mem_we, 0)
+        for _ in range(runs):
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            busy = 0
+            while True:
+                busy += ctx.get(dut.busy)
+                if ctx.get(dut.done):
+                    break
+                if busy > max_cycles:
+                    raise SimTimeout(f"no done after {max_cycles} cycles")
+                await ctx.tick()
+        state["busy"] = busy
+        state["load_cycles"] = load_cycles
+        state["counters"] = {name: ctx.get(getattr(dut, name)) for name in COUNTERS}
+        state["error"] = ctx.get(dut.error)
+        words = {}
+        for name in read:
+            if read_via == "port":
+                ctx.set(dut.mem_sel, mm.MEM_SEL[name])
+                vals = []
+                for a in range(n_words[name]):
+                    ctx.set(dut.mem_addr, a)
+                    await ctx.tick()
+                    vals.append(ctx.get(dut.mem_rdata))
+            else:
+                vals = [ctx.get(dut.mems[name].data[a]) for a in range(n_words[name])]
+            words[name] = vals
+        state["words"] = words
+
+    sim.add_testbench(bench)
+    sim.run()
+    return SimResult(out=mm.decode_output(state["words"]["out"], program, cfg), counters=state["counters"],
+                     busy_cycles=state["busy"], error=state["error"], load_cycles=state["load_cycles"],
+                     words=state["words"])
