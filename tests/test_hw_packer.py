@@ -1,0 +1,100 @@
+"""The bit-plane packer: groups of P requantized values -> the next layer's bit-plane words at each
+node's own bitwidth (P < L, P = L, P > L), back to back at the tightest spacing the aggregation engine
+allows, and the last layer's output words."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from a2q import cycle_model
+from a2q import fixedpoint as fp
+from hw import memory_map as mm
+from hw.config import AcceleratorConfig, ceil_div
+from hw.packer import Packer
+from hw.testing import simulate
+
+
+def _drive(cfg, q, bits, last, f_out):
+    """Feed every group (i, t_o) W_g cycles apart; return the written feature and output words."""
+    L, P = cfg.lanes, cfg.pes
+    n = q.shape[0]
+    t_out, t_next = ceil_div(f_out, P), ceil_div(f_out, L)
+    qp = np.zeros((n, t_out * P), dtype=np.int64)
+    qp[:, :f_out] = q
+    bases = np.concatenate([[0], np.cumsum(bits * t_next)[:-1]])
+    if last:
+        w = np.ones(n * t_out, dtype=np.int64)
+    else:
+        w = cycle_model.pack_words(bits, f_out, L, P)
+    dut = Packer(cfg)
+    feat, out, overrun = {}, {}, []
+    chunk_w = P if P < L else L
+
+    async def bench(ctx):
+        def sample():
+            en = ctx.get(dut.feat_en)
+            if en:
+                a, d = ctx.get(dut.feat_addr), ctx.get(dut.feat_data)
+                old = feat.get(a, 0)
+                for c in range(len(dut.feat_en)):
+                    if (en >> c) & 1:
+                        mask = ((1 << chunk_w) - 1) << (c * chunk_w)
+                        old = (old & ~mask) | (d & mask)
+                feat[a] = old
+            if ctx.get(dut.out_en):
+                out[ctx.get(dut.out_addr)] = ctx.get(dut.out_data)
+            overrun.append(ctx.get(dut.overrun))
+
+        g = 0
+        for i in range(n):
+            for to in range(t_out):
+                word = sum((int(qp[i, to * P + o]) & 0xFFFF) << (16 * o) for o in range(P))
+                for name, v in (("q", word), ("bits", int(bits[i])), ("base", int(bases[i])), ("t_o", to),
+                                ("index", g), ("t_next", t_next), ("last", int(last)), ("valid", 1)):
+                    ctx.set(getattr(dut, name), v)
+                sample()
+                await ctx.tick()
+                ctx.set(dut.valid, 0)
+                for _ in range(int(w[g]) - 1):
+                    sample()
+                    await ctx.tick()
+                g += 1
+        for _ in range(int(w.max()) + 2):
+            sample()
+            await ctx.tick()
+
+    simulate(dut, bench)
+    assert not any(overrun)
+    return feat, out
+
+
+@pytest.mark.parametrize("lanes,pes,f_out", [(4, 4, 7), (8, 2, 13), (4, 1, 5), (2, 8, 13), (4, 16, 8), (4, 8, 3)])
+def test_hidden_layer_words(lanes, pes, f_out):
+    rng = np.random.default_rng(lanes * 100 + pes + f_out)
+    cfg = AcceleratorConfig(lanes=lanes, pes=pes, max_features=32)
+    n = 5
+    for signed in (False, True):
+        bits = rng.integers(1, 9, size=n)
+        bits[0], bits[1] = 1, 8
+        lo, hi = fp.feature_range(bits, signed)
+        q = rng.integers(lo[:, None], hi[:, None] + 1, size=(n, f_out))
+        feat, _ = _drive(cfg, q, bits, last=False, f_out=f_out)
+        want = mm.feature_words(q, bits, lanes)
+        assert sorted(feat) == list(range(len(want)))          # every word written, nothing else
+        assert [feat[a] for a in range(len(want))] == [int(v) for v in want]
+
+
+@given(st.data())
+@settings(max_examples=6, deadline=None)
+def test_last_layer_output_words(data):
+    pes = data.draw(st.sampled_from([1, 2, 4, 8]))
+    lanes = data.draw(st.sampled_from([1, 4, 16]))
+    f_out = data.draw(st.integers(1, 12))
+    n = data.draw(st.integers(1, 4))
+    cfg = AcceleratorConfig(lanes=lanes, pes=pes, max_features=16)
+    q = np.array(data.draw(st.lists(st.lists(st.integers(-(1 << 15), (1 << 15) - 1), min_size=f_out,
+                                             max_size=f_out), min_size=n, max_size=n)))
+    _, out = _drive(cfg, q, np.full(n, 8), last=True, f_out=f_out)
+    t_out = ceil_div(f_out, pes)
+    words = [out[a] for a in range(n * t_out)]
+    prog = type("P", (), {"num_nodes": n, "layers": [type("S", (), {"out_features": f_out})()]})()
+    assert (mm.decode_output(words, prog, cfg) == q).all()
