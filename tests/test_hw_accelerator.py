@@ -1,0 +1,72 @@
+"""The whole accelerator in amaranth.sim: load a program through the load port (one clock per word),
+start, wait for done, read the output memory back through the read port, and compare bit for bit with
+``integer.run(p)[-1].out``; the cycle counters must equal the cycle model exactly."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from a2q import cycle_model, integer, synth
+from hw import memory_map as mm
+from hw.amaranth_sim import run_program
+from hw.config import AcceleratorConfig
+from hw.testing import saturating_program, signed_hidden_program, with_bits
+
+
+def _check(p, cfg, **kw):
+    res = run_program(p, cfg, read=("feat",), **kw)
+    traces = integer.run(p)
+    np.testing.assert_array_equal(res.out, traces[-1].out.numpy())
+    for layer in range(1, p.num_layers):   # every hidden layer's packed output, too
+        np.testing.assert_array_equal(res.features(p, cfg, layer), traces[layer].x.numpy())
+    model = cycle_model.cycles_for_config(p, cfg)
+    assert res.counters == model.counters()
+    assert res.busy_cycles == model.total
+    assert res.error == 0
+    return res
+
+
+def test_small_program_through_the_load_port():
+    p = synth.random_program(seed=0, n=10, dims=(20, 8, 4))
+    cfg = AcceleratorConfig.fit(p, lanes=4, pes=4)
+    res = _check(p, cfg)
+    imgs = mm.images(p, cfg)
+    assert res.load_cycles == sum(len(v) for v in imgs.values())   # one clock per word
+
+
+@given(seed=st.integers(0, 10_000), lp=st.sampled_from([(4, 4), (8, 4), (4, 8), (16, 2), (2, 16), (1, 1)]),
+       signed=st.booleans(), dims=st.sampled_from([(9, 6, 3), (5, 17, 2), (3, 4, 5, 2), (7, 3)]))
+@settings(max_examples=6, deadline=None)
+def test_random_programs(seed, lp, signed, dims):
+    p = synth.random_program(seed=seed, n=7, dims=dims, first_signed=signed, isolated=2)
+    _check(p, AcceleratorConfig.fit(p, lanes=lp[0], pes=lp[1]))
+
+
+def test_signed_hidden_layer_with_saturation():
+    p = saturating_program(signed_hidden_program(seed=4, n=8, dims=(9, 6, 5, 3)), seed=4)
+    _check(p, AcceleratorConfig.fit(p, lanes=8, pes=4))
+
+
+def test_one_and_eight_bit_nodes_on_a_bigger_config():
+    p = synth.random_program(seed=9, n=6, dims=(10, 5, 3))
+    bits = [np.array([1, 8, 1, 8, 2, 7]), np.array([8, 1, 8, 1, 3, 5])]
+    p = with_bits(p, bits)
+    cfg = AcceleratorConfig.fit(p, lanes=4, pes=4).replace(feat_words=600, xw_words=64, max_layers=4,
+                                                           max_features=32, max_row_len=40)
+    _check(p, cfg)
+
+
+def test_run_twice_and_read_memories_back():
+    p = synth.random_program(seed=11, n=6, dims=(6, 5, 3))
+    cfg = AcceleratorConfig.fit(p, lanes=4, pes=2)
+    res = run_program(p, cfg, runs=2, read=("desc", "node", "weight", "chan", "edge", "feat"))
+    np.testing.assert_array_equal(res.out, integer.run(p)[-1].out.numpy())
+    assert res.counters == cycle_model.cycles_for_config(p, cfg).counters()
+    imgs = mm.images(p, cfg)
+    for name in ("desc", "node", "weight", "chan", "edge", "feat"):
+        assert res.words[name][:len(imgs[name])] == imgs[name], name
+
+
+@pytest.mark.parametrize("read_via", ["direct"])
+def test_preloaded_memories(read_via):
+    p = synth.random_program(seed=12, n=9, dims=(12, 4, 3), first_signed=True)
+    _check(p, AcceleratorConfig.fit(p, lanes=8, pes=8), load="init", read_via=read_via)
