@@ -1,0 +1,98 @@
+"""hw/memory_map.py: images of a program, their layout, and the decoders back to arrays."""
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from a2q import fixedpoint as fp
+from a2q import integer, synth
+from hw import memory_map as mm
+from hw.config import AcceleratorConfig, ConfigError
+
+
+@given(st.data())
+@settings(max_examples=25, deadline=None)
+def test_feature_words_round_trip(data):
+    lanes = data.draw(st.sampled_from([1, 2, 4, 16, 32, 64]))
+    n, f = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 70))
+    signed = data.draw(st.booleans())
+    bits = np.array(data.draw(st.lists(st.integers(1, 8), min_size=n, max_size=n)))
+    lo, hi = fp.feature_range(bits, signed)
+    x = np.array([[data.draw(st.integers(int(lo[j]), int(hi[j]))) for _ in range(f)] for j in range(n)])
+    words = mm.feature_words(x, bits, lanes)
+    t = -(-f // lanes)
+    assert len(words) == int(bits.sum()) * t          # node j: b_j * ceil(F/L) words
+    assert all(0 <= int(w) < (1 << lanes) for w in words)
+    p = synth.random_program(seed=0, n=n, dims=(f, 2), first_signed=signed)
+    p.arrays["l0_bits"] = bits.astype(np.uint8)
+    p.arrays["x"] = x.astype(np.int16)
+    cfg = AcceleratorConfig.fit(p, lanes=lanes, pes=2)
+    np.testing.assert_array_equal(mm.decode_features([int(w) for w in words], p, cfg, 0), x)
+
+
+def test_images_layout_and_edge_stream():
+    p = synth.random_program(seed=1, n=9, dims=(10, 6, 3), isolated=2)
+    cfg = AcceleratorConfig.fit(p, lanes=4, pes=4)
+    imgs = mm.images(p, cfg)
+    assert set(imgs) == set(mm.MEMORIES)
+    shapes = mm.memory_shapes(cfg)
+    for name, words in imgs.items():
+        width, depth = shapes[name]
+        assert len(words) <= depth and all(0 <= w < (1 << width) for w in words), name
+    assert imgs["xw"] == [] and imgs["out"] == []
+    # the edge stream reproduces the CSR, one placeholder per empty row
+    ef = mm.edge_fields(cfg)
+    entries = [ef.unpack(w) for w in imgs["edge"]]
+    rows, cur = [], []
+    for e in entries:
+        if not e["empty"]:
+            cur.append(e["col"])
+        if e["last"]:
+            rows.append(cur)
+            cur = []
+    rp, ci = p.arrays["row_ptr"], p.arrays["col_idx"]
+    assert rows == [list(ci[rp[i]:rp[i + 1]]) for i in range(p.num_nodes)]
+    assert len(entries) == p.nnz + int((p.row_lengths == 0).sum())
+    # descriptors
+    df = mm.desc_fields(cfg)
+    d = [df.unpack(w) for w in imgs["desc"]]
+    assert [x["last"] for x in d] == [0, 1]
+    assert d[0]["t_in"] == 3 and d[0]["t_out"] == 2 and d[0]["t_next"] == 2
+    assert d[1]["node_off"] == 9 and d[0]["next_node_off"] == 9
+    # node table: bases are contiguous in node order, layer 1's region after layer 0's
+    nf = mm.node_fields(cfg)
+    bases = [nf.get(w, "base") for w in imgs["node"]]
+    assert bases[9] == len(imgs["feat"])
+    load = list(mm.load_words(imgs))
+    assert len(load) == sum(len(v) for v in imgs.values())
+    assert load[0][:2] == (mm.MEM_SEL["desc"], 0)
+
+
+def test_decoders_of_result_memories():
+    p = synth.random_program(seed=2, n=5, dims=(6, 7, 5))
+    cfg = AcceleratorConfig.fit(p, lanes=4, pes=4)
+    tr = integer.run(p)
+    y = tr[1].y.numpy()
+    np.testing.assert_array_equal(mm.decode_xw(mm.xw_image(y, cfg), p, cfg, 1), y)
+    out = tr[-1].out.numpy()
+    words = [sum((int(out[i, t * 4 + o]) & 0xFFFF) << (16 * o) for o in range(4) if t * 4 + o < 5)
+             for i in range(5) for t in range(2)]
+    np.testing.assert_array_equal(mm.decode_output(words, p, cfg), out)
+    feat = mm.feature_image(p, cfg, [t.x for t in tr])
+    np.testing.assert_array_equal(mm.decode_features(feat, p, cfg, 1), tr[1].x.numpy())
+
+
+def test_images_refuse_a_program_that_does_not_fit():
+    p = synth.random_program(seed=0, n=10, dims=(20, 8, 4))
+    cfg = AcceleratorConfig.fit(p, lanes=4, pes=4).replace(max_nodes=8, node_words=20)
+    try:
+        mm.images(p, cfg)
+    except ConfigError as e:
+        assert "'max_nodes' needs 10, config has 8" in str(e)
+    else:
+        raise AssertionError("expected ConfigError")
+
+
+def test_load_port_widths():
+    cfg = AcceleratorConfig(lanes=16, pes=16, weight_bits=4)
+    w = mm.load_port_widths(cfg)
+    assert w["mem_data"] == 16 * 16 * 4 == mm.word_widths(cfg)["weight"]
+    assert w["mem_sel"] == 3
