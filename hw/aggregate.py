@@ -20,14 +20,14 @@ current entry and row without bubbles.
 """
 from __future__ import annotations
 
-from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from a2q import fixedpoint as fp
 
 from . import memory_map as mm
-from .config import AcceleratorConfig, SHIFT_BITS, NODE_BITS_FIELD, addr_bits, count_bits
+from .config import NODE_BITS_FIELD, SHIFT_BITS, AcceleratorConfig, addr_bits, count_bits
 
 
 def pack_words_bits(cfg: AcceleratorConfig) -> int:

@@ -126,12 +126,18 @@ class CombineEngine(wiring.Component):
             c1_neg.eq(self.in_signed & last_p),
             c1_plane.eq(p),
         ]
-        # side information for the rescale, delayed to line up with the PE result (issue + 3)
-        side_w = fp.MULT_BITS + len(ss) + len(xw_row)
-        side = [Signal(unsigned(side_w), name=f"side{k}") for k in range(1, 6)]
-        m.d.sync += side[0].eq(Cat(ms, ss, xw_row))
-        for a, b in zip(side, side[1:]):
-            m.d.sync += b.eq(a)
+        # side information, delayed to line up with the PE result (issue + 3: Ms, Ss) and with the
+        # rescaled values (issue + 5: the XW address)
+        def delay(value, cycles, name):
+            stages = [value]
+            for k in range(cycles):
+                r = Signal(len(value), name=f"{name}_d{k + 1}")
+                m.d.sync += r.eq(stages[-1])
+                stages.append(r)
+            return stages[-1]
+
+        scale3 = delay(Cat(ms, ss), 3, "scale")
+        xw5 = delay(xw_row, DRAIN, "xw")
 
         pes = []
         for o in range(P):
@@ -145,18 +151,16 @@ class CombineEngine(wiring.Component):
             pes.append(pe)
 
         # ---- SRC_RESCALE: issue + 3 (PE done) -> issue + 5 (XW write) ----------------------------
-        s3 = side[2]  # issue + 3
-        r_ms, r_ss = s3[:fp.MULT_BITS], s3[fp.MULT_BITS:fp.MULT_BITS + len(ss)]
+        r_ms, r_ss = scale3[:fp.MULT_BITS], scale3[fp.MULT_BITS:]
         results = []
         for o, pe in enumerate(pes):
             rs = Rescaler(wd.combine_acc, fp.Y_BITS)
             m.submodules[f"src_rescale{o}"] = rs
             m.d.comb += [rs.valid.eq(pe.done), rs.value.eq(pe.acc), rs.mult.eq(r_ms), rs.shift.eq(r_ss)]
             results.append(rs)
-        s5 = side[4]
         m.d.comb += [
             self.xw_en.eq(results[0].out_valid),
-            self.xw_addr.eq(s5[fp.MULT_BITS + len(ss):]),
+            self.xw_addr.eq(xw5),
             self.xw_data.eq(Cat(*[rs.result for rs in results])),
         ]
         # issue-valid delayed 1..DRAIN cycles: the engine is busy until the last XW write is done

@@ -12,7 +12,6 @@ the memory map, the cycle model and the CLI can use it cheaply.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -49,6 +48,24 @@ def addr_bits(depth: int) -> int:
 def count_bits(n: int) -> int:
     """Unsigned width holding every value in [0, n]."""
     return max(1, int(n).bit_length())
+
+
+#: Human names of the config limits, for error messages.
+_DESCRIBE = {
+    "weight_bits": "weight width (bits)",
+    "max_feature_bits": "node feature width (bits)",
+    "max_layers": "descriptor table (layers)",
+    "max_features": "features per layer",
+    "max_nodes": "nodes",
+    "max_row_len": "CSR row length (aggregation accumulator)",
+    "feat_words": "feature memory (words)",
+    "node_words": "node table (words)",
+    "weight_words": "weight memory (words)",
+    "chan_words": "channel table (words)",
+    "edge_words": "edge memory (words)",
+    "xw_words": "XW buffer (words)",
+    "out_words": "output memory (words)",
+}
 
 
 @dataclass(frozen=True)
@@ -149,7 +166,7 @@ class AcceleratorConfig:
         return {"config_version": CONFIG_VERSION, **asdict(self)}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "AcceleratorConfig":
+    def from_json(cls, obj: dict) -> AcceleratorConfig:
         if not isinstance(obj, dict):
             raise ConfigError("config JSON must be an object")
         obj = dict(obj)
@@ -166,14 +183,14 @@ class AcceleratorConfig:
         return write_json(path, self.to_json())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "AcceleratorConfig":
+    def load(cls, path: str | os.PathLike) -> AcceleratorConfig:
         try:
             obj = json.loads(Path(path).read_text())
         except json.JSONDecodeError as e:
             raise ConfigError(f"{path}: not valid JSON ({e})") from None
         return cls.from_json(obj)
 
-    def replace(self, **changes) -> "AcceleratorConfig":
+    def replace(self, **changes) -> AcceleratorConfig:
         return AcceleratorConfig(**{**asdict(self), **changes})
 
     # -- programs ---------------------------------------------------------------------------------
@@ -209,26 +226,11 @@ class AcceleratorConfig:
         }
 
     @classmethod
-    def fit(cls, program, lanes: int = 16, pes: int = 16, **overrides) -> "AcceleratorConfig":
+    def fit(cls, program, lanes: int = 16, pes: int = 16, **overrides) -> AcceleratorConfig:
         """The smallest config with ``lanes`` and ``pes`` that runs ``program``."""
         req = cls.requirements(program, lanes, pes)
         return cls(lanes=lanes, pes=pes, **{**req, **overrides})
 
-    _DESCRIBE = {
-        "weight_bits": "weight width (bits)",
-        "max_feature_bits": "node feature width (bits)",
-        "max_layers": "descriptor table (layers)",
-        "max_features": "features per layer",
-        "max_nodes": "nodes",
-        "max_row_len": "CSR row length (aggregation accumulator)",
-        "feat_words": "feature memory (words)",
-        "node_words": "node table (words)",
-        "weight_words": "weight memory (words)",
-        "chan_words": "channel table (words)",
-        "edge_words": "edge memory (words)",
-        "xw_words": "XW buffer (words)",
-        "out_words": "output memory (words)",
-    }
 
     def check(self, program) -> None:
         """Raise ``ConfigError`` if ``program`` does not fit this config (names the first misfit)."""
@@ -236,5 +238,5 @@ class AcceleratorConfig:
         for key, need in req.items():
             have = getattr(self, key)
             if need > have:
-                raise ConfigError(f"program does not fit: {self._DESCRIBE[key]} '{key}' needs {need}, "
+                raise ConfigError(f"program does not fit: {_DESCRIBE[key]} '{key}' needs {need}, "
                                   f"config has {have}")

@@ -65,7 +65,7 @@ class Packer(wiring.Component):
         cfg = self.cfg
         L, P = cfg.lanes, cfg.pes
 
-        w, ntiles, first_tile = pack_words(m, cfg, self.bits, self.t_o, self.t_next, self.last, name="in_w")
+        w, _ntiles, first_tile = pack_words(m, cfg, self.bits, self.t_o, self.t_next, self.last, name="in_w")
 
         # latched group
         q = Signal.like(self.q)

@@ -51,9 +51,8 @@ class Sequencer(wiring.Component):
             self.agg_start.eq((self.phase == Phase.AGGREGATE) & ~kicked),
         ]
         with m.Switch(self.phase):
-            with m.Case(Phase.IDLE):
-                with m.If(self.start):
-                    m.d.sync += [self.layer.eq(0), self.done.eq(0), self.phase.eq(Phase.DESC)]
+            with m.Case(Phase.IDLE), m.If(self.start):
+                m.d.sync += [self.layer.eq(0), self.done.eq(0), self.phase.eq(Phase.DESC)]
             with m.Case(Phase.DESC):
                 m.d.sync += [self.phase.eq(Phase.COMBINE), kicked.eq(0)]
             with m.Case(Phase.COMBINE):

@@ -3,7 +3,8 @@ start, wait for done, read the output memory back through the read port, and com
 ``integer.run(p)[-1].out``; the cycle counters must equal the cycle model exactly."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from a2q import cycle_model, integer, synth
 from hw import memory_map as mm

@@ -3,7 +3,8 @@
 empty rows, a hub row, XW values at the 16-bit extremes, and the engine's exact stall count."""
 import numpy as np
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from a2q import cycle_model, integer, synth
 from hw import memory_map as mm
@@ -13,8 +14,8 @@ from hw.testing import AggregateHarness, run_engine, saturating_program, signed_
 
 def _reference(p, layer, y):
     """Layer output from y via a2q.integer's AGGREGATE and REQUANT phases."""
-    t = lambda a: torch.as_tensor(np.asarray(a)).to(torch.int64)  # noqa: E731
-    L = lambda name: t(p.layer(layer, name))  # noqa: E731
+    t = lambda a: torch.as_tensor(np.asarray(a)).to(torch.int64)
+    L = lambda name: t(p.layer(layer, name))
     a = integer.aggregate(t(y), t(p.arrays["row_ptr"]), t(p.arrays["col_idx"]))
     pp = integer.channel_rescale(a, L("ch_mult"), L("ch_shift"), L("bias"))
     last = layer == p.num_layers - 1

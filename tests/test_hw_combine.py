@@ -2,7 +2,8 @@
 layer by layer, with its cycle count: 1 start + 1 setup + sum_j b_j*T_in*T_out issue + 5 drain."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from a2q import cycle_model, integer, synth
 from hw import memory_map as mm

@@ -12,7 +12,7 @@ from hw.testing import with_bits
 def _bits(n, avg):
     """Per-node bits with the given average: a mix of floor(avg) and floor(avg) + 1."""
     lo = int(np.floor(avg))
-    k = int(round((avg - lo) * n))
+    k = round((avg - lo) * n)
     b = np.full(n, lo)
     b[:k] = lo + 1
     return b

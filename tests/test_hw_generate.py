@@ -3,6 +3,7 @@ documented waivers; sane size for a Cora-sized config (no memory initialisers)."
 import argparse
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -31,10 +32,10 @@ def small_verilog(tmp_path_factory):
 
 def test_deterministic_with_sidecar(small_verilog):
     r1, r2 = small_verilog
-    t1, t2 = (open(r["verilog"], "rb").read() for r in (r1, r2))
+    t1, t2 = (Path(r["verilog"]).read_bytes() for r in (r1, r2))
     assert t1 == t2 and r1["sha256"] == r2["sha256"]
     assert b"initial" not in t1                         # no memory initialisers
-    side = json.load(open(r1["sidecar"]))
+    side = json.loads(Path(r1["sidecar"]).read_text())
     assert AcceleratorConfig.from_json(side["config"]) == SMALL
     ports = {p["name"]: p for p in side["ports"]}
     w = mm.load_port_widths(SMALL)
@@ -46,7 +47,7 @@ def test_deterministic_with_sidecar(small_verilog):
         assert name in ports
     assert ports["cyc_total"]["width"] == 32
     assert side["memories"]["feat"]["mem_sel"] == mm.MEM_SEL["feat"]
-    header = re.search(r"module a2q_accel\((.*?)\);", t1.decode(), re.S).group(1)
+    header = re.search(r"module a2q_accel\((.*?)\);", t1.decode(), re.DOTALL).group(1)
     assert {p.strip() for p in header.split(",")} == set(ports)
 
 
@@ -84,5 +85,5 @@ def test_cora_sized_config_generates_quickly_and_small(tmp_path):
                             chan_words=2, edge_words=13264 + 8, xw_words=2708, out_words=2708)
     r = generate(cfg, tmp_path / "cora.v")
     assert r["bytes"] < 2_000_000 and r["seconds"] < 60
-    text = open(r["verilog"]).read()
+    text = Path(r["verilog"]).read_text()
     assert f"[{cfg.feat_words - 1}:0]" in text          # the full-depth feature memory is declared

@@ -1,6 +1,7 @@
 """hw/memory_map.py: images of a program, their layout, and the decoders back to arrays."""
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from a2q import fixedpoint as fp
 from a2q import integer, synth

@@ -3,7 +3,8 @@ node's own bitwidth (P < L, P = L, P > L), back to back at the tightest spacing 
 allows, and the last layer's output words."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from a2q import cycle_model
 from a2q import fixedpoint as fp
@@ -27,7 +28,7 @@ def _drive(cfg, q, bits, last, f_out):
         w = cycle_model.pack_words(bits, f_out, L, P)
     dut = Packer(cfg)
     feat, out, overrun = {}, {}, []
-    chunk_w = P if P < L else L
+    chunk_w = min(L, P)
 
     async def bench(ctx):
         def sample():

@@ -1,7 +1,8 @@
 """The bit-serial PE against an exact dot product: signed/unsigned nodes of 1..8 bits, several tiles,
 and the accumulator driven to its worst-case bound (all-max features and weights)."""
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from a2q import fixedpoint as fp
 from hw.pe import BitSerialPE

@@ -1,7 +1,8 @@
 """The requantizer (channel rescale + bias + sat24, node rescale, clamp/ReLU or sat16) against
 a2q.integer's REQUANT functions, with 24-bit and 16-bit saturation and 1..8-bit signed/unsigned clamps."""
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from a2q import fixedpoint as fp
 from a2q import integer
@@ -12,7 +13,7 @@ from hw.testing import signed_lanes, stream
 
 
 def _reference(a, mc, sc, bias, md, sd, bits, out_signed, last):
-    t = lambda v: torch.tensor(v, dtype=torch.int64)  # noqa: E731
+    t = lambda v: torch.tensor(v, dtype=torch.int64)
     p = integer.channel_rescale(t([a]), t(mc), t(sc), t(bias))
     out_bits = None if last else t([bits])
     return integer.node_requant(p, t([md]), t([sd]), out_bits, out_signed)[0].tolist()
@@ -62,7 +63,7 @@ def test_random_groups(data):
     blo, bhi = fp.signed_range(fp.P_BITS)
     groups = []
     for _ in range(data.draw(st.integers(1, 8))):
-        lanes = lambda s: data.draw(st.lists(s, min_size=pes, max_size=pes))  # noqa: E731
+        lanes = lambda s: data.draw(st.lists(s, min_size=pes, max_size=pes))
         groups.append((
             lanes(st.integers(alo, ahi)), lanes(st.integers(0, (1 << 16) - 1)), lanes(st.integers(0, 48)),
             lanes(st.one_of(st.integers(-3000, 3000), st.integers(blo, bhi))),

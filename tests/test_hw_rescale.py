@@ -1,5 +1,6 @@
 """The fixed-point rescale unit against a2q.fixedpoint, including saturation and the largest shifts."""
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from a2q import fixedpoint as fp
 from hw.rescale import Rescaler
