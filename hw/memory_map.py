@@ -402,16 +402,22 @@ def decode_features(words, program, cfg: AcceleratorConfig, layer: int) -> np.nd
     spec = program.layers[layer]
     bits = program.layer(layer, "bits").astype(np.int64)
     bases = node_bases(program, cfg, layer)
-    L, n = cfg.lanes, program.num_nodes
-    out = np.zeros((n, lay.t_in * L), dtype=np.int64)
-    for j in range(n):
-        b = int(bits[j])
-        for t in range(lay.t_in):
-            for p in range(b):
-                w = int(words[int(bases[j]) + t * b + p])
-                for k in range(L):
-                    if (w >> k) & 1:
-                        out[j, t * L + k] |= 1 << p
-        if spec.in_signed:
-            out[j] = np.where(out[j] >= (1 << (b - 1)), out[j] - (1 << b), out[j])
+    L, n, t = cfg.lanes, program.num_nodes, lay.t_in
+    end = lay.feat_base + lay.feat_words
+    mem = np.array([int(w) for w in list(words)[:end]], dtype=np.uint64)
+    if mem.size < end:
+        raise ValueError(f"feature words end at {mem.size}, layer {layer} needs {end}")
+    lanes = np.arange(L, dtype=np.uint64)
+    out = np.zeros((n, t, L), dtype=np.int64)
+    for p in range(fp.MAX_NODE_BITS):
+        has = bits > p
+        if not has.any():
+            break
+        addr = bases[has, None] + np.arange(t)[None, :] * bits[has, None] + p       # [n', T]
+        planes = ((mem[addr][..., None] >> lanes) & np.uint64(1)).astype(np.int64)  # [n', T, L]
+        out[has] |= planes << p
+    out = out.reshape(n, t * L)
+    if spec.in_signed:
+        top = (1 << bits)[:, None]
+        out = np.where(out >= top // 2, out - top, out)
     return out[:, :spec.in_features]
