@@ -37,9 +37,13 @@ from .aggregate import AggregateEngine
 from .combine import CombineEngine
 from .config import AcceleratorConfig, addr_bits
 from .counters import COUNTERS, CycleCounters
+from .memories import BankedMemory
 from .packer import Packer, feat_write_granularity
 from .requant import Requantizer
 from .sequencer import Phase, Sequencer
+
+#: Memories built from one bank per PE (see hw/memories.py).
+BANKED = ("weight", "chan")
 
 
 class Accelerator(wiring.Component):
@@ -63,11 +67,20 @@ class Accelerator(wiring.Component):
             "error": Out(1),
             **{name: Out(cfg.counter_bits) for name in COUNTERS},
         })
-        # the memories, created here so tests can reach them (``acc.mems[name].data[addr]``)
+        # the memories, created here so tests can reach them (``acc.peek(ctx, name, addr)``); the
+        # weight memory and the channel table are banked per PE (one narrow RAM per PE)
         self.mems = {}
         for name, (width, depth) in self.shapes.items():
             init = list(self.sim_init.get(name, ()))
-            self.mems[name] = Memory(shape=unsigned(width), depth=depth, init=init)
+            if name in BANKED:
+                self.mems[name] = BankedMemory(width, depth, cfg.pes, init=init)
+            else:
+                self.mems[name] = Memory(shape=unsigned(width), depth=depth, init=init)
+
+    def peek(self, ctx, name: str, addr: int) -> int:
+        """Word ``addr`` of memory ``name``, read directly in an amaranth.sim testbench."""
+        mem = self.mems[name]
+        return mem.sim_get(ctx, addr) if isinstance(mem, BankedMemory) else ctx.get(mem.data[addr])
 
     def elaborate(self, platform):
         m = Module()
@@ -94,6 +107,8 @@ class Accelerator(wiring.Component):
             return self.mems[name].read_port()
 
         def wport(name, granularity=None):
+            if granularity is None:
+                return self.mems[name].write_port()
             return self.mems[name].write_port(granularity=granularity)
 
         def addr(name):

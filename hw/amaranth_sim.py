@@ -46,11 +46,18 @@ def run_program(program, config: AcceleratorConfig | None = None, *, load: str =
     ``runs``: start the accelerator this many times in a row (results of the last run are returned;
     earlier runs must leave the loaded program intact).
     """
+    import sys
+
     from amaranth.sim import Simulator
 
     from .accelerator import Accelerator
 
+
     cfg = config or AcceleratorConfig.fit(program, lanes=4, pes=4)
+    # pysim writes constants in decimal; a very wide load port (P*L*wb bits: 16384 at 64x64x4)
+    # exceeds Python's default limit on int-to-str digits
+    if mm.load_port_widths(cfg)["mem_data"] > 4000 and sys.get_int_max_str_digits():
+        sys.set_int_max_str_digits(0)
     imgs = mm.images(program, cfg)
     dut = Accelerator(cfg, sim_init=imgs if load == "init" else None)
     sim = Simulator(dut)
@@ -97,7 +104,7 @@ def run_program(program, config: AcceleratorConfig | None = None, *, load: str =
                     await ctx.tick()
                     vals.append(ctx.get(dut.mem_rdata))
             else:
-                vals = [ctx.get(dut.mems[name].data[a]) for a in range(n_words[name])]
+                vals = [dut.peek(ctx, name, a) for a in range(n_words[name])]
             words[name] = vals
         state["words"] = words
 

@@ -82,6 +82,8 @@ def port_list(cfg: AcceleratorConfig) -> list[dict]:
     acc._MustUse__silence = True
     for mem in acc.mems.values():
         mem._MustUse__silence = True
+        for bank in getattr(mem, "banks", ()):
+            bank._MustUse__silence = True
     ports = [{"name": "clk", "direction": "input", "width": 1},
              {"name": "rst", "direction": "input", "width": 1}]
     for path, member, value in acc.signature.flatten(acc):

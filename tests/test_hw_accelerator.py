@@ -71,3 +71,9 @@ def test_run_twice_and_read_memories_back():
 def test_preloaded_memories(read_via):
     p = synth.random_program(seed=12, n=9, dims=(12, 4, 3), first_signed=True)
     _check(p, AcceleratorConfig.fit(p, lanes=8, pes=8), load="init", read_via=read_via)
+
+
+def test_wide_lanes_for_big_programs():
+    # L = 64 lanes (a 4096-bit weight word, banked per PE) with P = 16 < L: per-chunk packer writes
+    p = synth.random_program(seed=80, n=5, dims=(70, 20, 5), first_signed=True)
+    _check(p, AcceleratorConfig.fit(p, lanes=64, pes=16), load="init", read_via="direct")
