@@ -71,7 +71,7 @@ def parse_configs(text: str) -> list[tuple[int, int]]:
 
 
 def train_args(point: Point, seeds: str, epochs: int, out_dir: Path, data_root: str | None, threads: int):
-    from .train import add_train_arguments
+    from .trainer import add_train_arguments
 
     p = argparse.ArgumentParser()
     add_train_arguments(p)
@@ -95,13 +95,13 @@ def run_point(point: Point, configs, seeds: str, epochs: int, work: Path, data_r
 
     torch.set_num_threads(threads)
     from . import integer
-    from .cycle_model import program_cycles
+    from .cycle_model import cycles as model_cycles
     from .export import export_checkpoint
     from .program import save
 
     t0 = time.perf_counter()
     out_dir = work / point.slug
-    metrics = __import__("a2q.train", fromlist=["run_train"]).run_train(
+    metrics = __import__("a2q.trainer", fromlist=["run_train"]).run_train(
         train_args(point, seeds, epochs, out_dir, data_root, threads))
     base = {"dataset": point.dataset, "method": point.method, "target": point.target, "status": "ok",
             "error": "", "acc_mean": metrics["test_acc_mean"], "acc_std": metrics["test_acc_std"],
@@ -114,8 +114,8 @@ def run_point(point: Point, configs, seeds: str, epochs: int, work: Path, data_r
                 feature_kb=feature_kb(program))
     rows = []
     for lanes, pes in configs:
-        cyc = program_cycles(program, lanes=lanes, pes=pes)
-        row = {**base, "lanes": lanes, "pes": pes, **{f"cycles_{k}": cyc[k] for k in
+        cyc = model_cycles(program, lanes=lanes, pes=pes)
+        row = {**base, "lanes": lanes, "pes": pes, **{f"cycles_{k}": getattr(cyc, k) for k in
                                                       ("combine", "aggregate", "requant", "stall", "total")}}
         if rtl:
             from sim.simulate import simulate

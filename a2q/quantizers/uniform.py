@@ -1,0 +1,53 @@
+"""Uniform INT-k feature quantizer for the baselines: one learned step per layer (LSQ), k bits for all
+nodes. It exports like a per-node quantizer whose steps and bits are all equal."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .ste import fake_quant, qrange
+
+
+class UniformQuantizer(nn.Module):
+    def __init__(self, bits: int, signed: bool = False):
+        super().__init__()
+        if not 1 <= bits <= 8:
+            raise ValueError(f"uniform feature bits must lie in [1, 8], got {bits}")
+        self.k, self.signed = int(bits), signed
+        self.step = nn.Parameter(torch.tensor(1.0))
+        self.register_buffer("initialised", torch.tensor(False))
+
+    @torch.no_grad()
+    def init_from(self, x: torch.Tensor) -> None:
+        _, qmax = qrange(torch.tensor(float(self.k)), self.signed)
+        self.step.copy_(2 * x.abs().mean() / math.sqrt(float(qmax)) + 1e-8)  # LSQ's initialisation
+        self.initialised.fill_(True)
+
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None, width: int | None = None) -> torch.Tensor:
+        """Dense x, or the non-zero values of a sparse input (``rows`` given; zeros stay zero)."""
+        if not bool(self.initialised):
+            if rows is not None:
+                raise RuntimeError("initialise a UniformQuantizer from the dense input first (init_from)")
+            self.init_from(x)
+        qmin, qmax = qrange(torch.tensor(float(self.k)), self.signed)
+        g = 1.0 / math.sqrt(x.numel() * float(qmax))  # LSQ gradient scale
+        step = self.step.abs().clamp_min(1e-8)
+        step = step * g + (step - step * g).detach()
+        return fake_quant(x, step, qmin, qmax)
+
+    def local_loss(self):
+        return None
+
+    @torch.no_grad()
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        qmin, qmax = qrange(torch.tensor(float(self.k)), self.signed)
+        step = self.step.abs().clamp_min(1e-8)
+        return torch.clamp(torch.floor(x / step + 0.5), float(qmin), float(qmax)).long()
+
+    def export_for(self, num_nodes: int) -> dict:
+        import numpy as np
+
+        return {"in_step": np.full(num_nodes, float(self.step.detach().abs().clamp_min(1e-8))),
+                "in_bits": np.full(num_nodes, self.k, dtype=np.int64), "in_signed": self.signed}
