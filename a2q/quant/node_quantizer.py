@@ -1,0 +1,104 @@
+"""A2Q per-node feature quantizer: a learnable step ``s_i`` and a continuous bitwidth ``b_i`` per node.
+
+Forward and gradients are those of :func:`a2q.quant.fake_quant.fake_quantize` with ``s_i, b_i`` broadcast
+over the node's features. Two training modes:
+
+* task gradient (``local_grad=False``): ``s`` and ``b`` receive the gradient of the training loss;
+* Local Gradient (A2Q paper, node-level tasks; the default): ``s`` and ``b`` are trained on the L1
+  quantization error of each node, ``sum_f |x_q[i, f] - x[i, f]|``, computed on the detached features and
+  exposed as :attr:`local_loss` after each training forward; the task gradient still reaches ``x``
+  through the straight-through estimator but not ``s`` or ``b``.
+
+The step is initialised on the first training forward from the data (``max_f |x[i, f]| / qmax(b_init)``,
+nodes whose features are all zero take the median step of the others), and the memory penalty acts on
+:meth:`bits_ste`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..fixedpoint import MAX_NODE_BITS, MIN_NODE_BITS
+from .fake_quant import fake_quantize, quant_range, quantize_int, round_bits
+
+#: The bit parameter is kept in [BIT_PARAM_MIN, BIT_PARAM_MAX] so floor(b + 0.5) stays in [1, 8].
+BIT_PARAM_MIN, BIT_PARAM_MAX = MIN_NODE_BITS - 0.49, MAX_NODE_BITS + 0.49
+STEP_MIN = 1e-8
+
+
+def row_absmax(x: torch.Tensor, rows: torch.Tensor | None = None, num_rows: int | None = None) -> torch.Tensor:
+    """``max_f |x[i, f]|`` per row; with ``rows``, ``x`` holds the non-zero entries of rows ``rows``."""
+    if rows is None:
+        return x.detach().abs().amax(dim=1)
+    out = torch.zeros(num_rows, dtype=x.dtype)
+    return out.scatter_reduce(0, rows, x.detach().abs(), reduce="amax", include_self=True)
+
+
+def init_steps(x: torch.Tensor, qmax: float, rows: torch.Tensor | None = None,
+               num_rows: int | None = None) -> torch.Tensor:
+    """Per-row ``max|x| / qmax``; all-zero rows take the median of the others (1/qmax if none)."""
+    m = row_absmax(x, rows, num_rows)
+    pos = m > 0
+    fill = m[pos].median() if bool(pos.any()) else torch.tensor(1.0, dtype=x.dtype)
+    return torch.where(pos, m, fill) / qmax
+
+
+class NodeQuantizer(nn.Module):
+    """Per-node learnable step and bitwidth (A2Q). ``signed`` selects the two's complement range."""
+
+    def __init__(self, num_nodes: int, signed: bool = False, init_bits: float = 4.0, local_grad: bool = True):
+        super().__init__()
+        self.num_nodes, self.signed, self.init_bits, self.local_grad = num_nodes, bool(signed), init_bits, local_grad
+        self.step = nn.Parameter(torch.ones(num_nodes))
+        self.bits = nn.Parameter(torch.full((num_nodes,), float(init_bits)))
+        self.register_buffer("initialized", torch.tensor(False))
+        self.local_loss: torch.Tensor | None = None
+
+    def extra_repr(self) -> str:
+        return f"num_nodes={self.num_nodes}, signed={self.signed}, local_grad={self.local_grad}"
+
+    @torch.no_grad()
+    def initialize(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        qmax = float(quant_range(round_bits(torch.tensor(float(self.init_bits))), self.signed)[1])
+        self.step.copy_(init_steps(x, qmax, rows, self.num_nodes).clamp_min(STEP_MIN))
+        self.initialized.fill_(True)
+
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Quantize ``x [N, F]``; or, with ``rows``, the non-zero entries ``x [nnz]`` of a sparse input
+        whose entry ``k`` belongs to node ``rows[k]`` (zeros quantize to zero with zero gradients)."""
+        if rows is None and x.shape[0] != self.num_nodes:
+            raise ValueError(f"NodeQuantizer has {self.num_nodes} nodes, input has {x.shape[0]} rows")
+        if self.training and not bool(self.initialized):
+            self.initialize(x, rows)
+        if rows is None:
+            s, b = self.step[:, None], self.bits[:, None]
+        else:
+            s, b = self.step[rows], self.bits[rows]
+        self.local_loss = None
+        if not (self.training and self.local_grad):
+            return fake_quantize(x, s, b, self.signed)
+        xd = x.detach()
+        local = fake_quantize(xd, s, b, self.signed)
+        self.local_loss = (local - xd).abs().sum()
+        if x.requires_grad:
+            return fake_quantize(x, s.detach(), b.detach(), self.signed)
+        return local.detach()
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        """Keep parameters valid after an optimizer step."""
+        self.bits.clamp_(BIT_PARAM_MIN, BIT_PARAM_MAX)
+        self.step.clamp_(min=STEP_MIN)
+
+    def bits_ste(self) -> torch.Tensor:
+        """Integer bits in the forward pass, identity gradient to the continuous ``b`` ([N])."""
+        return self.bits + (round_bits(self.bits) - self.bits).detach()
+
+    def int_bits(self) -> torch.Tensor:
+        return round_bits(self.bits.detach()).to(torch.int64)
+
+    def node_steps(self) -> torch.Tensor:
+        return self.step.detach()
+
+    def quantize_int(self, x: torch.Tensor) -> torch.Tensor:
+        return quantize_int(x, self.step.detach()[:, None], self.bits.detach()[:, None], self.signed)
