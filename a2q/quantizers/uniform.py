@@ -22,7 +22,11 @@ class UniformQuantizer(nn.Module):
     @torch.no_grad()
     def init_from(self, x: torch.Tensor) -> None:
         _, qmax = qrange(torch.tensor(float(self.k)), self.signed)
-        self.step.copy_(2 * x.abs().mean() / math.sqrt(float(qmax)) + 1e-8)  # LSQ's initialisation
+        # Range from the 99.9th percentile of the non-zero magnitudes: LSQ's 2*mean/sqrt(qmax) is
+        # dragged to ~0 by the 99% zeros of a bag-of-words input and would clip nearly every value.
+        nz = x.abs()[x != 0]
+        top = torch.quantile(nz[:1_000_000], 0.999) if nz.numel() else torch.tensor(1.0)
+        self.step.copy_(top / float(qmax) + 1e-8)
         self.initialised.fill_(True)
 
     def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None, width: int | None = None) -> torch.Tensor:
