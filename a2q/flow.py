@@ -1,0 +1,126 @@
+"""``a2q flow``: train, export, generate Verilog, simulate on the RTL, report, in one run directory.
+
+The A2Q model and a uniform INT4 baseline are trained, exported and simulated on the *same*
+accelerator config, so the speedup is measured, not modelled (the model's figure is shown beside it).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from .jsonio import write_json
+
+
+def add_flow_arguments(p) -> None:
+    p.add_argument("--dataset", default="Cora")
+    p.add_argument("--method", default="a2q", choices=["a2q", "uniform"])
+    p.add_argument("--bits", type=int, default=4, help="feature bits when --method uniform")
+    p.add_argument("--target-bits", type=float, default=2.0, help="A2Q average-bit target")
+    p.add_argument("--baseline-bits", type=int, default=4, help="uniform baseline for the speedup (0: none)")
+    p.add_argument("--seeds", default="0-2", help="training seeds; the best-validation one is exported")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--lanes", type=int, default=16)
+    p.add_argument("--pes", type=int, default=16)
+    p.add_argument("--sim", default="verilator", choices=["verilator", "icarus", "none"])
+    p.add_argument("--out", default=None, help="run directory (default runs/<dataset>-<method>)")
+    p.add_argument("--data-root", default=None, help="dataset root (default: $A2Q_DATA_ROOT)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (recorded with the timings)")
+    p.add_argument("--json", action="store_true")
+
+
+def _train(args, name: str, method_argv: list[str], out: Path) -> dict:
+    from .trainer import add_train_arguments, run_train
+
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    argv = ["--dataset", args.dataset, "--seeds", args.seeds, "--epochs", str(args.epochs), "--threads",
+            str(args.threads), "--out", str(out / name / "train"), *method_argv]
+    if args.data_root:
+        argv += ["--data-root", args.data_root]
+    return run_train(p.parse_args(argv))
+
+
+def run_flow(args) -> dict:
+    import torch
+    from tqdm import tqdm
+
+    from . import integer
+    from .cycle_model import cycles as model_cycles
+    from .export import export_checkpoint
+    from .program import save
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out or f"runs/{args.dataset}-{args.method}")
+    out.mkdir(parents=True, exist_ok=True)
+    main = "a2q" if args.method == "a2q" else f"int{args.bits}"
+    variants = {main: (["--method", "a2q", "--target-bits", str(args.target_bits)] if args.method == "a2q"
+                         else ["--method", "uniform", "--bits", str(args.bits)])}
+    if args.baseline_bits:
+        variants[f"int{args.baseline_bits}"] = ["--method", "uniform", "--bits", str(args.baseline_bits)]
+    stages = [f"train {v}" for v in variants] + ["export", "generate Verilog"] + \
+             ([f"simulate {v}" for v in variants] if args.sim != "none" else [])
+    bar = tqdm(total=len(stages), desc="a2q flow", unit="stage")
+    t0 = time.perf_counter()
+    res = {name: {} for name in variants}
+    for name, margv in variants.items():
+        bar.set_postfix_str(f"train {name}")
+        m = _train(args, name, margv, out)
+        res[name].update(test_acc_mean=m["test_acc_mean"], test_acc_std=m["test_acc_std"])
+        bar.update(1)
+    bar.set_postfix_str("export")
+    programs = {}
+    for name in variants:
+        programs[name] = export_checkpoint(out / name / "train" / "model.pt", args.data_root)
+        save(programs[name], out / name / "program")
+        res[name].update(avg_bits=programs[name].avg_bits(), int_test_acc=integer.accuracy(programs[name]),
+                         fakequant_test_acc_exported=programs[name].meta.get("fakequant_test_acc"))
+    bar.update(1)
+    bar.set_postfix_str("generate Verilog")
+    from hw.config import AcceleratorConfig
+    from hw.generate import generate
+
+    fits = [AcceleratorConfig.fit(p, lanes=args.lanes, pes=args.pes) for p in programs.values()]
+    cfg = AcceleratorConfig(**{k: max(getattr(f, k) for f in fits) for k in fits[0].to_json()
+                               if k != "config_version"})
+    gen = generate(cfg, out / "a2q_accel.v")
+    bar.update(1)
+    for name, program in programs.items():
+        res[name]["model_cycles"] = model_cycles(program, cfg.lanes, cfg.pes).to_json()
+        if args.sim != "none":
+            from sim.simulate import simulate
+
+            bar.set_postfix_str(f"simulate {name}")
+            rep = simulate(out / name / "program", config=cfg, sim=args.sim, out=out / name / f"sim_{args.sim}.json")
+            res[name].update(bit_exact=rep["mismatches"] == 0 and rep["unresolved_words"] == 0,
+                             rtl_cycles=rep["rtl_cycles"], cycles_match=rep["cycles_match"],
+                             sim_wall_s=rep["wall_s"])
+            bar.update(1)
+    bar.close()
+    base = f"int{args.baseline_bits}" if args.baseline_bits else None
+    for name, r in res.items():
+        cyc = (r.get("rtl_cycles") or {}).get("total") or r["model_cycles"]["cyc_total"]
+        r["cycles"] = cyc
+        if base:
+            bc = (res[base].get("rtl_cycles") or {}).get("total") or res[base]["model_cycles"]["cyc_total"]
+            r["speedup_vs_baseline"] = bc / cyc
+    summary = {"dataset": args.dataset, "method": args.method, "config": cfg.to_json(), "verilog": gen["verilog"],
+               "simulator": args.sim, "results": res, "wall_s": time.perf_counter() - t0, "threads": args.threads}
+    write_json(out / "flow.json", summary)
+    table = flow_table(summary, base)
+    (out / "flow.md").write_text(table)
+    print(table)
+    return summary
+
+
+def flow_table(summary: dict, base: str | None) -> str:
+    lines = [f"{summary['dataset']} on L={summary['config']['lanes']} P={summary['config']['pes']} "
+             f"({summary['simulator']})", "",
+             "| model | test acc (%) | int-only acc (%) | avg bits | bit-exact | cycles | speedup vs " +
+             (base.upper() if base else "-") + " |", "|---|---|---|---|---|---|---|"]
+    for name, r in summary["results"].items():
+        exact = {True: "yes", False: "NO"}.get(r.get("bit_exact"), "not simulated")
+        lines.append(f"| {name} | {100 * r['test_acc_mean']:.2f} ± {100 * r['test_acc_std']:.2f} | "
+                     f"{100 * r['int_test_acc']:.2f} | {r['avg_bits']:.2f} | {exact} | {r['cycles']:,} | "
+                     f"{r.get('speedup_vs_baseline', float('nan')):.2f}x |")
+    return "\n".join(lines) + "\n"
