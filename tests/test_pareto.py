@@ -35,3 +35,25 @@ def test_csv_round_trip_keeps_columns(tmp_path):
     rows = read_rows(path)
     assert list(rows[0]) == COLUMNS and rows[0]["acc_mean"] == "0.8"
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_tiny_sweep_on_karate_club_resumes_and_records_crashes(tmp_path):
+    """Two points on KarateClub: rows per config, then a rerun skips them; a bad point is a row, not a crash."""
+    from a2q.sweep import run_grid, summarise
+
+    points = grid(["KarateClub"], ["a2q", "int4"], ["2"])
+    rows = run_grid(points, [(4, 4), (8, 4)], tmp_path, seeds="0", epochs=15, progress=False)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == 4 and {(r["lanes"], r["pes"]) for r in ok} == {(4, 4), (8, 4)}
+    on_disk = read_rows(tmp_path / "sweep.csv")
+    assert list(on_disk[0]) == COLUMNS and len(on_disk) == 4
+    assert all(float(r["cycles_total"]) > 0 and float(r["avg_bits"]) > 0 for r in on_disk)
+    mtime = (tmp_path / "sweep.csv").stat().st_mtime_ns
+    again = run_grid(points, [(4, 4), (8, 4)], tmp_path, seeds="0", epochs=15, progress=False)
+    assert len(again) == 4 and (tmp_path / "sweep.csv").stat().st_mtime_ns == mtime  # nothing re-run
+    bad = run_grid([Point("NoSuchSet", "a2q", "2")], [(4, 4)], tmp_path, seeds="0", epochs=15, progress=False)
+    crash = [r for r in bad if r["status"] == "error"]
+    assert len(crash) == 1 and "unknown dataset" in crash[0]["error"]
+    summary = summarise(bad, tmp_path)
+    assert (tmp_path / "sweep.png").exists() and (tmp_path / "sweep.md").exists()
+    assert "KarateClub" in summary["datasets"]
