@@ -7,7 +7,8 @@ one unsigned when the features are non-negative, signed otherwise) and the weigh
 * ``fp32``: no quantizers.
 * ``uniform``: :class:`a2q.quant.UniformQuantizer` with ``bits`` for the features; the weights use
   ``weight_bits`` (default ``max(4, bits)``, so the INT8 baseline has 8-bit weights and INT4/INT2 4-bit ones).
-* ``a2q``: :class:`a2q.quant.NodeQuantizer` (learned per-node step and bits, Local Gradient by default)
+* ``a2q``: :class:`a2q.quant.NodeQuantizer` (learned per-node step and bits, Local Gradient by default,
+  each node's L1 error weighted by :func:`aggregation_weight` unless ``aggregation_weighted=False``)
   with ``weight_bits`` (default 4) weights.
 
 The export hook (contract with :mod:`a2q.export`) is :meth:`GCN.export_layers` + :meth:`GCN.quantized_input`.
@@ -33,10 +34,23 @@ def default_weight_bits(method: str, bits: int | None) -> int:
     return DEFAULT_WEIGHT_BITS
 
 
+def aggregation_weight(edge_index: torch.Tensor, deg_inv_sqrt: torch.Tensor) -> torch.Tensor:
+    """``w_j = d_j^-1/2 * sum_{i: j -> i} d_i^-1/2``: the total weight with which node j's (quantized)
+    features enter the aggregates of the layer, i.e. the column sums of ``D^-1/2 (A + I) D^-1/2``.
+
+    The task gradient that reaches a node's quantizer is summed over every aggregate the node feeds,
+    which is what makes A2Q's bits aggregation-aware; the Local Gradient's L1 error alone has lost it.
+    Weighting node j's L1 error by ``w_j`` (about ``sqrt(d_j)``) puts it back.
+    """
+    src, dst = edge_index
+    return deg_inv_sqrt * torch.zeros_like(deg_inv_sqrt).index_add_(0, src, deg_inv_sqrt[dst])
+
+
 class GCN(nn.Module):
     def __init__(self, in_channels: int, hidden: int, out_channels: int, num_nodes: int, method: str = "fp32",
                  bits: int | None = None, weight_bits: int | None = None, input_signed: bool = False,
-                 dropout: float = 0.5, init_bits: float = 4.0, local_grad: bool = True):
+                 dropout: float = 0.5, init_bits: float = 4.0, local_grad: bool = True,
+                 aggregation_weighted: bool = True):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
@@ -44,7 +58,9 @@ class GCN(nn.Module):
             raise ValueError("method 'uniform' needs bits")
         self.config = dict(in_channels=in_channels, hidden=hidden, out_channels=out_channels, num_nodes=num_nodes,
                            method=method, bits=bits, weight_bits=weight_bits, input_signed=bool(input_signed),
-                           dropout=dropout, init_bits=init_bits, local_grad=local_grad)
+                           dropout=dropout, init_bits=init_bits, local_grad=local_grad,
+                           aggregation_weighted=aggregation_weighted)
+        self.aggregation_weighted = bool(aggregation_weighted) and method == "a2q" and local_grad
         self.method, self.num_nodes = method, num_nodes
         self.weight_bits = None if method == "fp32" else (weight_bits or default_weight_bits(method, bits))
         dims = [in_channels, hidden, out_channels]
@@ -64,10 +80,16 @@ class GCN(nn.Module):
 
     # ----------------------------------------------------------------- forward
     def graph(self, data) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(edge_index with self loops, in-degree, d^-1/2)``, cached; sets the Local Gradient weights."""
         key = (data.edge_index.data_ptr(), tuple(data.edge_index.shape), int(data.num_nodes))
         if key != self._graph_key:
             self._graph = gcn_graph(data.edge_index, int(data.num_nodes))
             self._graph_key = key
+            if self.aggregation_weighted:
+                w = aggregation_weight(self._graph[0], self._graph[2])
+                for q in self.node_quantizers():
+                    if hasattr(q, "set_error_weight"):
+                        q.set_error_weight(w)
         return self._graph
 
     def model_input(self, data):
@@ -123,7 +145,8 @@ class GCN(nn.Module):
             if conv.weight_quant is not None:
                 groups["weight_steps"].append(conv.weight_quant.step)
             if conv.input_quant is not None:
-                groups["node_steps"].append(conv.input_quant.step)
+                q = conv.input_quant
+                groups["node_steps"].append(q.log_step if hasattr(q, "log_step") else q.step)
                 if isinstance(conv.input_quant.bits, nn.Parameter):
                     groups["node_bits"].append(conv.input_quant.bits)
         return groups

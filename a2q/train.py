@@ -38,8 +38,8 @@ from .quant import MemoryPenalty
 #: Defaults tuned on Cora / CiteSeer (see scripts/bench_accuracy.py); the CLI defaults use them.
 DEFAULTS = dict(
     hidden=16, dropout=0.5, lr=0.01, weight_decay=5e-4, epochs=200,
-    lr_weight_step=0.001, lr_node_step=0.001, lr_bits=0.02, init_bits=4.0,
-    target_bits=1.8, lam_bits=1.0, lam_kb=1e-4,
+    lr_weight_step=0.001, lr_node_step=0.05, lr_bits=0.1, init_bits=4.0,
+    target_bits=2.0, lam_bits=1e4, lam_kb=1e-4,
 )
 
 
@@ -81,6 +81,8 @@ def add_train_arguments(p) -> None:
     p.add_argument("--lam", type=float, default=None,
                    help=f"memory penalty lambda (default {d['lam_bits']} with --target-bits, {d['lam_kb']} with --target-kb)")
     p.add_argument("--no-local-grad", action="store_true", help="A2Q: train steps/bits on the task loss")
+    p.add_argument("--no-aggregation-weight", action="store_true",
+                   help="A2Q Local Gradient: plain L1 error (do not weight node j's error by its aggregation weight)")
     p.add_argument("--init-bits", type=float, default=d["init_bits"], help="A2Q initial node bits")
     p.add_argument("--hidden", type=int, default=d["hidden"])
     p.add_argument("--dropout", type=float, default=d["dropout"])
@@ -170,7 +172,8 @@ def train_one_seed(args, ds, seed: int, bar=None) -> tuple[object, dict]:
                         hidden=_opt(args, "hidden"), bits=bits,
                         weight_bits=getattr(args, "weight_bits", None), input_signed=bool((data.x < 0).any()),
                         dropout=_opt(args, "dropout"), init_bits=_opt(args, "init_bits"),
-                        local_grad=not getattr(args, "no_local_grad", False))
+                        local_grad=not getattr(args, "no_local_grad", False),
+                        aggregation_weighted=not getattr(args, "no_aggregation_weight", False))
     penalty = penalty_for(args, model)
     opt = None
     y = data.y

@@ -12,7 +12,10 @@ Forward (``docs/arithmetic.md``: round half up, like the integer accelerator)::
 Backward (A2Q paper, LSQ for the step, straight-through for the rounding of values and of the bit)::
 
     dx_q/dx = 1 if qmin <= floor(v+0.5) <= qmax else 0
-    dx_q/ds = q - v (in range) | qmin (below) | qmax (above)
+    dx_q/ds = q - v (in range; LSQ) | qmin (below) | qmax (above)
+            with ``lsq=False`` the in-range derivative is the exact one of the piecewise function, ``q``
+            (the rounding held fixed): used to minimise the quantization error itself (Local Gradient),
+            where LSQ's ``q - v`` (which pretends x_q tracks x) drives the step down into clipping
     dx_q/db = 0 (in range) | s * dqmin/db (below) | s * dqmax/db (above)
       with dqmax/db = 2^bq ln2 (unsigned), 2^(bq-1) ln2 (signed); dqmin/db = 0 (unsigned), -2^(bq-1) ln2 (signed)
 
@@ -52,13 +55,13 @@ def quant_range(bq: torch.Tensor, signed: bool) -> tuple[torch.Tensor, torch.Ten
 
 class _FakeQuantize(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, step, bits, signed: bool):
+    def forward(ctx, x, step, bits, signed: bool, lsq: bool):
         bq = round_bits(bits)
         qmin, qmax = quant_range(bq, signed)
         v = x / step
         qf = round_half_up(v)
         q = torch.minimum(torch.maximum(qf, qmin), qmax)
-        ctx.signed = signed
+        ctx.signed, ctx.lsq = signed, lsq
         ctx.save_for_backward(v, qf, q, step, bq, qmin, qmax)
         ctx.shapes = (step.shape, bits.shape)
         return q * step
@@ -73,7 +76,7 @@ class _FakeQuantize(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gx = g * inside
         if ctx.needs_input_grad[1]:
-            gs = (g * torch.where(inside, q - v, q)).sum_to_size(step_shape)
+            gs = (g * (torch.where(inside, q - v, q) if ctx.lsq else q)).sum_to_size(step_shape)
         if ctx.needs_input_grad[2]:
             if ctx.signed:
                 d = torch.pow(2.0, bq - 1) * LN2
@@ -81,14 +84,15 @@ class _FakeQuantize(torch.autograd.Function):
             else:
                 dmax, dmin = torch.pow(2.0, bq) * LN2, torch.zeros_like(bq)
             gb = (g * step * (above * dmax + below * dmin)).sum_to_size(bits_shape)
-        return gx, gs, gb, None
+        return gx, gs, gb, None, None
 
 
-def fake_quantize(x: torch.Tensor, step: torch.Tensor, bits: torch.Tensor, signed: bool) -> torch.Tensor:
+def fake_quantize(x: torch.Tensor, step: torch.Tensor, bits: torch.Tensor, signed: bool,
+                  lsq: bool = True) -> torch.Tensor:
     """Quantize-dequantize ``x`` (see the module docstring for forward values and gradients)."""
     if not torch.is_tensor(bits):
         bits = torch.tensor(float(bits), dtype=x.dtype)
-    return _FakeQuantize.apply(x, step, bits.to(x.dtype), bool(signed))
+    return _FakeQuantize.apply(x, step, bits.to(x.dtype), bool(signed), bool(lsq))
 
 
 def quantize_int(x: torch.Tensor, step: torch.Tensor, bits: torch.Tensor, signed: bool) -> torch.Tensor:

@@ -4,10 +4,15 @@ Forward and gradients are those of :func:`a2q.quant.fake_quant.fake_quantize` wi
 over the node's features. Two training modes:
 
 * task gradient (``local_grad=False``): ``s`` and ``b`` receive the gradient of the training loss;
+The step is stored as ``log_step`` (see :attr:`step`).
+
 * Local Gradient (A2Q paper, node-level tasks; the default): ``s`` and ``b`` are trained on the L1
   quantization error of each node, ``sum_f |x_q[i, f] - x[i, f]|``, computed on the detached features and
-  exposed as :attr:`local_loss` after each training forward; the task gradient still reaches ``x``
-  through the straight-through estimator but not ``s`` or ``b``.
+  exposed as :attr:`local_loss` after each training forward (the step's in-range derivative is then the
+  exact ``q`` instead of LSQ's ``q - v``, see :mod:`.fake_quant`); the task gradient still reaches ``x``
+  through the straight-through estimator but not ``s`` or ``b``. Node ``i``'s error may be weighted by
+  ``error_weight[i]`` (:meth:`set_error_weight`; the GCN model sets it to how much of node ``i``'s
+  features its layer's aggregation passes on, see :mod:`a2q.models`).
 
 The step is initialised on the first training forward from the data (``max_f |x[i, f]| / qmax(b_init)``,
 nodes whose features are all zero take the median step of the others), and the memory penalty acts on
@@ -46,10 +51,14 @@ def init_steps(x: torch.Tensor, qmax: float, rows: torch.Tensor | None = None,
 class NodeQuantizer(nn.Module):
     """Per-node learnable step and bitwidth (A2Q). ``signed`` selects the two's complement range."""
 
-    def __init__(self, num_nodes: int, signed: bool = False, init_bits: float = 4.0, local_grad: bool = True):
+    def __init__(self, num_nodes: int, signed: bool = False, init_bits: float = 4.0, local_grad: bool = True,
+                 rescale_on_bit_change: bool = True):
         super().__init__()
         self.num_nodes, self.signed, self.init_bits, self.local_grad = num_nodes, bool(signed), init_bits, local_grad
-        self.step = nn.Parameter(torch.ones(num_nodes))
+        self.rescale_on_bit_change = rescale_on_bit_change
+        self.register_buffer("error_weight", torch.ones(num_nodes))
+        self.register_buffer("last_bits", round_bits(torch.full((num_nodes,), float(init_bits))))
+        self.log_step = nn.Parameter(torch.zeros(num_nodes))
         self.bits = nn.Parameter(torch.full((num_nodes,), float(init_bits)))
         self.register_buffer("initialized", torch.tensor(False))
         self.local_loss: torch.Tensor | None = None
@@ -60,8 +69,20 @@ class NodeQuantizer(nn.Module):
     @torch.no_grad()
     def initialize(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> None:
         qmax = float(quant_range(round_bits(torch.tensor(float(self.init_bits))), self.signed)[1])
-        self.step.copy_(init_steps(x, qmax, rows, self.num_nodes).clamp_min(STEP_MIN))
+        self.log_step.copy_(init_steps(x, qmax, rows, self.num_nodes).clamp_min(STEP_MIN).log())
         self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def set_error_weight(self, weight: torch.Tensor) -> None:
+        """Per-node weight of the Local Gradient's L1 error, normalised to mean 1 (ones: plain A2Q)."""
+        self.error_weight.copy_(weight / weight.mean().clamp_min(1e-12))
+
+    @property
+    def step(self) -> torch.Tensor:
+        """``s = exp(log_step)``: the step is learned in log space, so Adam moves steps that span decades
+        (1/rowsum ~ 0.05 of a bag of words, hidden features ~ 1) by the same relative amount. The
+        gradient reaching ``log_step`` is ``s * dL/ds`` with the LSQ ``dL/ds`` of :mod:`.fake_quant`."""
+        return self.log_step.exp()
 
     def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Quantize ``x [N, F]``; or, with ``rows``, the non-zero entries ``x [nnz]`` of a sparse input
@@ -78,17 +99,35 @@ class NodeQuantizer(nn.Module):
         if not (self.training and self.local_grad):
             return fake_quantize(x, s, b, self.signed)
         xd = x.detach()
-        local = fake_quantize(xd, s, b, self.signed)
-        self.local_loss = (local - xd).abs().sum()
+        local = fake_quantize(xd, s, b, self.signed, lsq=False)
+        err = (local - xd).abs()
+        w = self.error_weight if rows is None else self.error_weight[rows]
+        self.local_loss = (w * (err.sum(dim=1) if rows is None else err)).sum()
         if x.requires_grad:
             return fake_quantize(x, s.detach(), b.detach(), self.signed)
         return local.detach()
 
     @torch.no_grad()
     def clamp_(self) -> None:
-        """Keep parameters valid after an optimizer step."""
+        """After an optimizer step: keep ``b`` in range, and keep each node's clipping range
+        ``s * qmax(bq)`` where it was when its integer bits changed (``s <- s * qmax(old) / qmax(new)``).
+
+        Without this a bit that drops has to wait for the step to grow before the node stops clipping,
+        the clipping error pushes the bit straight back, and nodes never leave their initial bits (a
+        binary bag of words, exact at any width once ``s = max / qmax``, stayed at 4 bits).
+        """
         self.bits.clamp_(BIT_PARAM_MIN, BIT_PARAM_MAX)
-        self.step.clamp_(min=STEP_MIN)
+        if not self.rescale_on_bit_change:
+            return
+        new = round_bits(self.bits)
+        old = self.last_bits
+        changed = new != old
+        if bool(changed.any()) and bool(self.initialized):
+            q_old, q_new = quant_range(old, self.signed)[1], quant_range(new, self.signed)[1]
+            if self.signed:  # the signed range's larger end is -qmin = 2^(b-1)
+                q_old, q_new = q_old + 1, q_new + 1
+            self.log_step.add_(torch.where(changed, (q_old / q_new).log(), torch.zeros_like(q_old)))
+        self.last_bits.copy_(new)
 
     def bits_ste(self) -> torch.Tensor:
         """Integer bits in the forward pass, identity gradient to the continuous ``b`` ([N])."""
