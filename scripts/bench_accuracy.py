@@ -34,9 +34,15 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--out", default="results")
+    ap.add_argument("--merge", action="store_true", help="update an existing results JSON in place")
     args = ap.parse_args(argv)
     out = Path(args.out)
     results = {"seeds": args.seeds, "threads": args.threads, "epochs": args.epochs, "datasets": {}}
+    previous = out / "bench_accuracy.json"
+    if args.merge and previous.exists():  # keep methods/datasets this run does not redo
+        import json
+
+        results["datasets"] = json.loads(previous.read_text()).get("datasets", {})
     for ds in args.datasets.split(","):
         try:
             load_dataset(ds, args.data_root)
@@ -44,7 +50,7 @@ def main(argv=None) -> int:
             results["datasets"][ds] = {"available": False, "reason": str(e)}
             print(f"{ds}: unavailable ({e})")
             continue
-        entry = {"available": True, "methods": {}}
+        entry = {"available": True, "methods": dict(results["datasets"].get(ds, {}).get("methods", {}))}
         for name in args.methods.split(","):
             p = argparse.ArgumentParser()
             add_train_arguments(p)

@@ -2,8 +2,6 @@
 nodes. It exports like a per-node quantizer whose steps and bits are all equal."""
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -16,7 +14,9 @@ class UniformQuantizer(nn.Module):
         if not 1 <= bits <= 8:
             raise ValueError(f"uniform feature bits must lie in [1, 8], got {bits}")
         self.k, self.signed = int(bits), signed
-        self.step = nn.Parameter(torch.tensor(1.0))
+        # log-space step (as the node quantizer): Adam's absolute updates of ~1e-2 on a step of ~1e-3
+        # flipped its sign in some seeds and collapsed those runs
+        self.log_step = nn.Parameter(torch.tensor(0.0))
         self.register_buffer("initialised", torch.tensor(False))
 
     @torch.no_grad()
@@ -26,7 +26,7 @@ class UniformQuantizer(nn.Module):
         # dragged to ~0 by the 99% zeros of a bag-of-words input and would clip nearly every value.
         nz = x.abs()[x != 0]
         top = torch.quantile(nz[:1_000_000], 0.999) if nz.numel() else torch.tensor(1.0)
-        self.step.copy_(top / float(qmax) + 1e-8)
+        self.log_step.copy_((top / float(qmax) + 1e-8).log())
         self.initialised.fill_(True)
 
     def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None, width: int | None = None) -> torch.Tensor:
@@ -36,10 +36,11 @@ class UniformQuantizer(nn.Module):
                 raise RuntimeError("initialise a UniformQuantizer from the dense input first (init_from)")
             self.init_from(x)
         qmin, qmax = qrange(torch.tensor(float(self.k)), self.signed)
-        g = 1.0 / math.sqrt(x.numel() * float(qmax))  # LSQ gradient scale
-        step = self.step.abs().clamp_min(1e-8)
-        step = step * g + (step - step * g).detach()
-        return fake_quant(x, step, qmin, qmax)
+        return fake_quant(x, self.step, qmin, qmax)
+
+    @property
+    def step(self) -> torch.Tensor:
+        return self.log_step.exp()
 
     def local_loss(self):
         return None
@@ -47,11 +48,10 @@ class UniformQuantizer(nn.Module):
     @torch.no_grad()
     def codes(self, x: torch.Tensor) -> torch.Tensor:
         qmin, qmax = qrange(torch.tensor(float(self.k)), self.signed)
-        step = self.step.abs().clamp_min(1e-8)
-        return torch.clamp(torch.floor(x / step + 0.5), float(qmin), float(qmax)).long()
+        return torch.clamp(torch.floor(x / self.step + 0.5), float(qmin), float(qmax)).long()
 
     def export_for(self, num_nodes: int) -> dict:
         import numpy as np
 
-        return {"in_step": np.full(num_nodes, float(self.step.detach().abs().clamp_min(1e-8))),
+        return {"in_step": np.full(num_nodes, float(self.step.detach())),
                 "in_bits": np.full(num_nodes, self.k, dtype=np.int64), "in_signed": self.signed}
