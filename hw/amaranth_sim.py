@@ -35,16 +35,31 @@ class SimResult:
         return mm.decode_features(self.words["feat"], program, config, layer)
 
 
+def garbage_images(config: AcceleratorConfig, seed: int) -> dict[str, list[int]]:
+    """Every word of every memory filled with random bits (``seed``): what real memories may hold at
+    power-up. ``run_program(..., garbage=seed)`` starts from these, so a result that depends on a word
+    the testbench did not load (or the engines did not write first) shows up as a mismatch."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, (width, depth) in mm.memory_shapes(config).items():
+        chunks = rng.integers(0, 1 << 32, size=(depth, -(-width // 32)), dtype=np.uint64)
+        mask = (1 << width) - 1
+        out[name] = [sum(int(c) << (32 * k) for k, c in enumerate(row)) & mask for row in chunks]
+    return out
+
+
 def run_program(program, config: AcceleratorConfig | None = None, *, load: str = "port",
                 read: tuple[str, ...] = ("out",), read_via: str = "port", runs: int = 1,
-                max_cycles: int = 2_000_000) -> SimResult:
+                garbage: int | None = None, max_cycles: int = 2_000_000) -> SimResult:
     """Simulate ``program`` on ``config`` (default: ``AcceleratorConfig.fit(program, 4, 4)``).
 
     ``load``: "port" writes every word through the load port (one clock per word, as a testbench
     must), "init" preloads the memories (faster). ``read``: memories to read back after the run
     ("out" is always decoded); ``read_via``: "port" (mem_rdata, one clock per word) or "direct".
     ``runs``: start the accelerator this many times in a row (results of the last run are returned;
-    earlier runs must leave the loaded program intact).
+    earlier runs must leave the loaded program intact). ``garbage``: if given, every memory starts
+    filled with random words (``garbage_images(config, garbage)``) instead of zeros; the program's
+    images then overwrite only the words they hold, as a testbench loading real hardware would.
     """
     import sys
 
@@ -59,7 +74,14 @@ def run_program(program, config: AcceleratorConfig | None = None, *, load: str =
     if mm.load_port_widths(cfg)["mem_data"] > 4000 and sys.get_int_max_str_digits():
         sys.set_int_max_str_digits(0)
     imgs = mm.images(program, cfg)
-    dut = Accelerator(cfg, sim_init=imgs if load == "init" else None)
+    if garbage is not None:
+        init = garbage_images(cfg, garbage)
+        if load == "init":
+            for name, words in imgs.items():
+                init[name][:len(words)] = [int(w) for w in words]
+    else:
+        init = imgs if load == "init" else None
+    dut = Accelerator(cfg, sim_init=init)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     read = tuple(dict.fromkeys(("out",) + tuple(read)))

@@ -7,6 +7,10 @@ config, the port list, the memory map, widths and the lint waivers).
 Memories carry no initial contents: Amaranth would emit a ``$meminit`` cell with one constant per
 word (minutes and tens of MB of Verilog for a Cora-sized feature memory), so ``verilog()`` drops
 all-zero memory initialisers -- the testbench loads every memory through the load port anyway.
+
+Combinational logic must not depend on the simulator's language mode: ``verilog()`` makes every
+``always @*`` block run at time 0 also under IEEE 1800 (SystemVerilog) semantics, see
+``_fix_time_zero_triggers``.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import argparse
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 import time
 from dataclasses import fields
@@ -59,6 +64,47 @@ def _no_zero_meminit():
         rtlil.ModuleEmitter.emit_memory = original
 
 
+#: Yosys' time-0 trigger register of a module, declared ``reg \$auto$verilog_backend.cc:N:dump_module$K  = 0;``.
+_TRIGGER_DECL = re.compile(r"^(?P<indent>[ \t]*)reg (?P<name>\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;$",
+                           re.MULTILINE)
+_TRIGGER_USE = re.compile(r"^[ \t]*if \((?P<name>\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) \) begin end$",
+                          re.MULTILINE)
+
+
+def _fix_time_zero_triggers(text: str) -> str:
+    r"""Make every ``always @*`` block of Yosys' output execute at time 0 in any Verilog mode.
+
+    Amaranth keeps combinational logic as processes (``proc -nomux``), which Yosys writes as
+    ``always @*`` blocks. Such a block runs only when one of its inputs changes, so Yosys adds a
+    trigger: ``reg \$auto..dump_module$K = 0;`` read by every ``always @*`` of the module. Under
+    Verilog-2001 semantics the declaration initialiser is an assignment at time 0 and wakes every
+    block. Under IEEE 1800 semantics (``iverilog -g2012``, which cocotb's Icarus runner uses, and
+    other simulators in SystemVerilog mode) initialisers run *before* any process starts, so there is
+    no event: a block whose inputs keep their initial values (a mux of registers still at reset, the
+    packer's plane word of a latched all-zero group) keeps X until an input changes -- and X written
+    into a memory then spreads. Here every trigger is also toggled ``#0`` after time 0 starts, when
+    every ``always @*`` waits at its event control (standard scheduling: inactive region), in both
+    modes. Simulation only: hidden from synthesis and from Verilator (which settles all
+    combinational logic at initialisation, and has no use for the delay).
+    """
+    names = []
+
+    def patch(mo):
+        names.append(mo.group("name"))
+        ind = mo.group("indent")
+        return (f"{mo.group(0)}\n`ifndef SYNTHESIS\n`ifndef VERILATOR\n"
+                f"{ind}initial #0 {mo.group('name')}  = 1'h1;\n`endif\n`endif")
+
+    out = _TRIGGER_DECL.sub(patch, text)
+    used = set(_TRIGGER_USE.findall(out))
+    n_always = out.count("always @*")
+    if not used <= set(names) or n_always != len(_TRIGGER_USE.findall(out)):
+        # a Yosys version that emits triggers differently: fail loudly rather than emit racy Verilog
+        raise RuntimeError("unexpected Yosys time-0 trigger pattern in write_verilog output; "
+                           "update hw/generate.py:_fix_time_zero_triggers")
+    return out
+
+
 def verilog(cfg: AcceleratorConfig, name: str = DEFAULT_NAME) -> str:
     """The Verilog text of the accelerator for ``cfg`` (deterministic)."""
     from amaranth.back import verilog as amaranth_verilog
@@ -68,7 +114,7 @@ def verilog(cfg: AcceleratorConfig, name: str = DEFAULT_NAME) -> str:
     with _no_zero_meminit():
         text = amaranth_verilog.convert(Accelerator(cfg), name=name, emit_src=False,
                                         strip_internal_attrs=True)
-    return text
+    return _fix_time_zero_triggers(text)
 
 
 def port_list(cfg: AcceleratorConfig) -> list[dict]:

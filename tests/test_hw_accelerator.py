@@ -77,3 +77,48 @@ def test_wide_lanes_for_big_programs():
     # L = 64 lanes (a 4096-bit weight word, banked per PE) with P = 16 < L: per-chunk packer writes
     p = synth.random_program(seed=80, n=5, dims=(70, 20, 5), first_signed=True)
     _check(p, AcceleratorConfig.fit(p, lanes=64, pes=16), load="init", read_via="direct")
+
+
+# -- no dependence on unwritten memory ---------------------------------------------------------------
+# Real memories power up with garbage (and a 4-state simulator starts them at X): every word the
+# engines read must have been loaded by the testbench or written by the hardware first. These runs
+# start with every memory full of random words; only the program's images overwrite them.
+
+def _padded(cfg):
+    """``cfg`` with spare words in every memory, so reads past a program's regions hit garbage too."""
+    return cfg.replace(max_layers=cfg.max_layers + 2, feat_words=cfg.feat_words + 37,
+                       node_words=cfg.node_words + 7, weight_words=cfg.weight_words + 3,
+                       chan_words=cfg.chan_words + 3, edge_words=cfg.edge_words + 11,
+                       xw_words=cfg.xw_words + 9, out_words=cfg.out_words + 5)
+
+
+def test_garbage_memories_on_the_icarus_repro_program():
+    # the program of the Icarus X report (hub node 0 whose first hidden tile requantizes to 0),
+    # loaded through the port like the cocotb bench, on the exact-fit and on a padded config
+    p = synth.random_program(seed=1, n=12, dims=(20, 8, 4))
+    cfg = AcceleratorConfig.fit(p, lanes=4, pes=4)
+    _check(p, cfg, garbage=1)
+    _check(p, _padded(cfg), garbage=2, load="init", read_via="direct")
+
+
+@given(seed=st.integers(0, 10_000), lp=st.sampled_from([(4, 4), (8, 4), (4, 8), (16, 2), (2, 16), (1, 1)]),
+       signed=st.booleans(), dims=st.sampled_from([(9, 6, 3), (5, 17, 2), (3, 4, 5, 2)]))
+@settings(max_examples=5, deadline=None)
+def test_garbage_memories_random_programs(seed, lp, signed, dims):
+    # P < L (per-chunk packer writes, padding lanes), P > L (partial last group), padding channels
+    p = synth.random_program(seed=seed, n=7, dims=dims, first_signed=signed, isolated=2)
+    cfg = AcceleratorConfig.fit(p, lanes=lp[0], pes=lp[1])
+    _check(p, _padded(cfg), garbage=seed, load="init", read_via="direct")
+
+
+def test_garbage_memories_catch_a_dependence_on_zeroed_memory(monkeypatch):
+    # control: a loader that skips all-zero words is harmless on zeroed memories, and caught on garbage
+    import hw.amaranth_sim as asim
+
+    p = synth.random_program(seed=5, n=7, dims=(9, 6, 3), isolated=2)
+    cfg = AcceleratorConfig.fit(p, lanes=4, pes=4)
+    load_words = asim.mm.load_words
+    monkeypatch.setattr(asim.mm, "load_words", lambda imgs: ((s, a, w) for s, a, w in load_words(imgs) if w))
+    _check(p, cfg)
+    with pytest.raises(AssertionError):
+        _check(p, cfg, garbage=3)
