@@ -25,11 +25,27 @@ TOPLEVEL = "a2q_accel"
 TEST_MODULE = "sim.tb_accelerator"
 
 
+def _generator_fingerprint() -> bytes:
+    """The hw/ sources and the Amaranth version: what, besides the config, decides the Verilog."""
+    import amaranth
+
+    import hw
+
+    h = hashlib.sha256(amaranth.__version__.encode())
+    for src in sorted(Path(hw.__file__).parent.glob("*.py")) + sorted(Path(hw.__file__).parent.glob("*.vlt")):
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
+    return h.digest()
+
+
 def verilog_for(cfg: AcceleratorConfig, build_root: Path = runner.DEFAULT_BUILD_ROOT) -> Path:
-    """Generated Verilog for ``cfg``, cached by a hash of the config (generation is deterministic)."""
+    """Generated Verilog for ``cfg``, cached by a hash of the config and of the generator's sources
+    (generation is deterministic, so equal keys mean equal Verilog)."""
     from hw.generate import generate
 
-    key = hashlib.sha256(json.dumps(cfg.to_json(), sort_keys=True).encode()).hexdigest()[:16]
+    h = hashlib.sha256(json.dumps(cfg.to_json(), sort_keys=True).encode())
+    h.update(_generator_fingerprint())
+    key = h.hexdigest()[:16]
     path = Path(build_root) / "verilog" / f"{TOPLEVEL}-{key}.v"
     if not path.exists():
         generate(cfg, path, TOPLEVEL)
