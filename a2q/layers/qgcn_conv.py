@@ -48,7 +48,7 @@ class QGCNConv(MessagePassing):
             idx, vals = x.indices(), x.values()
             if self.input_quantizer is not None:
                 vals = self.input_quantizer(vals, rows=idx[0], width=x.shape[1])
-            xq = torch.sparse_coo_tensor(idx, vals, x.shape, is_coalesced=True)
+            xq = torch.sparse_coo_tensor(idx, vals, x.shape, is_coalesced=True, check_invariants=False)
             xw = torch.sparse.mm(xq, self.quantized_weight())
         else:
             xq = x if self.input_quantizer is None else self.input_quantizer(x)
