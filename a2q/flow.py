@@ -80,9 +80,7 @@ def run_flow(args) -> dict:
     from hw.config import AcceleratorConfig
     from hw.generate import generate
 
-    fits = [AcceleratorConfig.fit(p, lanes=args.lanes, pes=args.pes) for p in programs.values()]
-    cfg = AcceleratorConfig(**{k: max(getattr(f, k) for f in fits) for k in fits[0].to_json()
-                               if k != "config_version"})
+    cfg = AcceleratorConfig.covering(programs.values(), lanes=args.lanes, pes=args.pes)
     gen = generate(cfg, out / "a2q_accel.v")
     bar.update(1)
     for name, program in programs.items():

@@ -232,6 +232,15 @@ class AcceleratorConfig:
         return cls(lanes=lanes, pes=pes, **{**req, **overrides})
 
 
+    @classmethod
+    def covering(cls, programs, lanes: int = 16, pes: int = 16) -> "AcceleratorConfig":
+        """The smallest config that runs every one of ``programs`` (field-wise max of their fits), so
+        several programs can be compared on one piece of hardware."""
+        fits = [cls.fit(p, lanes=lanes, pes=pes) for p in programs]
+        if not fits:
+            raise ConfigError("covering() needs at least one program")
+        return cls(**{f.name: max(getattr(c, f.name) for c in fits) for f in fields(cls)})
+
     def check(self, program) -> None:
         """Raise ``ConfigError`` if ``program`` does not fit this config (names the first misfit)."""
         req = self.requirements(program, self.lanes, self.pes)

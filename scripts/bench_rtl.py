@@ -54,9 +54,7 @@ def main(argv=None) -> int:
     for name in VARIANTS:
         programs[name] = export_checkpoint(checkpoint(args, name), args.data_root)
         save(programs[name], out / "programs" / f"{args.dataset}-{name}")
-    fits = [AcceleratorConfig.fit(p, lanes=args.lanes, pes=args.pes) for p in programs.values()]
-    cfg = AcceleratorConfig(**{k: max(getattr(f, k) for f in fits) for k in fits[0].to_json()
-                               if k != "config_version"})
+    cfg = AcceleratorConfig.covering(programs.values(), lanes=args.lanes, pes=args.pes)
     rows = {}
     for name in VARIANTS:
         t0 = time.perf_counter()

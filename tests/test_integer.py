@@ -4,7 +4,6 @@ The naive model computes the combination bit-serially (plane by plane, the sign 
 as the accelerator does, so the two agree only if the bit-plane decomposition is right too.
 """
 import numpy as np
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from a2q import fixedpoint as fp
@@ -47,7 +46,7 @@ def naive_run(p):
     x = p.arrays["x"].tolist()
     for i in range(p.num_layers):
         last = i == p.num_layers - 1
-        L = lambda k: p.layer(i, k)  # noqa: E731
+        L = lambda k, i=i: p.layer(i, k)  # noqa: E731
         x = naive_layer(x, L("bits"), p.layers[i].in_signed, L("weight").tolist(), L("src_mult"),
                         L("src_shift"), L("ch_mult"), L("ch_shift"), L("bias"), L("dst_mult"),
                         L("dst_shift"), p.arrays["row_ptr"], p.arrays["col_idx"],

@@ -20,13 +20,6 @@ pytestmark = [pytest.mark.rtl]
 LANES, PES = 4, 4
 
 
-def union_config(programs, lanes=LANES, pes=PES) -> AcceleratorConfig:
-    """One config that fits every program (field-wise maximum of their fitted configs)."""
-    fits = [AcceleratorConfig.fit(p, lanes=lanes, pes=pes) for p in programs]
-    return AcceleratorConfig(**{k: max(getattr(f, k) for f in fits) for k in fits[0].to_json()
-                                if k != "config_version"})
-
-
 def _with_bits(p, lo, hi, seed):
     rng = np.random.default_rng(seed)
     for i in range(p.num_layers):
@@ -51,7 +44,7 @@ def programs(tmp_path_factory):
     root = tmp_path_factory.mktemp("programs")
     built = {name: make() for name, make in PROGRAMS.items()}
     paths = {name: prog.save(p, root / name) for name, p in built.items()}
-    return paths, union_config(list(built.values()))
+    return paths, AcceleratorConfig.covering(list(built.values()), lanes=LANES, pes=PES)
 
 
 def _check(rep):
