@@ -39,7 +39,7 @@ from .quant import MemoryPenalty
 DEFAULTS = dict(
     hidden=16, dropout=0.5, lr=0.01, weight_decay=5e-4, epochs=200,
     lr_weight_step=0.001, lr_node_step=0.05, lr_bits=0.1, init_bits=4.0,
-    target_bits=2.0, lam_bits=1e4, lam_kb=1e-4,
+    target_bits=2.0, lam_bits=1e4, lam_kb=1e-4, penalty_margin=0.03,
 )
 
 
@@ -80,6 +80,8 @@ def add_train_arguments(p) -> None:
     g.add_argument("--target-kb", type=float, default=None, help="A2Q target feature memory in KB (all layers)")
     p.add_argument("--lam", type=float, default=None,
                    help=f"memory penalty lambda (default {d['lam_bits']} with --target-bits, {d['lam_kb']} with --target-kb)")
+    p.add_argument("--penalty-margin", type=float, default=d["penalty_margin"],
+                   help="the penalty aims at target*(1-margin) so the selected model meets the target")
     p.add_argument("--no-local-grad", action="store_true", help="A2Q: train steps/bits on the task loss")
     p.add_argument("--no-aggregation-weight", action="store_true",
                    help="A2Q Local Gradient: plain L1 error (do not weight node j's error by its aggregation weight)")
@@ -111,11 +113,11 @@ def penalty_for(args, model) -> MemoryPenalty | None:
     target_kb = getattr(args, "target_kb", None)
     if target_kb is not None:
         lam = args.lam if getattr(args, "lam", None) is not None else DEFAULTS["lam_kb"]
-        return MemoryPenalty(lam, target_kb, unit="kb")
+        return MemoryPenalty(lam, target_kb, unit="kb", margin=_opt(args, "penalty_margin"))
     target = getattr(args, "target_bits", None)
     target = DEFAULTS["target_bits"] if target is None else target
     lam = args.lam if getattr(args, "lam", None) is not None else DEFAULTS["lam_bits"]
-    return MemoryPenalty(lam, target, unit="bits")
+    return MemoryPenalty(lam, target, unit="bits", margin=_opt(args, "penalty_margin"))
 
 
 def make_optimizer(model, args) -> torch.optim.Optimizer:
@@ -205,10 +207,7 @@ def train_one_seed(args, ds, seed: int, bar=None) -> tuple[object, dict]:
             out = model(data)
             val_loss = float(F.cross_entropy(out[data.val_mask], y[data.val_mask]))
             val_acc, test_acc = _acc(out, y, data.val_mask), _acc(out, y, data.test_mask)
-            met = True
-            if penalty is not None:
-                met = float(penalty.memory([torch.as_tensor(b, dtype=torch.float32) for b in model.layer_bits()],
-                                           model.in_features())) <= penalty.target + 1e-9
+            met = penalty is None or penalty.met(model.layer_bits(), model.in_features())
         max_test = max(max_test, test_acc)
         if met and not any_met:  # first epoch meeting the target: forget earlier (over-budget) picks
             any_met, best = True, {"key": None}
@@ -268,7 +267,8 @@ def run_train(args) -> dict:
             model, row = train_one_seed(args, ds, seed, bar)
             if penalty_desc is None:
                 p = penalty_for(args, model)
-                penalty_desc = None if p is None else {"lam": p.lam, "target": p.target, "unit": p.unit}
+                penalty_desc = None if p is None else {"lam": p.lam, "target": p.target, "unit": p.unit,
+                                                       "margin": p.margin}
             meta = checkpoint_meta(args, ds, model, row)
             save_checkpoint(out / f"seed{seed}.pt", model, meta)
             rows.append(row)

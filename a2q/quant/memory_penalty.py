@@ -22,16 +22,21 @@ def feature_kb(bits_per_layer, in_features) -> torch.Tensor | float:
 
 
 class MemoryPenalty(nn.Module):
-    def __init__(self, lam: float, target: float, unit: str = "bits"):
+    def __init__(self, lam: float, target: float, unit: str = "bits", margin: float = 0.0):
+        """``margin``: the penalty aims at ``target * (1 - margin)``, so that a model it holds at its
+        equilibrium (a little above the point it aims at) still meets ``target``; :meth:`met` checks
+        ``target`` itself."""
         super().__init__()
         if unit not in ("kb", "bits"):
             raise ValueError(f"unit must be 'kb' or 'bits', got {unit!r}")
         if target <= 0:
             raise ValueError(f"memory target must be > 0, got {target}")
-        self.lam, self.target, self.unit = float(lam), float(target), unit
+        if not 0.0 <= margin < 1.0:
+            raise ValueError(f"margin must be in [0, 1), got {margin}")
+        self.lam, self.target, self.unit, self.margin = float(lam), float(target), unit, float(margin)
 
     def extra_repr(self) -> str:
-        return f"lam={self.lam}, target={self.target}, unit={self.unit}"
+        return f"lam={self.lam}, target={self.target}, unit={self.unit}, margin={self.margin}"
 
     def memory(self, bits_per_layer: list[torch.Tensor], in_features: list[int]) -> torch.Tensor:
         if self.unit == "kb":
@@ -41,4 +46,9 @@ class MemoryPenalty(nn.Module):
 
     def forward(self, bits_per_layer: list[torch.Tensor], in_features: list[int]) -> torch.Tensor:
         mem = self.memory(bits_per_layer, in_features)
-        return self.lam * torch.relu(mem - self.target) ** 2
+        return self.lam * torch.relu(mem - self.target * (1.0 - self.margin)) ** 2
+
+    def met(self, bits_per_layer, in_features) -> bool:
+        """Whether integer bits meet ``target`` (without the margin)."""
+        b = [torch.as_tensor(x, dtype=torch.float64) for x in bits_per_layer]
+        return float(self.memory(b, in_features)) <= self.target + 1e-9

@@ -29,6 +29,8 @@ from .fake_quant import fake_quantize, quant_range, quantize_int, round_bits
 #: The bit parameter is kept in [BIT_PARAM_MIN, BIT_PARAM_MAX] so floor(b + 0.5) stays in [1, 8].
 BIT_PARAM_MIN, BIT_PARAM_MAX = MIN_NODE_BITS - 0.49, MAX_NODE_BITS + 0.49
 STEP_MIN = 1e-8
+#: Relative tolerance of "exactly representable" in the bit initialisation.
+EXACT_TOL = 1e-4
 
 
 def row_absmax(x: torch.Tensor, rows: torch.Tensor | None = None, num_rows: int | None = None) -> torch.Tensor:
@@ -52,10 +54,10 @@ class NodeQuantizer(nn.Module):
     """Per-node learnable step and bitwidth (A2Q). ``signed`` selects the two's complement range."""
 
     def __init__(self, num_nodes: int, signed: bool = False, init_bits: float = 4.0, local_grad: bool = True,
-                 rescale_on_bit_change: bool = True):
+                 rescale_on_bit_change: bool = True, exact_init: bool = True):
         super().__init__()
         self.num_nodes, self.signed, self.init_bits, self.local_grad = num_nodes, bool(signed), init_bits, local_grad
-        self.rescale_on_bit_change = rescale_on_bit_change
+        self.rescale_on_bit_change, self.exact_init = rescale_on_bit_change, exact_init
         self.register_buffer("error_weight", torch.ones(num_nodes))
         self.register_buffer("last_bits", round_bits(torch.full((num_nodes,), float(init_bits))))
         self.log_step = nn.Parameter(torch.zeros(num_nodes))
@@ -68,8 +70,28 @@ class NodeQuantizer(nn.Module):
 
     @torch.no_grad()
     def initialize(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> None:
-        qmax = float(quant_range(round_bits(torch.tensor(float(self.init_bits))), self.signed)[1])
-        self.log_step.copy_(init_steps(x, qmax, rows, self.num_nodes).clamp_min(STEP_MIN).log())
+        """``s = max|x_i| / qmax(b_init)``; with ``exact_init``, a node whose row is represented exactly
+        by fewer bits (``x_i / (max|x_i| / qmax(b))`` all integers, e.g. a row-normalised bag of words at
+        one bit) starts at the smallest such ``b``: its features are lossless there at no memory cost."""
+        b0 = int(round_bits(torch.tensor(float(self.init_bits))))
+        bits = torch.full((self.num_nodes,), float(b0))
+        steps = init_steps(x, float(quant_range(torch.tensor(float(b0)), self.signed)[1]), rows, self.num_nodes)
+        if self.exact_init:
+            m = row_absmax(x, rows, self.num_nodes)
+            done = torch.zeros(self.num_nodes, dtype=torch.bool)
+            for b in range(1, b0):
+                qmax = float(quant_range(torch.tensor(float(b)), self.signed)[1])
+                s = torch.where(m > 0, m / qmax, torch.ones_like(m))
+                v = x.detach() / (s[:, None] if rows is None else s[rows])
+                bad = ((v - torch.round(v)).abs() > EXACT_TOL).to(torch.float32)
+                bad_rows = bad.amax(dim=1) if rows is None else torch.zeros(self.num_nodes).index_add_(0, rows, bad)
+                ok = (bad_rows == 0) & ~done
+                done |= ok
+                bits = torch.where(ok, torch.full_like(bits, float(b)), bits)
+                steps = torch.where(ok & (m > 0), s, steps)
+        self.log_step.copy_(steps.clamp_min(STEP_MIN).log())
+        self.bits.copy_(bits)
+        self.last_bits.copy_(round_bits(bits))
         self.initialized.fill_(True)
 
     @torch.no_grad()

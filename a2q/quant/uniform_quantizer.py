@@ -3,9 +3,12 @@
 Forward and step gradient as in :func:`a2q.quant.fake_quant.fake_quantize` with a scalar step and a fixed
 bitwidth (no bit gradient). In export terms it is a per-node quantizer whose nodes all share the same
 bits and the same step (:meth:`node_steps`, :meth:`int_bits`). The step is initialised on the first
-training forward by min-max calibration, ``max|x| / qmax``, then trained with the task gradient.
+training forward by min-max calibration, ``max|x| / qmax``, then trained with the task gradient
+(stored as ``log_step``, see :attr:`step`).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -23,7 +26,7 @@ class UniformQuantizer(nn.Module):
         self.num_nodes, self.num_bits, self.signed = num_nodes, int(bits), bool(signed)
         self.local_grad = False
         self.local_loss = None
-        self.step = nn.Parameter(torch.ones(1))
+        self.log_step = nn.Parameter(torch.zeros(1))
         self.register_buffer("bits", torch.tensor(float(bits)))
         self.register_buffer("initialized", torch.tensor(False))
 
@@ -34,18 +37,19 @@ class UniformQuantizer(nn.Module):
     def initialize(self, x: torch.Tensor) -> None:
         qmax = float(quant_range(self.bits, self.signed)[1])
         m = float(x.detach().abs().max())
-        self.step.fill_(max(m / qmax, STEP_MIN) if m > 0 else 1.0 / qmax)
+        self.log_step.fill_(math.log(max(m / qmax, STEP_MIN) if m > 0 else 1.0 / qmax))
         self.initialized.fill_(True)
+
+    @property
+    def step(self) -> torch.Tensor:
+        """``exp(log_step)``, learned in log space like the node steps (same learning rate applies)."""
+        return self.log_step.exp()
 
     def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Quantize ``x``; ``rows`` (ignored: one step for all nodes) marks ``x`` as sparse entries."""
         if self.training and not bool(self.initialized):
             self.initialize(x)
         return fake_quantize(x, self.step.view([1] * x.dim()), self.bits, self.signed)
-
-    @torch.no_grad()
-    def clamp_(self) -> None:
-        self.step.clamp_(min=STEP_MIN)
 
     def bits_ste(self) -> torch.Tensor:
         return self.bits.expand(self.num_nodes)
