@@ -6,6 +6,7 @@ Writes are atomic (a temp file beside the target, then ``os.replace``).
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -17,12 +18,25 @@ from .models import GCN, model_from_config
 FORMAT_VERSION = 1
 
 
+def plain(meta: dict) -> dict:
+    """``meta`` as plain JSON types (numpy scalars, TorchVersion, Paths become numbers/strings), so the
+    checkpoint loads with ``torch.load(weights_only=True)``."""
+    def default(o):
+        if hasattr(o, "item"):
+            return o.item()
+        if hasattr(o, "tolist"):
+            return o.tolist()
+        return str(o)
+
+    return json.loads(json.dumps(dict(meta), default=default))
+
+
 def save_checkpoint(path: str | os.PathLike, model: GCN, meta: dict | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"format_version": FORMAT_VERSION, "config": dict(model.config),
             "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            "meta": dict(meta or {})}
+            "meta": plain(meta or {})}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:

@@ -7,8 +7,9 @@ name)``; it is a tuple, so ``load_dataset(...)[0]`` is the PyG ``Data``. Node fe
 The data root comes from the argument or ``$A2Q_DATA_ROOT`` and is treated as read-only: the raw
 files under ``<root>/<Name>/raw`` are copied to a cache directory (``$A2Q_CACHE_DIR`` or
 ``~/.cache/a2q/datasets``) and PyG processes them there, so the shared folder stays raw-only.
-Missing files are detected before PyG is called: without network the loader fails at once with a
-:class:`DatasetError` naming the root and the files it expected (it never waits on a download).
+Missing files are detected before PyG is called: without network (a TCP probe of the download host,
+at most 3 s; ``A2Q_OFFLINE=1`` skips it) the loader fails at once with a :class:`DatasetError` naming
+the root and the files it expected. With network PyG downloads into the cache, never into the root.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import fcntl
 import os
 import shutil
 import socket
+import threading
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlparse
@@ -60,14 +62,26 @@ def default_cache_dir() -> Path:
 
 
 def _network_available(url: str, timeout: float = NETWORK_PROBE_TIMEOUT_S) -> bool:
+    """Can we open a TCP connection to the download host within ``timeout`` (DNS included)?
+    ``A2Q_OFFLINE=1`` answers no without trying."""
+    if os.environ.get("A2Q_OFFLINE", "") not in ("", "0"):
+        return False
     parsed = urlparse(url)
     if not parsed.hostname:
         return False
-    try:
-        with socket.create_connection((parsed.hostname, parsed.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    result = []
+
+    def probe():
+        try:
+            with socket.create_connection((parsed.hostname, parsed.port or 443), timeout=timeout):
+                result.append(True)
+        except OSError:
+            pass
+
+    th = threading.Thread(target=probe, daemon=True)  # bounds a hanging DNS lookup too
+    th.start()
+    th.join(timeout)
+    return bool(result)
 
 
 @contextlib.contextmanager

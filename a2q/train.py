@@ -305,7 +305,7 @@ def run_train(args) -> dict:
         "best_seed": best_row["seed"], "per_seed": rows,
         "wall_s": time.perf_counter() - t_all, "load_s": load_s,
         "seconds_per_seed_mean": float(np.mean(wall_seeds)), "threads": threads,
-        "torch_version": torch.__version__, "python": platform.python_version(),
+        "torch_version": str(torch.__version__), "python": platform.python_version(),
         "checkpoint": str(out / "model.pt"),
     }
     write_json(out / "metrics.json", metrics)
@@ -319,7 +319,7 @@ def checkpoint_meta(args, ds, model, row) -> dict:
     meta = {"dataset": ds.name, "method": args.method, "bits": getattr(args, "bits", None),
             "weight_bits": model.weight_bits, "hidden": _opt(args, "hidden"), "seed": row["seed"],
             "fakequant_test_acc": row["test_acc"], "val_acc": row["val_acc"], "best_epoch": row["best_epoch"],
-            "avg_bits": row["avg_bits"], "epochs": _opt(args, "epochs"), "torch_version": torch.__version__}
+            "avg_bits": row["avg_bits"], "epochs": _opt(args, "epochs"), "torch_version": str(torch.__version__)}
     if args.method == "a2q":
         meta["target_bits"] = getattr(args, "target_bits", None)
         if meta["target_bits"] is None and getattr(args, "target_kb", None) is None:
