@@ -285,6 +285,7 @@ def run_train(args) -> dict:
         "dataset": ds.name, "model": "gcn", "method": args.method, "bits": getattr(args, "bits", None),
         "weight_bits": best_model.weight_bits, "seeds": seeds, "epochs": epochs,
         "hidden": _opt(args, "hidden"), "penalty": penalty_desc,
+        "target_bits": None if penalty_desc is None or penalty_desc["unit"] != "bits" else penalty_desc["target"],
         "local_grad": args.method == "a2q" and not getattr(args, "no_local_grad", False),
         "test_acc_mean": acc_mean, "test_acc_std": acc_std, "test_acc_std_kind": "population (ddof=0)",
         "val_acc_mean": _mean_std([r["val_acc"] for r in rows])[0],
@@ -304,7 +305,8 @@ def run_train(args) -> dict:
             [r["degree_bits_spearman_mean_over_layers"] for r in rows])[0],
         "best_seed": best_row["seed"], "per_seed": rows,
         "wall_s": time.perf_counter() - t_all, "load_s": load_s,
-        "seconds_per_seed_mean": float(np.mean(wall_seeds)), "threads": threads,
+        "seconds_per_seed_mean": float(np.mean(wall_seeds)), "wall_s_per_seed": float(np.mean(wall_seeds)),
+        "threads": threads,
         "torch_version": str(torch.__version__), "python": platform.python_version(),
         "checkpoint": str(out / "model.pt"),
     }
