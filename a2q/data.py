@@ -113,8 +113,8 @@ def _sync_raw(src_raw: Path, dst_dir: Path, files: list[str]) -> None:
 
 
 def _load_planetoid(name: str, root: str | os.PathLike | None, cache_dir: Path | None):
-    from torch_geometric.datasets import Planetoid
     import torch_geometric.transforms as T
+    from torch_geometric.datasets import Planetoid
 
     files = planetoid_raw_files(name)
     cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()

@@ -330,4 +330,4 @@ def checkpoint_meta(args, ds, model, row) -> dict:
     return meta
 
 
-__all__ = ["add_train_arguments", "run_train", "parse_seeds", "DEFAULTS", "default_weight_bits"]
+__all__ = ["DEFAULTS", "add_train_arguments", "default_weight_bits", "parse_seeds", "run_train"]

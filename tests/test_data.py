@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from a2q.data import DatasetError, KNOWN, canonical_name, karate_split, load_dataset, planetoid_raw_files
+from a2q.data import KNOWN, DatasetError, canonical_name, karate_split, load_dataset, planetoid_raw_files
 
 DATA_ROOT = os.environ.get("A2Q_DATA_ROOT")
 

@@ -51,7 +51,7 @@ def test_karate_training_writes_metrics_and_checkpoints(tmp_path, method):
     assert on_disk["test_acc_mean"] == pytest.approx(m["test_acc_mean"])
     assert 0.0 <= m["test_acc_mean"] <= 1.0 and m["threads"] == 1 and len(m["per_seed"]) == 2
     assert {p.name for p in out.iterdir()} >= {"seed0.pt", "seed1.pt", "model.pt", "metrics.json"}
-    model, meta = load_checkpoint(out / "model.pt")
+    _model, meta = load_checkpoint(out / "model.pt")
     assert meta["dataset"] == "KarateClub" and meta["seed"] in (0, 1) and meta["hidden"] == 8
     assert meta["method"] == method[1] and "fakequant_test_acc" in meta
     if method[1] == "fp32":

@@ -31,7 +31,7 @@ class SparseRows(NamedTuple):
     num_cols: int
 
     @classmethod
-    def from_dense(cls, x: torch.Tensor) -> "SparseRows":
+    def from_dense(cls, x: torch.Tensor) -> SparseRows:
         rows, cols = x.nonzero(as_tuple=True)
         return cls(rows, cols, x[rows, cols], int(x.shape[0]), int(x.shape[1]))
 

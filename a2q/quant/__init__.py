@@ -6,5 +6,5 @@ from .node_quantizer import NodeQuantizer
 from .uniform_quantizer import UniformQuantizer
 from .weight_quantizer import WeightQuantizer
 
-__all__ = ["fake_quantize", "quant_range", "round_bits", "round_half_up", "MemoryPenalty", "NodeQuantizer",
-           "UniformQuantizer", "WeightQuantizer"]
+__all__ = ["MemoryPenalty", "NodeQuantizer", "UniformQuantizer", "WeightQuantizer", "fake_quantize",
+           "quant_range", "round_bits", "round_half_up"]
