@@ -14,36 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from a2q.datasets import DatasetError, load_dataset  # noqa: E402
+from a2q.export import export_checkpoint  # noqa: E402
 from a2q.integer import accuracy as int_accuracy  # noqa: E402
 from a2q.jsonio import write_json  # noqa: E402
-
-#: Two trainers live in the tree: ``a2q.trainer`` (what ``a2q train`` runs now) and ``a2q.train``
-#: (a2q.data / a2q.quant / a2q.nn / a2q.models / a2q.checkpoint). Both take the same arguments.
-TRAINERS = ("a2q.trainer", "a2q.train")
-
-
-def backend(trainer: str):
-    """``(DatasetError, load_dataset, add_train_arguments, run_train, export_checkpoint)`` of a trainer."""
-    if trainer == "a2q.train":
-        from a2q.data import DatasetError, load_dataset
-        from a2q.train import add_train_arguments, run_train
-
-        def export_checkpoint(path, data_root):
-            from a2q.checkpoint import load_checkpoint
-            from a2q.export import build_program
-
-            model, meta = load_checkpoint(path)
-            d = load_dataset(meta["dataset"], data_root).data
-            return build_program(model.export_layers(d), model.quantized_input(d), d.edge_index.numpy(),
-                                 int(d.num_nodes), labels=d.y.numpy(), test_mask=d.test_mask.numpy(),
-                                 meta={"fakequant_test_acc": meta.get("fakequant_test_acc")})
-
-        return DatasetError, load_dataset, add_train_arguments, run_train, export_checkpoint
-    from a2q.datasets import DatasetError, load_dataset
-    from a2q.export import export_checkpoint
-    from a2q.trainer import add_train_arguments, run_train
-
-    return DatasetError, load_dataset, add_train_arguments, run_train, export_checkpoint
+from a2q.trainer import add_train_arguments, run_train  # noqa: E402
 
 METHODS = {"FP32": ["--method", "fp32"], "INT8": ["--method", "uniform", "--bits", "8"],
            "INT4": ["--method", "uniform", "--bits", "4"], "A2Q": ["--method", "a2q"]}
@@ -60,14 +35,12 @@ def main(argv=None) -> int:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--out", default="results")
     ap.add_argument("--merge", action="store_true", help="update an existing results JSON in place")
-    ap.add_argument("--trainer", default=TRAINERS[0], choices=TRAINERS, help="which trainer to benchmark")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
-    DatasetError, load_dataset, add_train_arguments, run_train, export_checkpoint = backend(args.trainer)
     out = Path(args.out)
-    results = {"seeds": args.seeds, "threads": args.threads, "epochs": args.epochs, "trainer": args.trainer,
+    results = {"seeds": args.seeds, "threads": args.threads, "epochs": args.epochs,
                "torch_version": str(torch.__version__), "datasets": {}}
     previous = out / "bench_accuracy.json"
     if args.merge and previous.exists():  # keep methods/datasets this run does not redo
@@ -115,8 +88,7 @@ def main(argv=None) -> int:
 
 def markdown(results) -> str:
     lines = [f"GCN, {results['epochs']} epochs, seeds {results['seeds']}, test accuracy at the best-validation "
-             f"epoch (mean ± std), {results['threads']} torch thread(s), trainer "
-             f"{results.get('trainer', TRAINERS[0])}.", "",
+             f"epoch (mean ± std), {results['threads']} torch thread(s).", "",
              "| dataset | method | test acc (%) | avg bits | compression | int-only acc, best seed (%) | "
              "fake-quant acc, same seed (%) | degree-bits Spearman | s/seed |",
              "|---|---|---|---|---|---|---|---|---|"]
