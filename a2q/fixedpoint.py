@@ -84,11 +84,6 @@ def bits_for_range(lo: int, hi: int) -> int:
     return width
 
 
-def bits_for_signed(max_abs: int) -> int:
-    """Smallest signed width holding every value in [-max_abs, max_abs]."""
-    return bits_for_range(-int(max_abs), int(max_abs))
-
-
 def combine_acc_bits(f_in: int, max_feature_bits: int, weight_bits: int, signed: bool) -> int:
     """Worst-case width of the combination accumulator ``sum_k x[k] * w[k]`` over ``f_in`` terms."""
     xlo, xhi = feature_range(max_feature_bits, signed)

@@ -5,7 +5,6 @@ accelerator config, so the speedup is measured, not modelled (the model's figure
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -30,15 +29,13 @@ def add_flow_arguments(p) -> None:
 
 
 def _train(args, name: str, method_argv: list[str], out: Path) -> dict:
-    from .trainer import add_train_arguments, run_train
+    from .trainer import parse_train_args, run_train
 
-    p = argparse.ArgumentParser()
-    add_train_arguments(p)
     argv = ["--dataset", args.dataset, "--seeds", args.seeds, "--epochs", str(args.epochs), "--threads",
             str(args.threads), "--out", str(out / name / "train"), *method_argv]
     if args.data_root:
         argv += ["--data-root", args.data_root]
-    return run_train(p.parse_args(argv))
+    return run_train(parse_train_args(argv))
 
 
 def run_flow(args) -> dict:

@@ -7,7 +7,6 @@ error and the others go on; ``--jobs N`` runs points in N processes, one torch t
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import time
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .jsonio import write_json
-from .pareto import pareto_front
+from .pareto import dominates_all, pareto_front
 
 COLUMNS = [
     "dataset", "method", "target", "lanes", "pes", "status", "error",
@@ -71,10 +70,8 @@ def parse_configs(text: str) -> list[tuple[int, int]]:
 
 
 def train_args(point: Point, seeds: str, epochs: int, out_dir: Path, data_root: str | None, threads: int):
-    from .trainer import add_train_arguments
+    from .trainer import parse_train_args
 
-    p = argparse.ArgumentParser()
-    add_train_arguments(p)
     argv = ["--model", "gcn", "--dataset", point.dataset, "--seeds", seeds, "--epochs", str(epochs),
             "--out", str(out_dir), "--threads", str(threads)]
     if data_root:
@@ -85,7 +82,7 @@ def train_args(point: Point, seeds: str, epochs: int, out_dir: Path, data_root: 
         argv += ["--method", "a2q", "--target-bits", point.target]
     else:
         argv += ["--method", "uniform", "--bits", point.target]
-    return p.parse_args(argv)
+    return parse_train_args(argv)
 
 
 def run_point(point: Point, configs, seeds: str, epochs: int, work: Path, data_root, threads: int,
@@ -101,8 +98,9 @@ def run_point(point: Point, configs, seeds: str, epochs: int, work: Path, data_r
 
     t0 = time.perf_counter()
     out_dir = work / point.slug
-    metrics = __import__("a2q.trainer", fromlist=["run_train"]).run_train(
-        train_args(point, seeds, epochs, out_dir, data_root, threads))
+    from .trainer import run_train
+
+    metrics = run_train(train_args(point, seeds, epochs, out_dir, data_root, threads))
     base = {"dataset": point.dataset, "method": point.method, "target": point.target, "status": "ok",
             "error": "", "acc_mean": metrics["test_acc_mean"], "acc_std": metrics["test_acc_std"],
             "seeds": seeds, "threads": threads}
@@ -210,8 +208,6 @@ def summarise(rows: list[dict], out: Path) -> dict:
             front = pareto_front([_f(r["cycles_total"]) for r in pts], [_f(r["acc_mean"]) for r in pts])
             a2q_pts = [(_f(r["cycles_total"]), _f(r["acc_mean"])) for r in pts if r["method"] == "a2q"]
             uni_pts = [(_f(r["cycles_total"]), _f(r["acc_mean"])) for r in pts if r["method"] != "a2q"]
-            from .pareto import dominates_all
-
             per_cfg[f"{cfg[0]}x{cfg[1]}"] = {
                 "front": [f"{r['method']}@{r['target']}" for r, f in zip(pts, front) if f],
                 "a2q_dominates_uniform": dominates_all(a2q_pts, uni_pts) if a2q_pts and uni_pts else None,

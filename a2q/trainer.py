@@ -42,10 +42,12 @@ def _accuracy(logits, data, mask) -> float:
 
 
 def train_one(data, method: str, seed: int, bits: int = 4, weight_bits: int = 4, target_bits: float | None = None,
-              target_kb: float | None = None, epochs: int = 200, hidden: int = 16, lr: float = 0.01,
-              weight_decay: float = 5e-4, dropout: float = 0.5, quant_lr: float = 0.02, penalty: float = 2.0,
-              local_weight: float = 10.0, init_bits: float = 4.0, local_gradient: bool = True,
-              bit_cost: float = 0.05, bits_lr: float = 0.1, progress=None):
+              target_kb: float | None = None, epochs: int = DEFAULTS["epochs"], hidden: int = DEFAULTS["hidden"],
+              lr: float = DEFAULTS["lr"], weight_decay: float = DEFAULTS["weight_decay"],
+              dropout: float = DEFAULTS["dropout"], quant_lr: float = DEFAULTS["quant_lr"],
+              penalty: float = DEFAULTS["penalty"], local_weight: float = DEFAULTS["local_weight"],
+              init_bits: float = DEFAULTS["init_bits"], local_gradient: bool = True,
+              bit_cost: float = DEFAULTS["bit_cost"], bits_lr: float = DEFAULTS["bits_lr"], progress=None):
     """Train one seed; returns (best model state, row of metrics)."""
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -159,6 +161,15 @@ def add_train_arguments(p) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (recorded with the timings)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
+
+
+def parse_train_args(argv: list[str]):
+    """The Namespace ``a2q train`` would build from ``argv``: how flow, sweep and benchmarks call it."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="a2q train")
+    add_train_arguments(p)
+    return p.parse_args(argv)
 
 
 def run_train(args) -> dict:

@@ -18,7 +18,7 @@ from a2q.datasets import DatasetError, load_dataset  # noqa: E402
 from a2q.export import export_checkpoint  # noqa: E402
 from a2q.integer import accuracy as int_accuracy  # noqa: E402
 from a2q.jsonio import write_json  # noqa: E402
-from a2q.trainer import add_train_arguments, run_train  # noqa: E402
+from a2q.trainer import parse_train_args, run_train  # noqa: E402
 
 METHODS = {"FP32": ["--method", "fp32"], "INT8": ["--method", "uniform", "--bits", "8"],
            "INT4": ["--method", "uniform", "--bits", "4"], "A2Q": ["--method", "a2q"]}
@@ -56,8 +56,6 @@ def main(argv=None) -> int:
             continue
         entry = {"available": True, "methods": dict(results["datasets"].get(ds, {}).get("methods", {}))}
         for name in args.methods.split(","):
-            p = argparse.ArgumentParser()
-            add_train_arguments(p)
             argv_t = ["--dataset", ds, "--seeds", args.seeds, "--epochs", str(args.epochs), "--threads",
                       str(args.threads), "--out", str(out / "runs" / f"{ds}-{name}"), "--no-progress",
                       *METHODS[name]]
@@ -68,7 +66,7 @@ def main(argv=None) -> int:
             if args.data_root:
                 argv_t += ["--data-root", args.data_root]
             t0 = time.perf_counter()
-            m = run_train(p.parse_args(argv_t))
+            m = run_train(parse_train_args(argv_t))
             row = {k: m.get(k) for k in ("test_acc_mean", "test_acc_std", "avg_bits", "layer_avg_bits",
                                          "compression_ratio", "degree_bits_spearman", "wall_s_per_seed",
                                          "test_acc_max_over_epochs_mean", "target_bits")}

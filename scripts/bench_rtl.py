@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from a2q.export import export_checkpoint  # noqa: E402
 from a2q.jsonio import write_json  # noqa: E402
 from a2q.program import save  # noqa: E402
-from a2q.trainer import add_train_arguments, run_train  # noqa: E402
+from a2q.trainer import parse_train_args, run_train  # noqa: E402
 from hw.config import AcceleratorConfig  # noqa: E402
 from sim.simulate import simulate  # noqa: E402
 
@@ -31,9 +31,7 @@ PHASES = ("combine", "aggregate", "requant", "stall", "total")
 def checkpoint(args, name: str) -> Path:
     ck = Path(args.runs) / f"{args.dataset}-{name}" / "model.pt"
     if not ck.exists():
-        p = argparse.ArgumentParser()
-        add_train_arguments(p)
-        run_train(p.parse_args(["--dataset", args.dataset, "--seeds", "0", "--out", str(ck.parent),
+        run_train(parse_train_args(["--dataset", args.dataset, "--seeds", "0", "--out", str(ck.parent),
                                 "--no-progress", *VARIANTS[name]] +
                                (["--data-root", args.data_root] if args.data_root else [])))
     return ck

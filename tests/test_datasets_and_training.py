@@ -1,5 +1,4 @@
 """Dataset loading (real Planetoid files when present, KarateClub always) and short training runs."""
-import argparse
 import json
 import os
 from pathlib import Path
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 
 from a2q.datasets import DatasetError, load_dataset
-from a2q.trainer import add_train_arguments, parse_seeds, run_train
+from a2q.trainer import parse_seeds, parse_train_args, run_train
 
 ROOT = os.environ.get("A2Q_DATA_ROOT")
 HAVE_CORA = bool(ROOT) and (Path(ROOT) / "Cora" / "raw" / "ind.cora.x").is_file()
@@ -45,9 +44,7 @@ def test_parse_seeds():
 
 
 def _train(tmp_path, *extra):
-    p = argparse.ArgumentParser()
-    add_train_arguments(p)
-    return run_train(p.parse_args(["--dataset", "KarateClub", "--epochs", "40", "--seeds", "0-1", "--out",
+    return run_train(parse_train_args(["--dataset", "KarateClub", "--epochs", "40", "--seeds", "0-1", "--out",
                                    str(tmp_path), "--no-progress", *extra]))
 
 
@@ -95,9 +92,7 @@ def test_cora_integer_program_matches_fake_quant_accuracy(tmp_path):
     from a2q import integer
     from a2q.export import export_checkpoint
 
-    p = argparse.ArgumentParser()
-    add_train_arguments(p)
-    m = run_train(p.parse_args(["--dataset", "Cora", "--epochs", "100", "--seeds", "0", "--out", str(tmp_path),
+    m = run_train(parse_train_args(["--dataset", "Cora", "--epochs", "100", "--seeds", "0", "--out", str(tmp_path),
                                 "--no-progress"]))
     program = export_checkpoint(tmp_path / "model.pt")
     assert abs(integer.accuracy(program) - m["per_seed"][0]["test_acc"]) <= 0.003

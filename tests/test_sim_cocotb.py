@@ -81,14 +81,10 @@ def test_icarus_bit_and_cycle_exact(programs, tmp_path):
 def test_karate_club_a2q_program_on_verilator(tmp_path):
     """Train a small A2Q GCN on KarateClub, export it, and run the program on the RTL."""
     _require("verilator")
-    import argparse
-
     from a2q.export import export_checkpoint
-    from a2q.trainer import add_train_arguments, run_train
+    from a2q.trainer import parse_train_args, run_train
 
-    p = argparse.ArgumentParser()
-    add_train_arguments(p)
-    run_train(p.parse_args(["--dataset", "KarateClub", "--method", "a2q", "--epochs", "60", "--seeds", "0",
+    run_train(parse_train_args(["--dataset", "KarateClub", "--method", "a2q", "--epochs", "60", "--seeds", "0",
                             "--out", str(tmp_path / "run"), "--no-progress"]))
     program = export_checkpoint(tmp_path / "run" / "model.pt")
     path = prog.save(program, tmp_path / "program")
