@@ -114,11 +114,11 @@ def build_program(layers: list[dict], x_int: np.ndarray, edge_index: np.ndarray,
 def export_checkpoint(ckpt_path: str | Path, data_root: str | None = None) -> Program:
     """Load a checkpoint written by ``a2q train`` and fold it into a program."""
     from .ckpt import load_checkpoint
-    from .datasets import load_dataset
+    from .data import load_dataset
 
     model, meta = load_checkpoint(ckpt_path)
     if meta.get("method") == "fp32":
-        raise ValueError(f"{ckpt_path}: an FP32 model has no quantizers to export; train uniform or a2q")
+        raise ValueError(f"{ckpt_path}: an FP32 model has no quantizers to export; train uniform, dq or a2q")
     data = load_dataset(meta["dataset"], data_root)
     model.eval()
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Two-layer GCN in FP32, uniform INT-k or A2Q form, with the export hook the accelerator needs.
+"""Two-layer GCN in FP32, uniform INT-k, Degree-Quant INT-k or A2Q form, with the export hook the accelerator needs.
 
 ``export_layers`` hands the exporter every float it folds into integers (steps, bits, float weights,
 weight steps, bias); ``quantized_input`` gives the first layer's integer codes.
@@ -10,16 +10,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import QGCNConv, gcn_norm_factors
-from .quantizers import NodeQuantizer, UniformQuantizer, WeightQuantizer
+from .quantizers import DegreeQuantQuantizer, NodeQuantizer, UniformQuantizer, WeightQuantizer
 
-METHODS = ("fp32", "uniform", "a2q")
+METHODS = ("fp32", "uniform", "dq", "a2q")
+#: methods that quantize every node to the same k bits
+UNIFORM_METHODS = ("uniform", "dq")
 
 
 class GCN(nn.Module):
     def __init__(self, num_nodes: int, in_features: int, num_classes: int, hidden: int = 16,
                  method: str = "a2q", bits: int = 4, weight_bits: int = 4, init_bits: float = 4.0,
                  local_gradient: bool = True, dropout: float = 0.5, first_signed: bool = False,
-                 aggregation_aware: bool = True):
+                 aggregation_aware: bool = True, local_norm: str = "l2"):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
@@ -27,17 +29,19 @@ class GCN(nn.Module):
         self.config = dict(num_nodes=num_nodes, in_features=in_features, num_classes=num_classes,
                            hidden=hidden, method=method, bits=bits, weight_bits=weight_bits,
                            init_bits=init_bits, local_gradient=local_gradient, dropout=dropout,
-                           first_signed=first_signed, aggregation_aware=aggregation_aware)
+                           first_signed=first_signed, aggregation_aware=aggregation_aware,
+                           local_norm=local_norm)
         dims = [in_features, hidden, num_classes]
         signed = [first_signed, False]  # the hidden layer's input follows a ReLU
         self.convs = nn.ModuleList()
         for i in range(2):
             if method == "fp32":
                 iq, wq = None, None
-            elif method == "uniform":
-                iq, wq = UniformQuantizer(bits, signed[i]), WeightQuantizer(dims[i + 1], weight_bits)
+            elif method in UNIFORM_METHODS:
+                kind = UniformQuantizer if method == "uniform" else DegreeQuantQuantizer
+                iq, wq = kind(bits, signed[i]), WeightQuantizer(dims[i + 1], weight_bits)
             else:
-                iq = NodeQuantizer(num_nodes, signed[i], init_bits, local_gradient)
+                iq = NodeQuantizer(num_nodes, signed[i], init_bits, local_gradient, local_norm=local_norm)
                 wq = WeightQuantizer(dims[i + 1], weight_bits)
             self.convs.append(QGCNConv(dims[i], dims[i + 1], iq, wq))
         self._graph = None
@@ -56,6 +60,9 @@ class GCN(nn.Module):
                 spread = torch.zeros(data.num_nodes).index_add_(0, ei[0], dinv[ei[1]]) * dinv
                 for q in self.node_quantizers:
                     q.set_error_weight(spread)
+            for c in self.convs:
+                if isinstance(c.input_quantizer, DegreeQuantQuantizer):
+                    c.input_quantizer.set_protection(1.0 / dinv ** 2)  # in-degree with the self loop
         return self._graph[1], self._graph[2]
 
     def _input(self, data) -> torch.Tensor:
@@ -86,6 +93,12 @@ class GCN(nn.Module):
     def local_loss(self) -> torch.Tensor | None:
         losses = [q.local_loss() for q in self.node_quantizers if q.local_loss() is not None]
         return torch.stack(losses).sum() if losses else None
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        """After every optimizer step (see ``NodeQuantizer.clamp_``)."""
+        for q in self.node_quantizers:
+            q.clamp_()
 
     def bits_per_layer(self) -> list[torch.Tensor]:
         """Per-node bits of every layer input (differentiable for A2Q, constant for uniform)."""

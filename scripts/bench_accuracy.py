@@ -1,4 +1,4 @@
-"""Accuracy benchmark: FP32, uniform INT8, uniform INT4 and A2Q GCNs on Cora, CiteSeer and PubMed.
+"""Accuracy benchmark: FP32, uniform INT8/INT4, Degree-Quant INT4 and A2Q GCNs on Cora, CiteSeer, PubMed.
 
 Writes results/bench_accuracy.json and results/bench_accuracy.md. A dataset that cannot be loaded
 (PubMed offline) is reported as unavailable with the reason; it does not fail the benchmark.
@@ -14,14 +14,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from a2q.datasets import DatasetError, load_dataset  # noqa: E402
+from a2q.data import DatasetError, load_dataset  # noqa: E402
 from a2q.export import export_checkpoint  # noqa: E402
 from a2q.integer import accuracy as int_accuracy  # noqa: E402
 from a2q.jsonio import write_json  # noqa: E402
 from a2q.trainer import parse_train_args, run_train  # noqa: E402
 
 METHODS = {"FP32": ["--method", "fp32"], "INT8": ["--method", "uniform", "--bits", "8"],
-           "INT4": ["--method", "uniform", "--bits", "4"], "A2Q": ["--method", "a2q"]}
+           "INT4": ["--method", "uniform", "--bits", "4"], "DQ-INT4": ["--method", "dq", "--bits", "4"],
+           "A2Q": ["--method", "a2q"]}
 TARGETS = {"Cora": "2.0", "CiteSeer": "2.2", "PubMed": "2.0"}
 
 
@@ -102,6 +103,15 @@ def markdown(results) -> str:
                          f"{f(r.get('int_test_acc_best_seed'), '.2f', 100)} | "
                          f"{f(r.get('fakequant_test_acc_best_seed'), '.2f', 100)} | "
                          f"{f(r.get('degree_bits_spearman'), '.3f')} | {r['wall_s_per_seed']:.1f} |")
+    lines += ["", "A2Q against the others (test-accuracy points, A2Q minus the method):", ""]
+    for ds, e in results["datasets"].items():
+        methods = e.get("methods", {})
+        if "A2Q" not in methods:
+            continue
+        a2q = methods["A2Q"]
+        diffs = [f"{name} {100 * (a2q['test_acc_mean'] - r['test_acc_mean']):+.2f}"
+                 for name, r in methods.items() if name != "A2Q"]
+        lines.append(f"- {ds}, A2Q at {a2q['avg_bits']:.2f} bits: " + ", ".join(diffs))
     return "\n".join(lines) + "\n"
 
 

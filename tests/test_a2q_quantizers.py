@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from a2q.quantizers import MemoryPenalty, NodeQuantizer, UniformQuantizer, WeightQuantizer, round_half_up_ste
+from a2q.quantizers import DegreeQuantQuantizer, MemoryPenalty, NodeQuantizer, UniformQuantizer, WeightQuantizer, round_half_up_ste
 from a2q.quantizers.ste import fake_quant, qrange
 
 
@@ -40,31 +40,72 @@ def test_fake_quant_lsq_gradients_by_hand():
 
 
 def test_node_quantizer_per_node_bits_and_exact_binary_rows():
-    q = NodeQuantizer(3, signed=False, init_bits=1.0, local_gradient=False)
-    x = torch.tensor([[0.0, 0.25, 0.25], [0.5, 0.0, 0.5], [0.0, 0.0, 0.0]])
+    q = NodeQuantizer(4, signed=False, init_bits=4.0, local_gradient=False)
+    x = torch.tensor([[0.0, 0.25, 0.25], [0.5, 0.0, 0.5], [0.0, 0.0, 0.0], [0.9, 0.3, 0.0]])
     q.init_from(x)
     q.eval()
-    # a binary row-normalised input is exact at one bit: the step absorbs 1/rowsum
+    # binary row-normalised rows are exact at one bit and start there; [0.9, 0.3] needs 2 bits (codes
+    # 3 and 1); an all-zero row is exact at any width
+    assert q.int_bits().tolist() == [1.0, 1.0, 1.0, 2.0]
+    assert torch.allclose(q.step, torch.tensor([0.25, 0.5, 1.0, 0.3]))
     assert torch.allclose(q(x), x)
-    assert q.codes(x).tolist() == [[0, 1, 1], [1, 0, 1], [0, 0, 0]]
+    assert q.codes(x).tolist() == [[0, 1, 1], [1, 0, 1], [0, 0, 0], [3, 1, 0]]
     with torch.no_grad():
-        q.bits.copy_(torch.tensor([0.2, 2.5, 9.7]))  # clamped to [1, 8] and rounded half up
-    assert q.int_bits().tolist() == [1.0, 3.0, 8.0]
+        q.bits.copy_(torch.tensor([0.2, 2.5, 9.7, 4.0]))  # clamped to [1, 8] and rounded half up
+    assert q.int_bits().tolist() == [1.0, 3.0, 8.0, 4.0]
+    q_plain = NodeQuantizer(1, init_bits=4.0, exact_init=False)
+    q_plain.init_from(x[:1])
+    assert q_plain.int_bits().tolist() == [4.0] and float(q_plain.step.detach()) == pytest.approx(0.25 / 15)
 
 
-def test_local_gradient_trains_quantizer_on_its_error_only():
-    q = NodeQuantizer(2, init_bits=2.0, local_gradient=True)
+def test_local_gradient_by_hand_exact_step_derivative():
+    q = NodeQuantizer(2, init_bits=2.0, local_gradient=True, local_norm="l1")
     x = torch.tensor([[1.0, 0.3], [0.2, 0.1]], requires_grad=True)
-    q.init_from(x)
+    q.init_from(x)                     # neither row is exact at 1 bit: 2 bits, steps 1/3 and 0.2/3
+    assert q.int_bits().tolist() == [2.0, 2.0]
     with torch.no_grad():
-        q.bits.fill_(1.0)  # 1 bit: 0.3 rounds to 0 -> error, bits must want to grow
+        q.bits.fill_(1.0)              # forced to 1 bit at the same steps: codes clip at 1
     q.train()
     y = q(x)
     y.sum().backward()                 # task loss: reaches x, not the quantizer
-    assert q.bits.grad is None and q.log_alpha.grad is None and x.grad is not None
-    q.local_loss().backward()          # local loss: reaches the quantizer
-    assert q.bits.grad[0] < 0          # more bits would lower node 0's error
-    assert q.log_alpha.grad is not None
+    assert q.bits.grad is None and q.log_step.grad is None and x.grad is not None
+    loss = q.local_loss()              # sum |x_q - x| = |1/3 - 1| + |1/3 - 0.3| + |0.2/3 - 0.2| + |0.2/3 - 0.1|
+    assert loss.item() == pytest.approx(2 / 3 + 1 / 30 + 0.4 / 3 + 0.1 / 3, rel=1e-5)
+    loss.backward()
+    ln2, s1 = math.log(2), 0.2 / 3
+    # d|q s - x|/ds = sign * q with q held (not LSQ's q - v): node 0 has -1 + 1, node 1 has -1 - 1
+    assert q.log_step.grad.tolist() == pytest.approx([0.0, s1 * -2.0], abs=1e-6)
+    # only codes above qmax move with b: -s * 2^b ln2 per clipped value (0.3/(1/3) = 0.9 rounds to 1: not clipped)
+    assert q.bits.grad.tolist() == pytest.approx([-(1 / 3) * 2 * ln2, -2 * s1 * 2 * ln2], rel=1e-5)
+
+
+def test_local_gradient_l2_by_hand():
+    q = NodeQuantizer(1, init_bits=2.0, local_norm="l2")
+    x = torch.tensor([[0.2, 0.1]])
+    q.init_from(x)                      # step 0.2/3 at 2 bits
+    with torch.no_grad():
+        q.bits.fill_(1.0)               # codes clip at 1: x_q = [s, s], errors s - 0.2 and s - 0.1
+    q.train()
+    q(x)
+    s = 0.2 / 3
+    assert q.local_loss().item() == pytest.approx((s - 0.2) ** 2 + (s - 0.1) ** 2, rel=1e-5)
+    q.local_loss().backward()
+    # d/ds sum (q s - x)^2 = sum 2 (q s - x) q with q = 1; log-step chain rule multiplies by s
+    assert q.log_step.grad.item() == pytest.approx(s * 2 * ((s - 0.2) + (s - 0.1)), rel=1e-5)
+    with pytest.raises(ValueError):
+        NodeQuantizer(1, local_norm="l3")
+
+
+def test_bit_change_keeps_the_node_range():
+    q = NodeQuantizer(2, init_bits=3.0, exact_init=False)
+    q.init_from(torch.tensor([[0.7, 0.1], [1.4, 0.3]]))   # range = max |x|: steps 0.1, 0.2
+    with torch.no_grad():
+        q.bits.copy_(torch.tensor([1.6, 9.7]))        # node 0 drops to 2 bits, node 1 is clamped to 8
+    q.clamp_()
+    assert q.bits.tolist() == pytest.approx([1.6, 8.49])
+    assert q.int_bits().tolist() == [2.0, 8.0]
+    # range s * (2^b - 1) is unchanged: 0.1 * 7 = s0 * 3 and 0.2 * 7 = s1 * 255
+    assert q.step.tolist() == pytest.approx([0.7 / 3, 1.4 / 255], rel=1e-5)
 
 
 def test_weight_quantizer_per_channel_range():
@@ -93,9 +134,36 @@ def test_memory_penalty_values_and_gradient():
     bits = [torch.tensor([2.0, 4.0], requires_grad=True), torch.tensor([1.0, 1.0], requires_grad=True)]
     pen = MemoryPenalty(target=1.5, weight=2.0, unit="bits")
     # average bits = (3 + 1) / 2 = 2 -> 2 * (2 - 1.5)^2 = 0.5
-    assert float(pen(bits, [10, 10])) == pytest.approx(0.5)
+    assert pen(bits, [10, 10]).item() == pytest.approx(0.5)
     assert float(MemoryPenalty(3.0, 2.0)(bits, [10, 10])) == 0.0       # below target: no penalty
     kb = MemoryPenalty.memory_kb([b.detach() for b in bits], [1024, 8])
     assert float(kb) == pytest.approx((6 * 1024 + 2 * 8) / 8 / 1024)
     pen(bits, [10, 10]).backward()
     assert bits[0].grad.tolist() == pytest.approx([0.5, 0.5])  # 2*2*0.5 * (1/2 layers) * (1/2 nodes)
+    # the margin aims below the target; ``met`` checks the target itself
+    aimed = MemoryPenalty(target=2.0, weight=2.0, unit="bits", margin=0.1)  # aims at 1.8
+    assert aimed(bits, [10, 10]).item() == pytest.approx(2.0 * 0.2 ** 2)
+    assert aimed.met(bits, [10, 10]) and not MemoryPenalty(1.9, 1.0).met(bits, [10, 10])
+    for bad in (dict(target=0.0, weight=1.0), dict(target=2.0, weight=1.0, margin=1.0),
+                dict(target=2.0, weight=1.0, unit="bytes")):
+        with pytest.raises(ValueError):
+            MemoryPenalty(**bad)
+
+
+def test_degree_quant_protects_hubs_in_training_only():
+    dq = DegreeQuantQuantizer(2, p_min=0.0, p_max=1.0, percentile=1.0, momentum=0.5)
+    dq.set_protection(torch.tensor([1.0, 7.0, 3.0]))
+    assert dq.protect_prob.tolist() == [0.0, 1.0, 0.5]     # linear in the in-degree rank
+    x = torch.tensor([[0.3, 0.9], [0.2, 0.45], [0.6, 0.1]])
+    dq.init_from(x)                                          # range = max |x| = 0.9: step 0.3
+    assert float(dq.step) == pytest.approx(0.3)
+    dq.eval()
+    assert torch.allclose(dq(x), torch.tensor([[0.3, 0.9], [0.3, 0.6], [0.6, 0.0]]))
+    torch.manual_seed(0)
+    dq.train()
+    y = dq(x)
+    assert torch.equal(y[1], x[1])                           # the hub (p = 1) keeps full precision
+    assert torch.allclose(y[0], torch.tensor([0.3, 0.9]))    # the leaf (p = 0) is quantized
+    assert not any(p.requires_grad for p in dq.parameters())   # the range is tracked, not learned
+    with pytest.raises(ValueError):
+        DegreeQuantQuantizer(4, p_min=0.5, p_max=0.1)

@@ -1,41 +1,59 @@
 """A2Q's per-node quantizer: every node i has a learnable step s_i and a learnable bitwidth b_i.
 
 Forward: bits are rounded (half up) and clamped to [1, 8]; values are ``clamp(round(x/s_i))*s_i``.
-Backward: straight through for the rounding of values and bits; the step gets LSQ's gradient; the bit
-gets its gradient through the clipping range (A2Q, Eq. 4-5).
+Backward: straight through for the rounding of values and bits; the step gets LSQ's gradient from the
+task loss; the bit gets its gradient through the clipping range ``qmax(b) * s`` (A2Q, Eq. 4-5).
 
 Local Gradient (A2Q, Sec. 3.3): with ``local_gradient=True`` the task loss does not reach s and b
-(they are detached in the forward that feeds the network); instead ``local_loss()`` returns the L1
-quantization error |x_q - x| of the last input, whose gradient trains s and b. Most nodes receive
-almost no task gradient (they aggregate little), so this is what lets them learn.
+(they are detached in the forward that feeds the network); instead ``local_loss()`` returns the
+quantization error of the last input, ``sum (x_q - x)^2`` (``local_norm="l2"``, our default) or the
+paper's ``sum |x_q - x|`` (``"l1"``), weighted per node (``set_error_weight``), and that trains s and b.
+The squared error weighs a node's few large features, which carry the task, above its many small
+ones; L1 trades them one for one and clips them (docs/training.md has the measurements). Most nodes
+receive almost no task gradient (they aggregate little), so this is what lets them learn. For this loss the step's derivative is the exact one of the piecewise function, ``q``
+(the rounding held fixed), not LSQ's ``q - v``: LSQ pretends x_q tracks x, which for an error that is
+to be minimised drives the step down into clipping.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
 
 from a2q import fixedpoint as fp
 
-from .ste import fake_quant, qrange, round_half_up_ste
+from .ste import clip, fake_quant, qrange, round_half_up_ste
+
+#: The bit parameter stays in [BIT_MIN, BIT_MAX] so that its rounding stays in [1, 8].
+BIT_MIN, BIT_MAX = fp.MIN_NODE_BITS - 0.49, fp.MAX_NODE_BITS + 0.49
+#: Norms of the Local Gradient's quantization error: l1 is the paper's |x_q - x|; l2 is (x_q - x)^2
+LOCAL_NORMS = ("l1", "l2")
+#: Relative tolerance of "represented exactly" in the bit initialisation.
+EXACT_TOL = 1e-4
+
+
+def _top(bits: torch.Tensor, signed: bool) -> torch.Tensor:
+    """The larger end of a b-bit code's magnitude: 2^b - 1 unsigned, 2^(b-1) signed."""
+    return torch.pow(2.0, bits - 1) if signed else torch.pow(2.0, bits) - 1
 
 
 class NodeQuantizer(nn.Module):
     def __init__(self, num_nodes: int, signed: bool = False, init_bits: float = 4.0,
-                 local_gradient: bool = True):
+                 local_gradient: bool = True, exact_init: bool = True, local_norm: str = "l2"):
         super().__init__()
-        self.signed = signed
-        self.local_gradient = local_gradient
-        # Each node learns its clipping range alpha (in log space: ranges span decades, 1/rowsum of a
-        # bag of words is ~0.05, hidden features ~1) and its bits; the step is alpha / top code. So a
-        # bit more halves the rounding error at the same range: the bits get a gradient from the
-        # rounding error as well as from clipping, which is what spreads them by node.
-        self.log_alpha = nn.Parameter(torch.zeros(num_nodes))
-        self.bits = nn.Parameter(torch.full((num_nodes,), float(init_bits)))
+        if local_norm not in LOCAL_NORMS:
+            raise ValueError(f"local_norm must be one of {LOCAL_NORMS}, got {local_norm!r}")
+        self.local_norm = local_norm
+        self.num_nodes, self.signed, self.init_bits = num_nodes, signed, float(init_bits)
+        self.local_gradient, self.exact_init = local_gradient, exact_init
+        # log-space step: steps span decades (1/rowsum of a bag of words ~0.05, hidden features ~1),
+        # so Adam moves each by the same relative amount
+        self.log_step = nn.Parameter(torch.zeros(num_nodes))
+        self.bits = nn.Parameter(torch.full((num_nodes,), self.init_bits))
+        self.register_buffer("last_bits", torch.full((num_nodes,), self.init_bits).add(0.5).floor()
+                             .clamp(fp.MIN_NODE_BITS, fp.MAX_NODE_BITS))
         self.register_buffer("initialised", torch.tensor(False))
         # per-node weight of the local error: how much of node i's error reaches the next aggregation
-        # (see ``set_error_weight``); ones = A2Q's plain Local Gradient
+        # (``set_error_weight``); ones = A2Q's plain Local Gradient
         self.register_buffer("error_weight", torch.ones(num_nodes))
         self._local = None
 
@@ -44,55 +62,81 @@ class NodeQuantizer(nn.Module):
         """Weight node i's |x_q - x| by ``weight[i]``, normalised to mean 1."""
         self.error_weight.copy_(weight / weight.mean().clamp_min(1e-12))
 
-    def _top_code(self, bits: torch.Tensor) -> torch.Tensor:
-        """Largest code magnitude: 2^b - 1 unsigned, 2^(b-1) signed (the negative end)."""
-        return torch.pow(2.0, bits - 1) if self.signed else torch.pow(2.0, bits) - 1
-
-    def _step(self, bits: torch.Tensor, log_alpha: torch.Tensor) -> torch.Tensor:
-        return log_alpha.exp() / self._top_code(bits)
-
     @property
     def step(self) -> torch.Tensor:
-        return self._step(self.int_bits(), self.log_alpha)
+        return self.log_step.exp()
 
     def int_bits(self) -> torch.Tensor:
         """Bits used in the forward pass: round half up, clamp to [1, 8], straight-through."""
-        b = torch.clamp(self.bits, fp.MIN_NODE_BITS, fp.MAX_NODE_BITS)
-        return round_half_up_ste(b)
+        return round_half_up_ste(torch.clamp(self.bits, fp.MIN_NODE_BITS, fp.MAX_NODE_BITS))
 
     @torch.no_grad()
     def init_from(self, x: torch.Tensor) -> None:
-        """Steps so that each node's max |x| maps to the top of its initial range (exact for binary rows)."""
+        """Each node's max |x| at the top of its initial range. With ``exact_init`` a node whose row a
+        narrower code represents exactly (a row-normalised bag of words at one bit) starts at the
+        narrowest such width: its features are lossless there at no memory cost."""
+        b0 = float(torch.clamp(torch.floor(torch.tensor(self.init_bits) + 0.5),
+                               fp.MIN_NODE_BITS, fp.MAX_NODE_BITS))
         top = x.abs().amax(dim=1)
-        self.log_alpha.copy_(torch.where(top > 0, top, torch.ones_like(top)).log())
+        top = torch.where(top > 0, top, torch.ones_like(top))
+        bits = torch.full((self.num_nodes,), b0)
+        if self.exact_init:
+            done = torch.zeros(self.num_nodes, dtype=torch.bool)
+            for b in range(fp.MIN_NODE_BITS, int(b0)):
+                v = x / (top / _top(torch.tensor(float(b)), self.signed))[:, None]
+                exact = ((v - torch.round(v)).abs() <= EXACT_TOL).all(dim=1) & ~done
+                bits[exact] = float(b)
+                done |= exact
+        self.log_step.copy_((top / _top(bits, self.signed)).log())
+        self.bits.copy_(bits)
+        self.last_bits.copy_(bits)
         self.initialised.fill_(True)
 
-    def _quant(self, x, log_alpha, bits, rows=None):
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        """After an optimizer step: keep b in range, and keep each node's range ``s * top(b)`` where it
+        was when its integer bits changed. Otherwise a bit that drops clips until the step has grown,
+        the clipping error pushes the bit straight back up, and nodes never leave their first width."""
+        self.bits.clamp_(BIT_MIN, BIT_MAX)
+        new = torch.clamp(torch.floor(self.bits + 0.5), fp.MIN_NODE_BITS, fp.MAX_NODE_BITS)
+        changed = new != self.last_bits
+        if bool(changed.any()) and bool(self.initialised):
+            ratio = _top(self.last_bits, self.signed) / _top(new, self.signed)
+            self.log_step.add_(torch.where(changed, ratio.log(), torch.zeros_like(ratio)))
+        self.last_bits.copy_(new)
+
+    def _quant(self, x, log_step, bits, rows=None, exact_step_grad=False):
         qmin, qmax = qrange(bits, self.signed)
-        step = self._step(bits, log_alpha)
+        step = log_step.exp()
         if rows is not None:
-            return fake_quant(x, step[rows], qmin[rows], qmax[rows])
-        return fake_quant(x, step[:, None], qmin[:, None], qmax[:, None])
+            step, qmin, qmax = step[rows], qmin[rows], qmax[rows]
+        else:
+            step, qmin, qmax = step[:, None], qmin[:, None], qmax[:, None]
+        if not exact_step_grad:
+            return fake_quant(x, step, qmin, qmax)
+        # rounding held fixed: d x_q / d s = q, and the bits' gradient comes through qmin/qmax
+        return clip(torch.floor(x / step + 0.5).detach(), qmin, qmax) * step
 
     def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None, width: int | None = None) -> torch.Tensor:
         """Quantize dense x [N, F]; or, with ``rows``, the non-zero values x[k] of node ``rows[k]`` of a
         sparse [N, ``width``] input (zeros quantize to zero exactly, so they can be skipped)."""
-        if rows is None:
-            rows, width = None, x.shape[1]
+        if rows is None and x.shape[0] != self.num_nodes:
+            raise ValueError(f"NodeQuantizer has {self.num_nodes} nodes, the input has {x.shape[0]} rows")
         if not bool(self.initialised):
             if rows is not None:
                 raise RuntimeError("initialise a NodeQuantizer from the dense input first (init_from)")
             self.init_from(x)
         bits = self.int_bits()
-        if self.local_gradient and self.training:
-            out = self._quant(x, self.log_alpha.detach(), bits.detach(), rows)
-            err = (self._quant(x.detach(), self.log_alpha, bits, rows) - x.detach()).abs()
-            w = self.error_weight[rows] if rows is not None else self.error_weight[:, None]
-            err = (err * w).sum()
-            self._local = err / self.log_alpha.shape[0] / math.sqrt(width)
-            return out
         self._local = None
-        return self._quant(x, self.log_alpha, bits, rows)
+        if not (self.local_gradient and self.training):
+            return self._quant(x, self.log_step, bits, rows)
+        xd = x.detach()
+        err = (self._quant(xd, self.log_step, bits, rows, exact_step_grad=True) - xd).abs()
+        if self.local_norm == "l2":
+            err = err ** 2
+        w = self.error_weight[rows] if rows is not None else self.error_weight[:, None]
+        self._local = (err * w).sum()
+        return self._quant(x, self.log_step.detach(), bits.detach(), rows)
 
     def local_loss(self) -> torch.Tensor | None:
         return self._local
@@ -102,7 +146,7 @@ class NodeQuantizer(nn.Module):
         """The integer codes ``clamp(floor(x/s + 0.5))`` of x (what the accelerator is given)."""
         qmin, qmax = qrange(self.int_bits(), self.signed)
         step = self.step[:, None]
-        return torch.minimum(torch.maximum(torch.floor(x / step + 0.5), qmin[:, None]), qmax[:, None]).long()
+        return clip(torch.floor(x / step + 0.5), qmin[:, None], qmax[:, None]).long()
 
     def export(self) -> dict:
         return {"in_step": self.step.detach().double().numpy(),

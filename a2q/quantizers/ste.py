@@ -21,12 +21,19 @@ def qrange(bits: torch.Tensor, signed: bool) -> tuple[torch.Tensor, torch.Tensor
     return torch.zeros_like(bits), torch.pow(2.0, bits) - 1
 
 
+def clip(q: torch.Tensor, qmin: torch.Tensor, qmax: torch.Tensor) -> torch.Tensor:
+    """``clamp(q, qmin, qmax)`` whose gradient goes to qmin/qmax only where q lies strictly outside.
+
+    ``torch.minimum`` splits the gradient of a tie: a code sitting exactly at the top (a row's max |x|
+    after initialisation) would push the bitwidth although the code does not clip.
+    """
+    return torch.where(q > qmax, qmax, torch.where(q < qmin, qmin, q))
+
+
 def fake_quant(x: torch.Tensor, step: torch.Tensor, qmin: torch.Tensor, qmax: torch.Tensor) -> torch.Tensor:
     """``clamp(round(x / step), qmin, qmax) * step`` with STE rounding (LSQ's gradients for step).
 
     Gradients: to ``x`` inside the range, to ``step`` as ``round(v) - v`` inside and ``qmin|qmax``
     outside, to ``qmin``/``qmax`` (hence the bits) where the value clips.
     """
-    q = round_half_up_ste(x / step)
-    q = torch.minimum(torch.maximum(q, qmin), qmax)
-    return q * step
+    return clip(round_half_up_ste(x / step), qmin, qmax) * step

@@ -2,8 +2,9 @@
 
 The data root comes from the ``root`` argument or ``$A2Q_DATA_ROOT`` and holds PyG's layout
 (``<root>/<Name>/raw/ind.<name>.*``). The raw files are copied to a cache before PyG processes them,
-so a shared dataset folder stays raw-only. A missing file is reported with the root and the files
-expected, before PyG would try (and, offline, fail) to download.
+so a shared dataset folder stays raw-only. Files missing under the root are downloaded from the
+Planetoid repository into that cache where the network allows; where it does not, the error names the
+root, the files expected and the download failure.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ PLANETOID = {"Cora": "cora", "CiteSeer": "citeseer", "PubMed": "pubmed"}
 BUILTIN = ("KarateClub",)
 KNOWN = tuple(PLANETOID) + BUILTIN
 PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
+PLANETOID_URL = "https://github.com/kimiyoung/planetoid/raw/master/data"
+DOWNLOAD_TIMEOUT_S = 30
 CACHE = Path(os.environ.get("A2Q_CACHE", Path.home() / ".cache" / "a2q" / "datasets"))
 
 
@@ -45,10 +48,6 @@ def load_dataset(name: str, root: str | os.PathLike | None = None):
         raise DatasetError(f"no data root for {name}: pass --data-root or set A2Q_DATA_ROOT "
                            f"(expected <root>/{name}/raw/ with {', '.join(planetoid_files(name))})")
     raw = base / name / "raw"
-    missing = [f for f in planetoid_files(name) if not (raw / f).is_file()]
-    if missing:
-        raise DatasetError(f"{name} is not available under {base}: missing {', '.join(missing)} in {raw} "
-                           f"(expected {', '.join(planetoid_files(name))}; no network to download them)")
     from torch_geometric.datasets import Planetoid
     from torch_geometric.transforms import NormalizeFeatures
 
@@ -59,8 +58,12 @@ def load_dataset(name: str, root: str | os.PathLike | None = None):
         tmp = cache_root / f".{name}.raw.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
+        missing = [f for f in planetoid_files(name) if not (raw / f).is_file()]
         for f in planetoid_files(name):
-            shutil.copy2(raw / f, tmp / f)
+            if f not in missing:
+                shutil.copy2(raw / f, tmp / f)
+        if missing:
+            _download(name, missing, tmp, base, raw)
         cache_raw.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(cache_raw, ignore_errors=True)
         os.replace(tmp, cache_raw)
@@ -69,6 +72,28 @@ def load_dataset(name: str, root: str | os.PathLike | None = None):
     data.num_classes = ds.num_classes
     data.name = name
     return data
+
+
+def _download(name: str, files: list[str], dest: Path, base: Path, raw: Path) -> None:
+    """Fetch the raw files missing under the root; a failure removes the partial copy and says why."""
+    import socket
+    import urllib.request
+
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        for f in files:
+            part = dest / f"{f}.part"
+            with urllib.request.urlopen(f"{PLANETOID_URL}/{f}") as r, open(part, "wb") as out:
+                shutil.copyfileobj(r, out)
+            os.replace(part, dest / f)
+    except OSError as e:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise DatasetError(f"{name} is not available under {base}: missing {', '.join(files)} in {raw} "
+                           f"(expected {', '.join(planetoid_files(name))}); downloading them from "
+                           f"{PLANETOID_URL} failed: {e}") from None
+    finally:
+        socket.setdefaulttimeout(old)
 
 
 def _karate_club():

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from a2q.datasets import DatasetError, load_dataset
+from a2q.data import DatasetError, load_dataset
 from a2q.trainer import parse_seeds, parse_train_args, run_train
 
 ROOT = os.environ.get("A2Q_DATA_ROOT")
@@ -49,7 +49,8 @@ def _train(tmp_path, *extra):
 
 
 @pytest.mark.parametrize("method", [["--method", "a2q", "--target-bits", "2.5"],
-                                    ["--method", "uniform", "--bits", "3"], ["--method", "fp32"]])
+                                    ["--method", "uniform", "--bits", "3"], ["--method", "dq", "--bits", "3"],
+                                    ["--method", "fp32"]])
 def test_training_writes_metrics_and_checkpoints(tmp_path, method):
     m = _train(tmp_path, *method)
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
@@ -62,11 +63,12 @@ def test_training_writes_metrics_and_checkpoints(tmp_path, method):
         for key in ("compression_ratio", "bits_histogram", "degree_bits_spearman", "layer_avg_bits"):
             assert key in m
         assert sum(m["bits_histogram"].values()) == 2 * 34
-    if method[1] == "uniform":
-        assert m["avg_bits"] == 3.0
+    if method[1] in ("uniform", "dq"):
+        assert m["avg_bits"] == 3.0 and m["bits"] == 3
 
 
-def test_exported_program_agrees_with_fake_quant(tmp_path):
+@pytest.mark.parametrize("method", [["--method", "a2q", "--target-bits", "3"], ["--method", "dq", "--bits", "4"]])
+def test_exported_program_agrees_with_fake_quant(tmp_path, method):
     """Integer-only inference of the exported program against the fake-quant model (KarateClub)."""
     import torch
 
@@ -74,7 +76,7 @@ def test_exported_program_agrees_with_fake_quant(tmp_path):
     from a2q.ckpt import load_checkpoint
     from a2q.export import export_checkpoint
 
-    _train(tmp_path, "--method", "a2q", "--target-bits", "3")
+    _train(tmp_path, *method)
     program = export_checkpoint(tmp_path / "model.pt")
     model, meta = load_checkpoint(tmp_path / "model.pt")
     fq = model.fakequant_logits(load_dataset("KarateClub")).argmax(1).numpy()
