@@ -24,13 +24,15 @@ COLUMNS = [
     "cycles_combine", "cycles_aggregate", "cycles_requant", "cycles_stall", "cycles_total",
     "rtl_cycles_total", "rtl_bit_exact", "wall_s", "threads",
 ]
-METHODS = ("fp32", "a2q", "int2", "int3", "int4", "int8")
+#: fp32, a2q, uniform INT-k as ``intK`` and Degree-Quant INT-k as ``dqK`` (K in 1..8)
+UNIFORM_PREFIXES = {"int": "uniform", "dq": "dq"}
+METHODS = ("fp32", "a2q", *(f"{p}{k}" for p in UNIFORM_PREFIXES for k in range(1, 9)))
 
 
 @dataclass(frozen=True)
 class Point:
     dataset: str
-    method: str   # fp32 | a2q | intK
+    method: str   # fp32 | a2q | intK | dqK
     target: str   # a2q: average-bit target; intK: K; fp32: "32"
 
     @property
@@ -53,7 +55,7 @@ def grid(datasets, methods, targets) -> list[Point]:
             elif m == "fp32":
                 points.append(Point(ds, m, "32"))
             else:
-                points.append(Point(ds, m, m[3:]))
+                points.append(Point(ds, m, m.lstrip("intdq")))
     return points
 
 
@@ -81,7 +83,7 @@ def train_args(point: Point, seeds: str, epochs: int, out_dir: Path, data_root: 
     elif point.method == "a2q":
         argv += ["--method", "a2q", "--target-bits", point.target]
     else:
-        argv += ["--method", "uniform", "--bits", point.target]
+        argv += ["--method", UNIFORM_PREFIXES[point.method.rstrip("0123456789")], "--bits", point.target]
     return parse_train_args(argv)
 
 
@@ -288,7 +290,7 @@ def plot(rows: list[dict], png: Path) -> None:
 # -- CLI ---------------------------------------------------------------------------------------------
 def add_sweep_arguments(p) -> None:
     p.add_argument("--datasets", default="Cora,CiteSeer,PubMed", help="comma list")
-    p.add_argument("--methods", default="fp32,a2q,int2,int3,int4,int8", help=f"comma list of {METHODS}")
+    p.add_argument("--methods", default="fp32,a2q,int2,int3,int4,int8", help="comma list of fp32, a2q, intK (uniform INT-K) and dqK (Degree-Quant INT-K), K in 1..8")
     p.add_argument("--targets", default="1.25,1.5,2,3,4", help="A2Q average-bit targets, comma list")
     p.add_argument("--configs", default="16x16", help="accelerator configs LANESxPES, comma list")
     p.add_argument("--seeds", default="0-2", help="seeds per point, e.g. 0-9")

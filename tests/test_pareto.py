@@ -1,6 +1,10 @@
 """Pareto front on a hand-made table, and the sweep's CSV columns and resume bookkeeping."""
+from pathlib import Path
+
+import pytest
+
 from a2q.pareto import dominates_all, pareto_front
-from a2q.sweep import COLUMNS, Point, grid, parse_configs, read_rows, write_rows
+from a2q.sweep import COLUMNS, Point, grid, parse_configs, read_rows, train_args, write_rows
 
 
 def test_front_on_hand_made_table():
@@ -22,9 +26,13 @@ def test_dominates_all():
 
 
 def test_grid_and_configs():
-    pts = grid(["Cora"], ["fp32", "a2q", "int4"], ["1.5", "2"])
+    pts = grid(["Cora"], ["fp32", "a2q", "int4", "dq3"], ["1.5", "2"])
     assert [p.key for p in pts] == [("Cora", "fp32", "32"), ("Cora", "a2q", "1.5"), ("Cora", "a2q", "2"),
-                                    ("Cora", "int4", "4")]
+                                    ("Cora", "int4", "4"), ("Cora", "dq3", "3")]
+    args = [train_args(p, "0", 10, Path("run"), None, 1) for p in pts[3:]]
+    assert [(a.method, a.bits) for a in args] == [("uniform", 4), ("dq", 3)]
+    with pytest.raises(ValueError, match="unknown method 'int9'"):
+        grid(["Cora"], ["int9"], ["2"])
     assert Point("Cora", "a2q", "1.5").slug == "Cora-a2q-1p5"
     assert parse_configs("16x16,32X8") == [(16, 16), (32, 8)]
 
