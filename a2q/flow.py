@@ -93,7 +93,7 @@ def run_flow(args) -> dict:
             bar.update(1)
     bar.close()
     base = f"int{args.baseline_bits}" if args.baseline_bits else None
-    for name, r in res.items():
+    for r in res.values():
         cyc = (r.get("rtl_cycles") or {}).get("total") or r["model_cycles"]["cyc_total"]
         r["cycles"] = cyc
         if base:

@@ -211,7 +211,7 @@ def summarise(rows: list[dict], out: Path) -> dict:
             a2q_pts = [(_f(r["cycles_total"]), _f(r["acc_mean"])) for r in pts if r["method"] == "a2q"]
             uni_pts = [(_f(r["cycles_total"]), _f(r["acc_mean"])) for r in pts if r["method"] != "a2q"]
             per_cfg[f"{cfg[0]}x{cfg[1]}"] = {
-                "front": [f"{r['method']}@{r['target']}" for r, f in zip(pts, front) if f],
+                "front": [f"{r['method']}@{r['target']}" for r, f in zip(pts, front, strict=True) if f],
                 "a2q_dominates_uniform": dominates_all(a2q_pts, uni_pts) if a2q_pts and uni_pts else None,
             }
         summary["datasets"][ds] = {"fp32_acc": _f(fp32[0]["acc_mean"]) if fp32 else None, "configs": per_cfg}
@@ -264,13 +264,13 @@ def plot(rows: list[dict], png: Path) -> None:
         for (lanes, pes) in cfgs:
             pts = [r for r in rs if (r.get("lanes"), r.get("pes")) == (lanes, pes) and _f(r.get("cycles_total"))]
             front = [r for r, f in zip(pts, pareto_front([_f(r["cycles_total"]) for r in pts],
-                                                         [_f(r["acc_mean"]) for r in pts])) if f]
+                                                         [_f(r["acc_mean"]) for r in pts]), strict=True) if f]
             front.sort(key=lambda r: _f(r["cycles_total"]))
             ax_c.plot([_f(r["cycles_total"]) for r in front], [100 * _f(r["acc_mean"]) for r in front], "k--",
                       lw=1, label="Pareto front" if (lanes, pes) == cfgs[0] else None)
         pts = [r for r in {r["target"] + r["method"]: r for r in rs}.values()]
         front = [r for r, f in zip(pts, pareto_front([_f(r["avg_bits"]) for r in pts],
-                                                     [_f(r["acc_mean"]) for r in pts])) if f]
+                                                     [_f(r["acc_mean"]) for r in pts]), strict=True) if f]
         front.sort(key=lambda r: _f(r["avg_bits"]))
         ax_b.plot([_f(r["avg_bits"]) for r in front], [100 * _f(r["acc_mean"]) for r in front], "k--", lw=1,
                   label="Pareto front")
@@ -290,7 +290,8 @@ def plot(rows: list[dict], png: Path) -> None:
 # -- CLI ---------------------------------------------------------------------------------------------
 def add_sweep_arguments(p) -> None:
     p.add_argument("--datasets", default="Cora,CiteSeer,PubMed", help="comma list")
-    p.add_argument("--methods", default="fp32,a2q,int2,int3,int4,int8", help="comma list of fp32, a2q, intK (uniform INT-K) and dqK (Degree-Quant INT-K), K in 1..8")
+    p.add_argument("--methods", default="fp32,a2q,int2,int3,int4,int8",
+                   help="comma list of fp32, a2q, intK (uniform INT-K) and dqK (Degree-Quant INT-K), K in 1..8")
     p.add_argument("--targets", default="1.25,1.5,2,3,4", help="A2Q average-bit targets, comma list")
     p.add_argument("--configs", default="16x16", help="accelerator configs LANESxPES, comma list")
     p.add_argument("--seeds", default="0-2", help="seeds per point, e.g. 0-9")

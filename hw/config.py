@@ -233,7 +233,7 @@ class AcceleratorConfig:
 
 
     @classmethod
-    def covering(cls, programs, lanes: int = 16, pes: int = 16) -> "AcceleratorConfig":
+    def covering(cls, programs, lanes: int = 16, pes: int = 16) -> AcceleratorConfig:
         """The smallest config that runs every one of ``programs`` (field-wise max of their fits), so
         several programs can be compared on one piece of hardware."""
         fits = [cls.fit(p, lanes=lanes, pes=pes) for p in programs]

@@ -65,8 +65,9 @@ def _no_zero_meminit():
 
 
 #: Yosys' time-0 trigger register of a module, declared ``reg \$auto$verilog_backend.cc:N:dump_module$K  = 0;``.
-_TRIGGER_DECL = re.compile(r"^(?P<indent>[ \t]*)reg (?P<name>\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;$",
-                           re.MULTILINE)
+_TRIGGER_DECL = re.compile(
+    r"^(?P<indent>[ \t]*)reg (?P<name>\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;$",
+    re.MULTILINE)
 _TRIGGER_USE = re.compile(r"^[ \t]*if \((?P<name>\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) \) begin end$",
                           re.MULTILINE)
 

@@ -266,7 +266,9 @@ def edge_stream(row_ptr: np.ndarray, col_idx: np.ndarray) -> tuple[np.ndarray, n
     cols, last, empty = [], [], []
     for i, ln in enumerate(lens):
         if ln == 0:
-            cols.append(0); last.append(1); empty.append(1)
+            cols.append(0)
+            last.append(1)
+            empty.append(1)
         else:
             s = int(row_ptr[i])
             cols.extend(int(c) for c in col_idx[s:s + ln])

@@ -65,7 +65,7 @@ def main(argv=None) -> int:
                       "load_words": rep["load_words"], "wall_s": time.perf_counter() - t0}
         print(f"{name}: {rep['rtl_cycles']['total']:,} cycles, mismatches {rep['mismatches']}, "
               f"run {rep['wall_s']['run']:.1f} s")
-    for name, r in rows.items():
+    for r in rows.values():
         for base in ("INT4", "INT8"):
             r[f"speedup_vs_{base}"] = rows[base]["rtl_cycles"]["total"] / r["rtl_cycles"]["total"]
     result = {"dataset": args.dataset, "simulator": args.sim, "config": cfg.to_json(), "programs": rows}

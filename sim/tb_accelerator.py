@@ -16,11 +16,11 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer, with_ti
 
 from a2q import program as prog
 from a2q.cycle_model import cycles as model_cycles
+from a2q.jsonio import write_json as write_report
 from hw import memory_map as mm
 from hw.config import AcceleratorConfig
 from hw.counters import COUNTERS
 from sim.compare import compare_run
-from a2q.jsonio import write_json as write_report
 
 CLOCK_NS = 10
 

@@ -4,7 +4,14 @@ import math
 import pytest
 import torch
 
-from a2q.quantizers import DegreeQuantQuantizer, MemoryPenalty, NodeQuantizer, UniformQuantizer, WeightQuantizer, round_half_up_ste
+from a2q.quantizers import (
+    DegreeQuantQuantizer,
+    MemoryPenalty,
+    NodeQuantizer,
+    UniformQuantizer,
+    WeightQuantizer,
+    round_half_up_ste,
+)
 from a2q.quantizers.ste import fake_quant, qrange
 
 

@@ -4,7 +4,8 @@ The naive model computes the combination bit-serially (plane by plane, the sign 
 as the accelerator does, so the two agree only if the bit-plane decomposition is right too.
 """
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from a2q import fixedpoint as fp
 from a2q import integer

@@ -10,8 +10,9 @@ quantization error of the last input, ``sum (x_q - x)^2`` (``local_norm="l2"``, 
 paper's ``sum |x_q - x|`` (``"l1"``), weighted per node (``set_error_weight``), and that trains s and b.
 The squared error weighs a node's few large features, which carry the task, above its many small
 ones; L1 trades them one for one and clips them (docs/training.md has the measurements). Most nodes
-receive almost no task gradient (they aggregate little), so this is what lets them learn. For this loss the step's derivative is the exact one of the piecewise function, ``q``
-(the rounding held fixed), not LSQ's ``q - v``: LSQ pretends x_q tracks x, which for an error that is
+receive almost no task gradient (they aggregate little), so this is what lets them learn. For this
+loss the step's derivative is the exact one of the piecewise function, ``q`` (the rounding held
+fixed), not LSQ's ``q - v``: LSQ pretends x_q tracks x, which for an error that is
 to be minimised drives the step down into clipping.
 """
 from __future__ import annotations

@@ -30,7 +30,7 @@ class MemoryPenalty:
 
     @staticmethod
     def memory_kb(bits_per_layer: list[torch.Tensor], in_features: list[int]) -> torch.Tensor:
-        return sum(b.sum() * f for b, f in zip(bits_per_layer, in_features)) / 8 / 1024
+        return sum(b.sum() * f for b, f in zip(bits_per_layer, in_features, strict=True)) / 8 / 1024
 
     @staticmethod
     def average_bits(bits_per_layer: list[torch.Tensor]) -> torch.Tensor:
