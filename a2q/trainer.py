@@ -49,7 +49,7 @@ def train_one(data, method: str, seed: int, bits: int = 4, weight_bits: int = 4,
               penalty: float = DEFAULTS["penalty"], local_weight: float = DEFAULTS["local_weight"],
               init_bits: float = DEFAULTS["init_bits"], local_gradient: bool = True,
               bit_cost: float = DEFAULTS["bit_cost"], bits_lr: float = DEFAULTS["bits_lr"],
-              node_step_lr: float = DEFAULTS["node_step_lr"], margin: float = DEFAULTS["margin"],
+              node_step_lr: float = DEFAULTS["node_step_lr"], margin: float | None = None,
               local_norm: str = DEFAULTS["local_norm"], progress=None):
     """Train one seed; returns (best model state, row of metrics)."""
     torch.manual_seed(seed)
@@ -75,10 +75,12 @@ def train_one(data, method: str, seed: int, bits: int = 4, weight_bits: int = 4,
     pen = None
     if method == "a2q":
         if target_kb is not None:
-            pen = MemoryPenalty(target_kb, penalty, unit="kb", bit_cost=bit_cost, margin=margin)
+            # no default margin in KB: the first layer's one-bit floor is most of the memory, and 3% of the
+            # total can exceed all the hidden layer may use (Cora: 473.7 KB floor, 485 KB target)
+            pen = MemoryPenalty(target_kb, penalty, unit="kb", bit_cost=bit_cost, margin=margin or 0.0)
         else:
             pen = MemoryPenalty(target_bits if target_bits is not None else 2.0, penalty, unit="bits",
-                                bit_cost=bit_cost, margin=margin)
+                                bit_cost=bit_cost, margin=DEFAULTS["margin"] if margin is None else margin)
     best = ((-1.0, 0.0), None, None, -1)
     test_max = 0.0
     for epoch in range(epochs):
@@ -117,6 +119,7 @@ def train_one(data, method: str, seed: int, bits: int = 4, weight_bits: int = 4,
     if bits:
         row["layer_avg_bits"] = [float(b.mean()) for b in bits]
         row["avg_bits"] = float(np.mean(row["layer_avg_bits"]))
+        row["feature_kb"] = float(MemoryPenalty.memory_kb(bits, model.in_features()))
         if pen is not None:
             row["target_met"] = pen.met(bits, model.in_features())
         row["degree_bits_spearman"] = degree_bits_spearman(model, data)
@@ -171,8 +174,9 @@ def add_train_arguments(p) -> None:
     p.add_argument("--quant-lr", type=float, default=DEFAULTS["quant_lr"], help="lr of weight and uniform steps")
     p.add_argument("--node-step-lr", type=float, default=DEFAULTS["node_step_lr"], help="lr of the A2Q node steps")
     p.add_argument("--penalty", type=float, default=DEFAULTS["penalty"], help="memory penalty weight lambda")
-    p.add_argument("--margin", type=float, default=DEFAULTS["margin"],
-                   help="the penalty aims at target*(1-margin), so the trained bits meet the target")
+    p.add_argument("--margin", type=float, default=None,
+                   help=f"the penalty aims at target*(1-margin), so the trained bits meet the target "
+                        f"(default {DEFAULTS['margin']} with --target-bits, 0 with --target-kb)")
     p.add_argument("--bit-cost", type=float, default=DEFAULTS["bit_cost"],
                    help="price of one average bit, below the target too (spreads bits by node)")
     p.add_argument("--local-weight", type=float, default=DEFAULTS["local_weight"],

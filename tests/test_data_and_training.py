@@ -67,6 +67,16 @@ def test_training_writes_metrics_and_checkpoints(tmp_path, method):
         assert m["avg_bits"] == 3.0 and m["bits"] == 3
 
 
+def test_feature_memory_target_in_kb(tmp_path):
+    # KarateClub: 34 one-hot rows (exact at one bit: 34 * 34 bits) and 16 hidden features per node;
+    # 0.30 KB leaves the hidden layer about 2.4 bits per node
+    m = _train(tmp_path, "--method", "a2q", "--target-kb", "0.30")
+    for row in m["per_seed"]:
+        assert row["target_met"] and row["feature_kb"] <= 0.30 + 1e-9
+        assert row["layer_avg_bits"][0] == 1.0
+        assert row["feature_kb"] == pytest.approx(34 * (34 + 16 * row["layer_avg_bits"][1]) / 8 / 1024)
+
+
 @pytest.mark.parametrize("method", [["--method", "a2q", "--target-bits", "3"], ["--method", "dq", "--bits", "4"]])
 def test_exported_program_agrees_with_fake_quant(tmp_path, method):
     """Integer-only inference of the exported program against the fake-quant model (KarateClub)."""
