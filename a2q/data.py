@@ -8,9 +8,11 @@ root, the files expected and the download failure.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -55,9 +57,9 @@ def load_dataset(name: str, root: str | os.PathLike | None = None):
     cache_root = CACHE / key
     cache_raw = cache_root / name / "raw"
     if not all((cache_raw / f).is_file() for f in planetoid_files(name)):
-        tmp = cache_root / f".{name}.raw.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        cache_root.mkdir(parents=True, exist_ok=True)
+        # a private temp folder: parallel sweep jobs may fill the cache at the same time
+        tmp = Path(tempfile.mkdtemp(dir=cache_root, prefix=f".{name}.raw."))
         missing = [f for f in planetoid_files(name) if not (raw / f).is_file()]
         for f in planetoid_files(name):
             if f not in missing:
@@ -66,7 +68,10 @@ def load_dataset(name: str, root: str | os.PathLike | None = None):
             _download(name, missing, tmp, base, raw)
         cache_raw.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(cache_raw, ignore_errors=True)
-        os.replace(tmp, cache_raw)
+        try:
+            os.replace(tmp, cache_raw)
+        except OSError:  # another process put a complete copy there first
+            shutil.rmtree(tmp, ignore_errors=True)
     ds = Planetoid(str(cache_root), name, split="public", transform=NormalizeFeatures())
     data = ds[0]
     data.num_classes = ds.num_classes
@@ -89,6 +94,8 @@ def _download(name: str, files: list[str], dest: Path, base: Path, raw: Path) ->
             os.replace(part, dest / f)
     except OSError as e:
         shutil.rmtree(dest, ignore_errors=True)
+        with contextlib.suppress(OSError):  # leave no empty cache folder behind
+            dest.parent.rmdir()
         raise DatasetError(f"{name} is not available under {base}: missing {', '.join(files)} in {raw} "
                            f"(expected {', '.join(planetoid_files(name))}); downloading them from "
                            f"{PLANETOID_URL} failed: {e}") from None

@@ -216,13 +216,14 @@ def summarise(rows: list[dict], out: Path) -> dict:
             }
         summary["datasets"][ds] = {"fp32_acc": _f(fp32[0]["acc_mean"]) if fp32 else None, "configs": per_cfg}
     write_json(out / "sweep.json", {"rows": rows, "summary": summary})
-    (out / "sweep.md").write_text(markdown_table(ok, summary))
+    failed = [r for r in rows if r.get("status") != "ok"]
+    (out / "sweep.md").write_text(markdown_table(ok, summary, failed))
     if ok:
         plot(ok, out / "sweep.png")
     return summary
 
 
-def markdown_table(rows: list[dict], summary: dict) -> str:
+def markdown_table(rows: list[dict], summary: dict, failed: list[dict] = ()) -> str:
     lines = ["| dataset | method | target | L x P | acc (%) | int acc (%) | avg bits | feature KB | "
              "model cycles | RTL cycles | Pareto |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["dataset"], r["method"], _f(r["target"]) or 0, str(r.get("lanes")))):
@@ -235,6 +236,13 @@ def markdown_table(rows: list[dict], summary: dict) -> str:
         lines.append(f"| {r['dataset']} | {r['method']} | {r['target']} | {cfg} | {acc} | {ia} | "
                      f"{fmt(r.get('avg_bits'), '.2f')} | {fmt(r.get('feature_kb'), '.1f')} | "
                      f"{fmt(r.get('cycles_total'), ',.0f')} | {fmt(r.get('rtl_cycles_total'), ',.0f')} | {on_front} |")
+    reasons: dict[str, list[str]] = {}
+    for r in failed:  # one line per distinct reason, naming the points it stopped
+        reason = str(r.get("error") or "unknown error").splitlines()[0].split(" (expected")[0].replace("|", "/")
+        reasons.setdefault(reason, []).append(f"{r['dataset']} {r['method']}@{r['target']}")
+    if reasons:
+        lines += ["", "Points that did not run:", ""]
+        lines += [f"- {', '.join(points)}: {reason}" for reason, points in reasons.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -244,23 +252,30 @@ def plot(rows: list[dict], png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
     datasets = sorted({r["dataset"] for r in rows})
+    methods = sorted({r["method"] for r in rows})
+    colour = {m: f"C{i}" for i, m in enumerate(methods)}  # one colour per method, one marker per config
+    cfg_markers = "os^Dv<>"
     fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 4 * len(datasets)), squeeze=False)
     for d, ds in enumerate(datasets):
         rs = [r for r in rows if r["dataset"] == ds]
         cfgs = sorted({(r.get("lanes"), r.get("pes")) for r in rs if _f(r.get("cycles_total"))})
         ax_c, ax_b = axes[d]
-        for method in sorted({r["method"] for r in rs}):
+        for method in methods:
             mr = [r for r in rs if r["method"] == method]
-            marker = "o" if method == "a2q" else ("*" if method == "fp32" else "s")
-            for (lanes, pes) in cfgs:
+            for k, (lanes, pes) in enumerate(cfgs):
                 pts = [r for r in mr if (r.get("lanes"), r.get("pes")) == (lanes, pes)]
                 if pts:
                     ax_c.scatter([_f(r["cycles_total"]) for r in pts], [100 * _f(r["acc_mean"]) for r in pts],
-                                 marker=marker, label=f"{method} {int(float(lanes))}x{int(float(pes))}")
-            pts = {(r["target"]): r for r in mr}.values()
-            ax_b.errorbar([_f(r["avg_bits"]) for r in pts], [100 * _f(r["acc_mean"]) for r in pts],
-                          yerr=[100 * (_f(r["acc_std"]) or 0) for r in pts], fmt=marker, label=method, capsize=3)
+                                 marker=cfg_markers[k % len(cfg_markers)], color=colour[method],
+                                 label=f"{method} {int(float(lanes))}x{int(float(pes))}")
+            pts = list({(r["target"]): r for r in mr}.values())
+            if pts:
+                ax_b.errorbar([_f(r["avg_bits"]) for r in pts], [100 * _f(r["acc_mean"]) for r in pts],
+                              yerr=[100 * (_f(r["acc_std"]) or 0) for r in pts], fmt="*" if method == "fp32" else "o",
+                              color=colour[method], label=method, capsize=3)
         for (lanes, pes) in cfgs:
             pts = [r for r in rs if (r.get("lanes"), r.get("pes")) == (lanes, pes) and _f(r.get("cycles_total"))]
             front = [r for r, f in zip(pts, pareto_front([_f(r["cycles_total"]) for r in pts],
@@ -278,6 +293,9 @@ def plot(rows: list[dict], png: Path) -> None:
                  title=f"{ds}: accuracy vs cycles")
         ax_b.set(xscale="log", xlabel="average feature bits", ylabel="test accuracy (%)",
                  title=f"{ds}: accuracy vs bits")
+        ax_b.xaxis.set_major_locator(FixedLocator([1, 1.5, 2, 3, 4, 8, 16, 32]))
+        ax_b.xaxis.set_minor_locator(NullLocator())
+        ax_b.xaxis.set_major_formatter(ScalarFormatter())
         ax_c.legend(fontsize=7)
         ax_b.legend(fontsize=7)
     fig.tight_layout()
