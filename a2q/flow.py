@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .jsonio import write_json
+from .jsonio import write_json, write_text
 
 
 def add_flow_arguments(p) -> None:
@@ -103,7 +103,7 @@ def run_flow(args) -> dict:
                "simulator": args.sim, "results": res, "wall_s": time.perf_counter() - t0, "threads": args.threads}
     write_json(out / "flow.json", summary)
     table = flow_table(summary, base)
-    (out / "flow.md").write_text(table)
+    write_text(out / "flow.md", table)
     print(table)
     return summary
 

@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from .jsonio import write_json
+from .jsonio import write_json, write_text
 from .pareto import dominates_all, pareto_front
 
 COLUMNS = [
@@ -217,7 +217,7 @@ def summarise(rows: list[dict], out: Path) -> dict:
         summary["datasets"][ds] = {"fp32_acc": _f(fp32[0]["acc_mean"]) if fp32 else None, "configs": per_cfg}
     write_json(out / "sweep.json", {"rows": rows, "summary": summary})
     failed = [r for r in rows if r.get("status") != "ok"]
-    (out / "sweep.md").write_text(markdown_table(ok, summary, failed))
+    write_text(out / "sweep.md", markdown_table(ok, summary, failed))
     if ok:
         plot(ok, out / "sweep.png")
     return summary
@@ -251,7 +251,6 @@ def plot(rows: list[dict], png: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
     datasets = sorted({r["dataset"] for r in rows})

@@ -19,12 +19,11 @@ import contextlib
 import hashlib
 import os
 import re
-import tempfile
 import time
 from dataclasses import fields
 from pathlib import Path
 
-from a2q.jsonio import write_json
+from a2q.jsonio import write_json, write_text
 
 from .config import AcceleratorConfig, ConfigError
 
@@ -193,18 +192,6 @@ def sidecar(cfg: AcceleratorConfig, name: str, text: str) -> dict:
     }
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def generate(cfg: AcceleratorConfig, output: str | os.PathLike = DEFAULT_OUTPUT,
              name: str = DEFAULT_NAME) -> dict:
     """Write ``output`` (Verilog) and its sidecar ``<stem>.json``; return a summary."""
@@ -213,7 +200,7 @@ def generate(cfg: AcceleratorConfig, output: str | os.PathLike = DEFAULT_OUTPUT,
     out = Path(output)
     side = out.with_suffix(".json")
     meta = sidecar(cfg, name, text)
-    _atomic_write_text(out, text)
+    write_text(out, text)
     write_json(side, meta)
     return {"verilog": str(out), "sidecar": str(side), "module": name, "bytes": len(text.encode()),
             "lines": text.count("\n"), "sha256": meta["verilog_sha256"],

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from a2q.data import DatasetError, load_dataset  # noqa: E402
 from a2q.export import export_checkpoint  # noqa: E402
 from a2q.integer import accuracy as int_accuracy  # noqa: E402
-from a2q.jsonio import write_json  # noqa: E402
+from a2q.jsonio import write_json, write_text  # noqa: E402
 from a2q.trainer import parse_train_args, run_train  # noqa: E402
 
 METHODS = {"FP32": ["--method", "fp32"], "INT8": ["--method", "uniform", "--bits", "8"],
@@ -36,11 +36,20 @@ def main(argv=None) -> int:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--out", default="results")
     ap.add_argument("--merge", action="store_true", help="update an existing results JSON in place")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite the markdown from the existing results JSON, train nothing")
     args = ap.parse_args(argv)
+    out = Path(args.out)
+    if args.report_only:
+        import json
+
+        text = markdown(json.loads((out / "bench_accuracy.json").read_text()))
+        write_text(out / "bench_accuracy.md", text)
+        print(text)
+        return 0
     import torch
 
     torch.set_num_threads(args.threads)
-    out = Path(args.out)
     results = {"seeds": args.seeds, "threads": args.threads, "epochs": args.epochs,
                "torch_version": str(torch.__version__), "datasets": {}}
     previous = out / "bench_accuracy.json"
@@ -71,6 +80,7 @@ def main(argv=None) -> int:
             row = {k: m.get(k) for k in ("test_acc_mean", "test_acc_std", "avg_bits", "layer_avg_bits",
                                          "compression_ratio", "degree_bits_spearman", "wall_s_per_seed",
                                          "test_acc_max_over_epochs_mean", "target_bits")}
+            row["n_seeds"] = len(m["per_seed"])
             row["wall_s"] = time.perf_counter() - t0
             if name != "FP32":  # integer-only accuracy of the best-validation seed's exported program
                 prog = export_checkpoint(out / "runs" / f"{ds}-{name}" / "model.pt", args.data_root)
@@ -80,7 +90,7 @@ def main(argv=None) -> int:
             write_json(out / "bench_accuracy.json", results | {"datasets": {**results["datasets"], ds: entry}})
         results["datasets"][ds] = entry
     write_json(out / "bench_accuracy.json", results)
-    (out / "bench_accuracy.md").write_text(markdown(results))
+    write_text(out / "bench_accuracy.md", markdown(results))
     print(markdown(results))
     return 0
 
@@ -103,16 +113,29 @@ def markdown(results) -> str:
                          f"{f(r.get('int_test_acc_best_seed'), '.2f', 100)} | "
                          f"{f(r.get('fakequant_test_acc_best_seed'), '.2f', 100)} | "
                          f"{f(r.get('degree_bits_spearman'), '.3f')} | {r['wall_s_per_seed']:.1f} |")
-    lines += ["", "A2Q against the others (test-accuracy points, A2Q minus the method):", ""]
+    lines += ["", "A2Q against the others: test-accuracy points, A2Q minus the method, ± the standard error of "
+              "that difference over the seeds:", ""]
     for ds, e in results["datasets"].items():
         methods = e.get("methods", {})
         if "A2Q" not in methods:
             continue
         a2q = methods["A2Q"]
-        diffs = [f"{name} {100 * (a2q['test_acc_mean'] - r['test_acc_mean']):+.2f}"
+        diffs = [f"{name} {100 * (a2q['test_acc_mean'] - r['test_acc_mean']):+.2f} ± "
+                 f"{100 * difference_se(a2q, r, results['seeds']):.2f}"
                  for name, r in methods.items() if name != "A2Q"]
         lines.append(f"- {ds}, A2Q at {a2q['avg_bits']:.2f} bits: " + ", ".join(diffs))
     return "\n".join(lines) + "\n"
+
+
+def difference_se(a: dict, b: dict, seeds: str) -> float:
+    """Standard error of mean(a) - mean(b) from the rows' population stds (sample std = std*sqrt(n/(n-1)))."""
+    from a2q.trainer import parse_seeds
+
+    var = 0.0
+    for r in (a, b):
+        n = r.get("n_seeds") or len(parse_seeds(seeds))
+        var += r["test_acc_std"] ** 2 * n / max(n - 1, 1) / n
+    return var ** 0.5
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from a2q.export import export_checkpoint  # noqa: E402
-from a2q.jsonio import write_json  # noqa: E402
+from a2q.jsonio import write_json, write_text  # noqa: E402
 from a2q.program import save  # noqa: E402
 from a2q.trainer import parse_train_args, run_train  # noqa: E402
 from hw.config import AcceleratorConfig  # noqa: E402
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     result = {"dataset": args.dataset, "simulator": args.sim, "config": cfg.to_json(), "programs": rows}
     write_json(out / "bench_rtl.json", result)
     md = markdown(result)
-    (out / "bench_rtl.md").write_text(md)
+    write_text(out / "bench_rtl.md", md)
     print(md)
     return 0
 
