@@ -24,18 +24,23 @@ DEFAULTS = dict(hidden=16, lr=0.01, weight_decay=5e-4, dropout=0.5, epochs=200, 
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0-9"``, ``"3"`` or ``"0,1,5"``."""
+    """``"0-9"``, ``"3"``, ``"0,1,5"`` or a mix such as ``"0-2,7"``."""
     seeds = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if "-" in part:
-            a, b = part.split("-")
-            seeds += list(range(int(a), int(b) + 1))
-        elif part:
-            seeds.append(int(part))
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                a, b = part.split("-", 1)
+                if int(b) < int(a):
+                    raise ValueError
+                seeds += list(range(int(a), int(b) + 1))
+            elif part:
+                seeds.append(int(part))
+    except ValueError:
+        raise ValueError(f"seeds {text!r}: expected N, A-B or a comma list of them, e.g. 0-9 or 0,1,5") from None
     if not seeds:
         raise ValueError(f"no seeds in {text!r}")
-    return seeds
+    return list(dict.fromkeys(seeds))
 
 
 def _accuracy(logits, data, mask) -> float:

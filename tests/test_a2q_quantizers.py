@@ -65,6 +65,20 @@ def test_node_quantizer_per_node_bits_and_exact_binary_rows():
     assert q_plain.int_bits().tolist() == [4.0] and float(q_plain.step.detach()) == pytest.approx(0.25 / 15)
 
 
+def test_signed_node_quantizer_fits_both_ends():
+    q = NodeQuantizer(4, signed=True, init_bits=4.0)
+    # [-0.8, 0.4]: 2 bits code -2..1 with step 0.4, exact; [0.6, 0.0]: a positive value needs qmax >= 1,
+    # so not one bit (-1..0) but 2 bits, step 0.6; [-0.4, 0.3] needs 3 bits (-4..3), step 0.1;
+    # [-0.3, 0.1] is exact at no width below 4: step max(0.1 / 7, 0.3 / 8)
+    x = torch.tensor([[-0.8, 0.4], [0.6, 0.0], [-0.4, 0.3], [-0.3, 0.1]])
+    q.init_from(x)
+    assert q.int_bits().tolist() == [2.0, 2.0, 3.0, 4.0]
+    assert q.step.tolist() == pytest.approx([0.4, 0.6, 0.1, 0.0375], rel=1e-6)
+    q.eval()
+    assert torch.allclose(q(x)[:3], x[:3], atol=1e-6)
+    assert q.codes(x).tolist() == [[-2, 1], [1, 0], [-4, 3], [-8, 3]]   # 0.1 / 0.0375 = 2.67 rounds to 3
+
+
 def test_local_gradient_by_hand_exact_step_derivative():
     q = NodeQuantizer(2, init_bits=2.0, local_gradient=True, local_norm="l1")
     x = torch.tensor([[1.0, 0.3], [0.2, 0.1]], requires_grad=True)

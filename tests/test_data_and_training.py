@@ -39,8 +39,10 @@ def test_cora_public_split_without_writing_into_the_data_root():
 
 def test_parse_seeds():
     assert parse_seeds("0-3") == [0, 1, 2, 3] and parse_seeds("7") == [7] and parse_seeds("0,2,5") == [0, 2, 5]
-    with pytest.raises(ValueError):
-        parse_seeds(",")
+    assert parse_seeds("0-2,7,1") == [0, 1, 2, 7]
+    for bad in (",", "x", "3-1", "1-"):
+        with pytest.raises(ValueError, match="seeds"):
+            parse_seeds(bad)
 
 
 def _train(tmp_path, *extra):

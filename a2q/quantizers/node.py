@@ -73,25 +73,38 @@ class NodeQuantizer(nn.Module):
 
     @torch.no_grad()
     def init_from(self, x: torch.Tensor) -> None:
-        """Each node's max |x| at the top of its initial range. With ``exact_init`` a node whose row a
-        narrower code represents exactly (a row-normalised bag of words at one bit) starts at the
-        narrowest such width: its features are lossless there at no memory cost."""
+        """Each node's range fitted to its row: the smallest step that codes the row without clipping.
+        With ``exact_init`` a node whose row a narrower code represents exactly (a row-normalised bag of
+        words at one bit) starts at the narrowest such width: lossless there at no memory cost."""
         b0 = float(torch.clamp(torch.floor(torch.tensor(self.init_bits) + 0.5),
                                fp.MIN_NODE_BITS, fp.MAX_NODE_BITS))
-        top = x.abs().amax(dim=1)
-        top = torch.where(top > 0, top, torch.ones_like(top))
         bits = torch.full((self.num_nodes,), b0)
+        step = self._fitted_step(x, b0)
         if self.exact_init:
             done = torch.zeros(self.num_nodes, dtype=torch.bool)
             for b in range(fp.MIN_NODE_BITS, int(b0)):
-                v = x / (top / _top(torch.tensor(float(b)), self.signed))[:, None]
-                exact = ((v - torch.round(v)).abs() <= EXACT_TOL).all(dim=1) & ~done
-                bits[exact] = float(b)
+                s = self._fitted_step(x, float(b))
+                v = x / s[:, None]
+                exact = ((v - torch.round(v)).abs() <= EXACT_TOL).all(dim=1) & torch.isfinite(s) & ~done
+                bits[exact], step[exact] = float(b), s[exact]
                 done |= exact
-        self.log_step.copy_((top / _top(bits, self.signed)).log())
+        # a signed one-bit code has no positive value: fall back to the magnitude at the negative end
+        step = torch.where(torch.isfinite(step), step, x.abs().amax(dim=1).clamp_min(1e-12) / _top(bits, self.signed))
+        self.log_step.copy_(step.log())
         self.bits.copy_(bits)
         self.last_bits.copy_(bits)
         self.initialised.fill_(True)
+
+    def _fitted_step(self, x: torch.Tensor, bits: float) -> torch.Tensor:
+        """Per row, the smallest step whose ``bits``-wide code spans the row's largest positive and most
+        negative value (inf where the code has no room for them; 1 for an all-zero row)."""
+        qmin, qmax = qrange(torch.tensor(bits), self.signed)
+        pos, neg = x.clamp_min(0).amax(dim=1), (-x).clamp_min(0).amax(dim=1)
+        inf = torch.full_like(pos, float("inf"))
+        s_pos = pos / qmax if qmax > 0 else torch.where(pos > 0, inf, torch.zeros_like(pos))
+        s_neg = neg / -qmin if qmin < 0 else torch.where(neg > 0, inf, torch.zeros_like(neg))
+        s = torch.maximum(s_pos, s_neg)
+        return torch.where(s > 0, s, torch.ones_like(s))
 
     @torch.no_grad()
     def clamp_(self) -> None:
