@@ -55,13 +55,14 @@ def train_one(data, method: str, seed: int, bits: int = 4, weight_bits: int = 4,
               init_bits: float = DEFAULTS["init_bits"], local_gradient: bool = True,
               bit_cost: float = DEFAULTS["bit_cost"], bits_lr: float = DEFAULTS["bits_lr"],
               node_step_lr: float = DEFAULTS["node_step_lr"], margin: float | None = None,
-              local_norm: str = DEFAULTS["local_norm"], progress=None):
+              local_norm: str = DEFAULTS["local_norm"], aggregation_weight: bool = True, progress=None):
     """Train one seed; returns (best model state, row of metrics)."""
     torch.manual_seed(seed)
     np.random.seed(seed)
     model = GCN(data.num_nodes, data.num_features, int(data.num_classes), hidden=hidden, method=method,
                 bits=bits, weight_bits=weight_bits,
                 init_bits=init_bits, local_gradient=local_gradient, dropout=dropout, local_norm=local_norm,
+                aggregation_aware=aggregation_weight,
                 first_signed=bool((data.x < 0).any()))
     model.eval()
     with torch.no_grad():
@@ -191,6 +192,8 @@ def add_train_arguments(p) -> None:
     p.add_argument("--bits-lr", type=float, default=DEFAULTS["bits_lr"], help="lr of the A2Q bitwidths")
     p.add_argument("--init-bits", type=float, default=DEFAULTS["init_bits"], help="A2Q initial bits")
     p.add_argument("--no-local-gradient", action="store_true", help="train A2Q steps/bits on the task loss")
+    p.add_argument("--no-aggregation-weight", action="store_true",
+                   help="Local Gradient: every node's error counts once, not by how much the aggregation spreads it")
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics.json)")
     p.add_argument("--data-root", default=None, help="dataset root (default: $A2Q_DATA_ROOT)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (recorded with the timings)")
@@ -231,7 +234,7 @@ def run_train(args) -> dict:
                                local_gradient=not args.no_local_gradient, bit_cost=args.bit_cost,
                                init_bits=args.init_bits, local_weight=args.local_weight,
                                bits_lr=args.bits_lr, node_step_lr=args.node_step_lr, margin=args.margin,
-                               local_norm=args.local_norm,
+                               local_norm=args.local_norm, aggregation_weight=not args.no_aggregation_weight,
                                progress=bar.update)
         row["wall_s"] = time.perf_counter() - ts
         meta = {"dataset": args.dataset, "method": args.method, "bits": args.bits, "weight_bits": wb,
