@@ -13,8 +13,9 @@ from .jsonio import write_json, write_text
 
 def add_flow_arguments(p) -> None:
     p.add_argument("--dataset", default="Cora")
-    p.add_argument("--method", default="a2q", choices=["a2q", "uniform"])
-    p.add_argument("--bits", type=int, default=4, help="feature bits when --method uniform")
+    p.add_argument("--method", default="a2q", choices=["a2q", "uniform", "dq"],
+                   help="the model to run: A2Q, uniform INT-k or Degree-Quant INT-k")
+    p.add_argument("--bits", type=int, default=4, help="feature bits when --method uniform or dq")
     p.add_argument("--target-bits", type=float, default=2.0, help="A2Q average-bit target")
     p.add_argument("--baseline-bits", type=int, default=4, help="uniform baseline for the speedup (0: none)")
     p.add_argument("--seeds", default="0-2", help="training seeds; the best-validation one is exported")
@@ -50,10 +51,12 @@ def run_flow(args) -> dict:
     torch.set_num_threads(args.threads)
     out = Path(args.out or f"runs/{args.dataset}-{args.method}")
     out.mkdir(parents=True, exist_ok=True)
-    main = "a2q" if args.method == "a2q" else f"int{args.bits}"
-    variants = {main: (["--method", "a2q", "--target-bits", str(args.target_bits)] if args.method == "a2q"
-                         else ["--method", "uniform", "--bits", str(args.bits)])}
-    if args.baseline_bits:
+    if args.method == "a2q":
+        variants = {"a2q": ["--method", "a2q", "--target-bits", str(args.target_bits)]}
+    else:
+        variants = {f"{'int' if args.method == 'uniform' else 'dq'}{args.bits}":
+                    ["--method", args.method, "--bits", str(args.bits)]}
+    if args.baseline_bits and f"int{args.baseline_bits}" not in variants:
         variants[f"int{args.baseline_bits}"] = ["--method", "uniform", "--bits", str(args.baseline_bits)]
     stages = [f"train {v}" for v in variants] + ["export", "generate Verilog"] + \
              ([f"simulate {v}" for v in variants] if args.sim != "none" else [])
