@@ -29,6 +29,12 @@ UNIFORM_PREFIXES = {"int": "uniform", "dq": "dq"}
 METHODS = ("fp32", "a2q", *(f"{p}{k}" for p in UNIFORM_PREFIXES for k in range(1, 9)))
 
 
+def uniform_method(method: str) -> tuple[str, str]:
+    """``"int4"`` -> ("uniform", "4"), ``"dq3"`` -> ("dq", "3"): the trainer's method and the bits."""
+    prefix = method.rstrip("0123456789")
+    return UNIFORM_PREFIXES[prefix], method[len(prefix):]
+
+
 @dataclass(frozen=True)
 class Point:
     dataset: str
@@ -55,7 +61,7 @@ def grid(datasets, methods, targets) -> list[Point]:
             elif m == "fp32":
                 points.append(Point(ds, m, "32"))
             else:
-                points.append(Point(ds, m, m.lstrip("intdq")))
+                points.append(Point(ds, m, uniform_method(m)[1]))
     return points
 
 
@@ -83,7 +89,7 @@ def train_args(point: Point, seeds: str, epochs: int, out_dir: Path, data_root: 
     elif point.method == "a2q":
         argv += ["--method", "a2q", "--target-bits", point.target]
     else:
-        argv += ["--method", UNIFORM_PREFIXES[point.method.rstrip("0123456789")], "--bits", point.target]
+        argv += ["--method", uniform_method(point.method)[0], "--bits", point.target]
     return parse_train_args(argv)
 
 

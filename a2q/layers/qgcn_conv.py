@@ -47,7 +47,7 @@ class QGCNConv(MessagePassing):
         if x.is_sparse:
             idx, vals = x.indices(), x.values()
             if self.input_quantizer is not None:
-                vals = self.input_quantizer(vals, rows=idx[0], width=x.shape[1])
+                vals = self.input_quantizer(vals, rows=idx[0])
             xq = torch.sparse_coo_tensor(idx, vals, x.shape, is_coalesced=True, check_invariants=False)
             xw = torch.sparse.mm(xq, self.quantized_weight())
         else:

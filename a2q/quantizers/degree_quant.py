@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import torch
 
-from .ste import fake_quant, qrange
 from .uniform import UniformQuantizer
 
 
@@ -38,29 +37,12 @@ class DegreeQuantQuantizer(UniformQuantizer):
         rank[torch.argsort(in_degree, stable=True)] = torch.arange(n, dtype=torch.float32)
         self.protect_prob = self.p_min + (self.p_max - self.p_min) * rank / max(n - 1, 1)
 
-    def _percentile_step(self, values: torch.Tensor) -> torch.Tensor:
-        _, qmax = qrange(torch.tensor(float(self.k)), self.signed)
-        nz = values.detach().abs()
-        nz = nz[nz > 0]
-        top = torch.quantile(nz[:1_000_000], self.percentile) if nz.numel() else torch.tensor(1.0)
-        return top / float(qmax) + 1e-8
-
-    @torch.no_grad()
-    def init_from(self, x: torch.Tensor) -> None:
-        self.log_step.copy_(self._percentile_step(x).log())
-        self.initialised.fill_(True)
-
-    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None, width: int | None = None) -> torch.Tensor:
-        if not bool(self.initialised):
-            if rows is not None:
-                raise RuntimeError("initialise a DegreeQuantQuantizer from the dense input first (init_from)")
-            self.init_from(x)
-        if self.training:
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        if self.training and bool(self.initialised):
             with torch.no_grad():
-                step = (1 - self.momentum) * self.step + self.momentum * self._percentile_step(x)
+                step = (1 - self.momentum) * self.step + self.momentum * self.percentile_step(x)
                 self.log_step.copy_(step.log())
-        qmin, qmax = qrange(torch.tensor(float(self.k)), self.signed)
-        xq = fake_quant(x, self.step, qmin, qmax)
+        xq = super().forward(x, rows)
         if not self.training or self.protect_prob.numel() == 0:
             return xq
         protected = torch.bernoulli(self.protect_prob).bool()

@@ -34,7 +34,13 @@ EXACT_TOL = 1e-4
 
 def _top(bits: torch.Tensor, signed: bool) -> torch.Tensor:
     """The larger end of a b-bit code's magnitude: 2^b - 1 unsigned, 2^(b-1) signed."""
-    return torch.pow(2.0, bits - 1) if signed else torch.pow(2.0, bits) - 1
+    qmin, qmax = qrange(bits, signed)
+    return -qmin if signed else qmax
+
+
+def _round_bits(bits: torch.Tensor) -> torch.Tensor:
+    """The integer width a bit parameter stands for: round half up, clamp to [1, 8]."""
+    return torch.clamp(torch.floor(bits + 0.5), fp.MIN_NODE_BITS, fp.MAX_NODE_BITS)
 
 
 class NodeQuantizer(nn.Module):
@@ -50,8 +56,7 @@ class NodeQuantizer(nn.Module):
         # so Adam moves each by the same relative amount
         self.log_step = nn.Parameter(torch.zeros(num_nodes))
         self.bits = nn.Parameter(torch.full((num_nodes,), self.init_bits))
-        self.register_buffer("last_bits", torch.full((num_nodes,), self.init_bits).add(0.5).floor()
-                             .clamp(fp.MIN_NODE_BITS, fp.MAX_NODE_BITS))
+        self.register_buffer("last_bits", _round_bits(torch.full((num_nodes,), self.init_bits)))
         self.register_buffer("initialised", torch.tensor(False))
         # per-node weight of the local error: how much of node i's error reaches the next aggregation
         # (``set_error_weight``); ones = A2Q's plain Local Gradient
@@ -76,8 +81,7 @@ class NodeQuantizer(nn.Module):
         """Each node's range fitted to its row: the smallest step that codes the row without clipping.
         With ``exact_init`` a node whose row a narrower code represents exactly (a row-normalised bag of
         words at one bit) starts at the narrowest such width: lossless there at no memory cost."""
-        b0 = float(torch.clamp(torch.floor(torch.tensor(self.init_bits) + 0.5),
-                               fp.MIN_NODE_BITS, fp.MAX_NODE_BITS))
+        b0 = float(_round_bits(torch.tensor(self.init_bits)))
         bits = torch.full((self.num_nodes,), b0)
         step = self._fitted_step(x, b0)
         if self.exact_init:
@@ -112,7 +116,7 @@ class NodeQuantizer(nn.Module):
         was when its integer bits changed. Otherwise a bit that drops clips until the step has grown,
         the clipping error pushes the bit straight back up, and nodes never leave their first width."""
         self.bits.clamp_(BIT_MIN, BIT_MAX)
-        new = torch.clamp(torch.floor(self.bits + 0.5), fp.MIN_NODE_BITS, fp.MAX_NODE_BITS)
+        new = _round_bits(self.bits)
         changed = new != self.last_bits
         if bool(changed.any()) and bool(self.initialised):
             ratio = _top(self.last_bits, self.signed) / _top(new, self.signed)
@@ -131,9 +135,9 @@ class NodeQuantizer(nn.Module):
         # rounding held fixed: d x_q / d s = q, and the bits' gradient comes through qmin/qmax
         return clip(torch.floor(x / step + 0.5).detach(), qmin, qmax) * step
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None, width: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Quantize dense x [N, F]; or, with ``rows``, the non-zero values x[k] of node ``rows[k]`` of a
-        sparse [N, ``width``] input (zeros quantize to zero exactly, so they can be skipped)."""
+        sparse input (zeros quantize to zero exactly, so they can be skipped)."""
         if rows is None and x.shape[0] != self.num_nodes:
             raise ValueError(f"NodeQuantizer has {self.num_nodes} nodes, the input has {x.shape[0]} rows")
         if not bool(self.initialised):

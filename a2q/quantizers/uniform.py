@@ -19,21 +19,28 @@ class UniformQuantizer(nn.Module):
         self.log_step = nn.Parameter(torch.tensor(0.0))
         self.register_buffer("initialised", torch.tensor(False))
 
+    #: The range starts at this quantile of the non-zero |x|: LSQ's 2*mean/sqrt(qmax) is dragged to ~0 by
+    #: the 99% zeros of a bag-of-words input and would clip nearly every value.
+    percentile = 0.999
+
+    def percentile_step(self, x: torch.Tensor) -> torch.Tensor:
+        """The step that puts ``percentile`` of the non-zero |x| at the top code."""
+        _, qmax = qrange(torch.tensor(float(self.k)), self.signed)
+        nz = x.detach().abs()
+        nz = nz[nz > 0]
+        top = torch.quantile(nz[:1_000_000], self.percentile) if nz.numel() else torch.tensor(1.0)
+        return top / float(qmax) + 1e-8
+
     @torch.no_grad()
     def init_from(self, x: torch.Tensor) -> None:
-        _, qmax = qrange(torch.tensor(float(self.k)), self.signed)
-        # Range from the 99.9th percentile of the non-zero magnitudes: LSQ's 2*mean/sqrt(qmax) is
-        # dragged to ~0 by the 99% zeros of a bag-of-words input and would clip nearly every value.
-        nz = x.abs()[x != 0]
-        top = torch.quantile(nz[:1_000_000], 0.999) if nz.numel() else torch.tensor(1.0)
-        self.log_step.copy_((top / float(qmax) + 1e-8).log())
+        self.log_step.copy_(self.percentile_step(x).log())
         self.initialised.fill_(True)
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None, width: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Dense x, or the non-zero values of a sparse input (``rows`` given; zeros stay zero)."""
         if not bool(self.initialised):
             if rows is not None:
-                raise RuntimeError("initialise a UniformQuantizer from the dense input first (init_from)")
+                raise RuntimeError(f"initialise a {type(self).__name__} from the dense input first (init_from)")
             self.init_from(x)
         qmin, qmax = qrange(torch.tensor(float(self.k)), self.signed)
         return fake_quant(x, self.step, qmin, qmax)
