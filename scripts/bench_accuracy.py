@@ -43,10 +43,7 @@ def main(argv=None) -> int:
     if args.report_only:
         import json
 
-        text = markdown(json.loads((out / "bench_accuracy.json").read_text()))
-        write_text(out / "bench_accuracy.md", text)
-        print(text)
-        return 0
+        return report(json.loads((out / "bench_accuracy.json").read_text()), out)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -90,8 +87,14 @@ def main(argv=None) -> int:
             write_json(out / "bench_accuracy.json", results | {"datasets": {**results["datasets"], ds: entry}})
         results["datasets"][ds] = entry
     write_json(out / "bench_accuracy.json", results)
-    write_text(out / "bench_accuracy.md", markdown(results))
-    print(markdown(results))
+    return report(results, out)
+
+
+def report(results: dict, out: Path) -> int:
+    """Write the markdown table beside the JSON and print it."""
+    text = markdown(results)
+    write_text(out / "bench_accuracy.md", text)
+    print(text)
     return 0
 
 
