@@ -103,6 +103,7 @@ class AggregateEngine(wiring.Component):
             "g_base": Out(unsigned(self.aw["feat"])),
             "g_t_o": Out(unsigned(count_bits(cfg.max_tiles_out))),
             "g_index": Out(unsigned(self.aw["out"])),   # group number i*T_out + t_o = output address
+            "g_cnt_addr": Out(unsigned(self.aw["count"])),  # next layer's count entry of node i
         })
 
     def elaborate(self, platform):
@@ -171,9 +172,10 @@ class AggregateEngine(wiring.Component):
         s2_md, s2_sd = Signal.like(md), Signal.like(sd)
         s2_bits, s2_base = Signal.like(nxt_bits), Signal.like(nxt_base)
         s2_t_o, s2_g = Signal.like(t_o), Signal.like(g)
+        s2_cnt = Signal(unsigned(self.aw["count"]))
         m.d.sync += [s2_valid.eq(issue), s2_first.eq(first), s2_last.eq(e_last), s2_empty.eq(e_empty),
                      s2_md.eq(md), s2_sd.eq(sd), s2_bits.eq(nxt_bits), s2_base.eq(nxt_base),
-                     s2_t_o.eq(t_o), s2_g.eq(g)]
+                     s2_t_o.eq(t_o), s2_g.eq(g), s2_cnt.eq(self.next_node_off + i)]
         accs, nexts = [], []
         for o in range(P):
             acc = Signal(signed(wd.aggregate_acc), name=f"acc{o}")
@@ -191,6 +193,7 @@ class AggregateEngine(wiring.Component):
         with m.If(done):
             m.d.sync += [self.g_sum.eq(Cat(*nexts)), self.g_chan.eq(self.chan_data),
                          self.g_dst_mult.eq(s2_md), self.g_dst_shift.eq(s2_sd), self.g_bits.eq(s2_bits),
-                         self.g_base.eq(s2_base), self.g_t_o.eq(s2_t_o), self.g_index.eq(s2_g)]
+                         self.g_base.eq(s2_base), self.g_t_o.eq(s2_t_o), self.g_index.eq(s2_g),
+                         self.g_cnt_addr.eq(s2_cnt)]
         m.d.comb += self.busy.eq(self.start | setup | active | s2_valid | self.g_valid)
         return m

@@ -32,7 +32,7 @@ class SimResult:
     words: dict[str, list[int]] = field(default_factory=dict)   # read-back memories (see ``read``)
 
     def features(self, program, config, layer: int) -> np.ndarray:
-        return mm.decode_features(self.words["feat"], program, config, layer)
+        return mm.decode_features(self.words["feat"], self.words["count"], program, config, layer)
 
 
 def garbage_images(config: AcceleratorConfig, seed: int) -> dict[str, list[int]]:
