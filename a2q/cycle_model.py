@@ -176,3 +176,16 @@ def cycles(program, lanes: int = 16, pes: int = 16, skip: bool = True) -> CycleR
 def cycles_for_config(program, config) -> CycleReport:
     """``cycles`` with L, P and skipping taken from an ``hw.config.AcceleratorConfig``."""
     return cycles(program, config.lanes, config.pes, bool(getattr(config, "zero_skip", 1)))
+
+
+def speedup(report, baseline) -> dict:
+    """``baseline``'s cycles over ``report``'s, in total and per layer (both ``CycleReport`` or their
+    ``to_json()``): how many times fewer cycles ``report`` takes."""
+    def parts(r):
+        if isinstance(r, CycleReport):
+            return r.total, [layer.total for layer in r.layers]
+        return r["cyc_total"], [layer["total"] for layer in r["layers"]]
+
+    tot, layers = parts(report)
+    btot, blayers = parts(baseline)
+    return {"total": btot / tot, "layers": [b / a for a, b in zip(layers, blayers, strict=True)]}

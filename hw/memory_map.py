@@ -401,6 +401,23 @@ def feature_image(program, cfg: AcceleratorConfig, xs) -> tuple[list[int], list[
     return feat, counts
 
 
+def feature_kb(program, cfg: AcceleratorConfig) -> dict[str, float]:
+    """Feature storage of ``program`` in KB (1024 bytes), summed over every layer's input: ``dense``,
+    every bit-plane word of L bits; ``sparse``, the stored (non-zero) words with their (tile, plane)
+    tags plus the count memory; ``reserved``, the feature memory the layout reserves (layer 0 as
+    stored, hidden layers at the dense size, tagged words) plus the count memory."""
+    from a2q.cycle_model import stored_words
+
+    ff = feat_fields(cfg)
+    dense = sum(stored_words(program, cfg.lanes, skip=False)[i].sum() for i in range(program.num_layers))
+    nz = sum(w.sum() for w in stored_words(program, cfg.lanes, skip=bool(cfg.zero_skip)))
+    counts = program.num_layers * program.num_nodes * count_width(cfg)
+    reserved = sum(lay.feat_words for lay in layout(program, cfg))
+    kb = 8 * 1024
+    return {"dense": float(dense * cfg.lanes / kb), "sparse": float((nz * ff.width + counts) / kb),
+            "reserved": float((reserved * ff.width + counts) / kb)}
+
+
 def feature_addresses(count_words, program, cfg: AcceleratorConfig, layer: int) -> list[int]:
     """Addresses of the words ``layer``'s region really holds (the first count_j of every node), given
     the count memory (from address 0): what a testbench reads back."""

@@ -53,7 +53,7 @@ def verilog_for(cfg: AcceleratorConfig, build_root: Path = runner.DEFAULT_BUILD_
 
 
 def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 16, pes: int = 16,
-             sim: str = "verilator", out: str | os.PathLike | None = None,
+             sim: str = "verilator", out: str | os.PathLike | None = None, zero_skip: int = 1,
              build_root: Path = runner.DEFAULT_BUILD_ROOT, progress=None) -> dict:
     """Run ``program_dir`` on the RTL; returns the report (also written to ``out`` if given).
 
@@ -61,7 +61,7 @@ def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 
     """
     say = progress or (lambda stage: None)
     program = prog.load(program_dir)
-    cfg = config or AcceleratorConfig.fit(program, lanes=lanes, pes=pes)
+    cfg = config or AcceleratorConfig.fit(program, lanes=lanes, pes=pes, zero_skip=zero_skip)
     cfg.check(program)
     runner.ensure_simulator(sim)
     t0 = time.perf_counter()

@@ -15,7 +15,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer, with_timeout
 
 from a2q import program as prog
-from a2q.cycle_model import cycles as model_cycles
+from a2q.cycle_model import cycles_for_config
 from a2q.jsonio import write_json as write_report
 from hw import memory_map as mm
 from hw.config import AcceleratorConfig
@@ -39,14 +39,19 @@ async def _write_words(dut, imgs) -> int:
 
 
 async def _read_words(dut, name: str, start: int, count: int, unresolved: list) -> list[int]:
-    """Read ``count`` words of memory ``name`` from ``start``: READ_LATENCY clocks per address.
+    """Read ``count`` words of memory ``name`` from ``start``: READ_LATENCY clocks per address."""
+    return await _read_at(dut, name, range(start, start + count), unresolved)
+
+
+async def _read_at(dut, name: str, addrs, unresolved: list) -> list[int]:
+    """Read the words of memory ``name`` at ``addrs``: READ_LATENCY clocks per address.
 
     A word with X/Z bits (never written, or computed from undefined state) reads as 0 and is listed
     in ``unresolved``, so it shows up as a mismatch instead of crashing the bench."""
     dut.mem_we.value = 0
     dut.mem_sel.value = mm.MEM_SEL[name]
     words = []
-    for a in range(start, start + count):
+    for a in addrs:
         dut.mem_addr.value = a
         await ClockCycles(dut.clk, mm.READ_LATENCY)
         await FallingEdge(dut.clk)  # rdata settled after the edge that registered the address
@@ -64,7 +69,7 @@ async def run_program(dut):
     """Load, start, wait for done, read back, compare with the integer reference and the cycle model."""
     program = prog.load(os.environ["A2Q_PROGRAM"])
     cfg = AcceleratorConfig.load(os.environ["A2Q_CONFIG"])
-    model = model_cycles(program, cfg.lanes, cfg.pes)
+    model = cycles_for_config(program, cfg)
     imgs = mm.images(program, cfg)
 
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
@@ -95,13 +100,17 @@ async def run_program(dut):
     last = program.layers[-1]
     out_words = await _read_words(dut, "out", 0, program.num_nodes * -(-last.out_features // cfg.pes),
                                  unresolved)
-    feat_regions = {}
+    n = program.num_nodes
+    count_words = [int(c) for c in imgs["count"]]   # layer 0's counts were loaded
+    count_words += await _read_words(dut, "count", n, (program.num_layers - 1) * n, unresolved)
+    feat_words = {}
     for i in range(1, program.num_layers):  # what each layer's packer wrote (layer 0 was loaded)
-        feat_regions[i] = await _read_words(dut, "feat", lay[i].feat_base, lay[i].feat_words, unresolved)
+        addrs = mm.feature_addresses(count_words, program, cfg, i)
+        feat_words.update(zip(addrs, await _read_at(dut, "feat", addrs, unresolved), strict=True))
     xw_words = await _read_words(dut, "xw", 0, program.num_nodes * lay[-1].t_out, unresolved)
     t_read = time.perf_counter() - t2
 
-    result = compare_run(program, cfg, out_words, feat_regions, xw_words, counters, model)
+    result = compare_run(program, cfg, out_words, feat_words, count_words, xw_words, counters, model)
     report = {
         **result,
         "simulator": os.environ.get("A2Q_SIMULATOR", "unknown"),
