@@ -12,7 +12,7 @@ import pytest
 from a2q import program as prog
 from a2q.synth import random_program
 from hw.config import AcceleratorConfig
-from hw.testing import saturating_program, signed_hidden_program, worst_case_program
+from hw.testing import saturating_program, signed_hidden_program, sparse_program, worst_case_program
 from sim import runner
 from sim.simulate import simulate
 
@@ -36,6 +36,8 @@ PROGRAMS = {
     "signed_hidden": lambda: signed_hidden_program(seed=15),
     "saturating": lambda: saturating_program(random_program(seed=16, n=12, dims=(20, 8, 4))),
     "worst_case": lambda: worst_case_program(),
+    # zero-word skipping: mostly-zero inputs, nodes without any stored word (layer 0, and after ReLU)
+    "sparse_empty_nodes": lambda: sparse_program(random_program(seed=17, n=20, dims=(24, 8, 4)), seed=17),
 }
 
 
@@ -71,10 +73,14 @@ def test_verilator_bit_and_cycle_exact(programs, name, tmp_path):
     assert {c["phase"] for c in rep["checked"]} >= {"out", "y"}
 
 
-def test_icarus_bit_and_cycle_exact(programs, tmp_path):
+@pytest.mark.parametrize("name,skip", [("mixed_bits_hub_isolated", 1), ("sparse_empty_nodes", 1),
+                                       ("sparse_empty_nodes", 0)])
+def test_icarus_bit_and_cycle_exact(programs, tmp_path, name, skip):
     _require("icarus")
     paths, cfg = programs
-    rep = simulate(paths["mixed_bits_hub_isolated"], config=cfg, sim="icarus", out=tmp_path / "r.json")
+    cfg = cfg.replace(zero_skip=skip, feat_words=cfg.feat_words if skip else
+                      AcceleratorConfig.fit(prog.load(paths[name]), LANES, PES, zero_skip=0).feat_words)
+    rep = simulate(paths[name], config=cfg, sim="icarus", out=tmp_path / "r.json")
     _check(rep)
 
 
