@@ -235,7 +235,8 @@ def speedups(rows: list[dict]) -> None:
 
     bases = {}
     for r in rows:
-        if r.get("status") == "ok" and r["method"] in (BASELINE, BASELINE + BINARY_SUFFIX) and _f(r.get("cycles_total")):
+        ok = r.get("status") == "ok" and _f(r.get("cycles_total"))
+        if ok and r["method"] in (BASELINE, BASELINE + BINARY_SUFFIX):
             bases[(r["method"], *where(r))] = r
     for r in rows:
         if r.get("status") != "ok" or not _f(r.get("cycles_total")):
