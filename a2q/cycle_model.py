@@ -7,9 +7,9 @@ For layer l with F_in -> F_out, T_in = ceil(F_in/L), T_out = ceil(F_out/P), T_ne
 * combine   = COMBINE_FIXED + T_out * sum_j max(w_j, 1), w_j = node j's stored bit-plane words:
               with zero-word skipping (the default) the words that are not all zero, else b_j * T_in
               (a node with no word still costs one cycle per output tile: its y = 0 is written)
-* aggregate = AGGREGATE_FIXED + T_out * sum_i max(len_i, 1)
+* aggregate = AGGREGATE_FIXED + T_out * sum_i ceil(max(len_i, 1) / E)  (E = edges per cycle)
 * stall     = sum over consecutive groups g-1, g of max(0, W_{g-1} - A_g)
-              (groups g = (i, t_o) in row-major order, A_g = max(len_i, 1),
+              (groups g = (i, t_o) in row-major order, A_g = ceil(max(len_i, 1) / E),
               W_g = 1 on the last layer, else b'_i * ntiles(t_o) with b' the next layer's bits and
               ntiles = 1 if P <= L else min(P/L, T_next - t_o * P/L))
 * requant   = REQUANT_FIXED + W_last (drain of the requantizer and packer after the last entry)
@@ -63,6 +63,7 @@ class CycleReport:
     pes: int
     layers: list[LayerCycles]
     skip: bool = True
+    edges: int = 1
 
     def phase(self, name: str) -> int:
         return sum(getattr(layer, name) for layer in self.layers)
@@ -93,7 +94,7 @@ class CycleReport:
                 "cyc_requant": self.requant, "cyc_stall": self.stall}
 
     def to_json(self) -> dict:
-        return {"lanes": self.lanes, "pes": self.pes, "skip": self.skip, **self.counters(),
+        return {"lanes": self.lanes, "pes": self.pes, "skip": self.skip, "edges": self.edges, **self.counters(),
                 "layers": [layer.to_json() for layer in self.layers]}
 
 
@@ -143,8 +144,10 @@ def stored_words(program, lanes: int, skip: bool = True) -> list[np.ndarray]:
     return [nonzero_words(x, program.layer(i, "bits"), lanes) for i, x in enumerate(xs)]
 
 
-def layer_cycles(program, layer: int, lanes: int, pes: int, words: np.ndarray | None = None) -> LayerCycles:
-    """Cycles of one layer; ``words``: its per-node stored words (default: dense, no skipping)."""
+def layer_cycles(program, layer: int, lanes: int, pes: int, words: np.ndarray | None = None,
+                 edges: int = 1) -> LayerCycles:
+    """Cycles of one layer; ``words``: its per-node stored words (default: dense, no skipping);
+    ``edges``: edge-stream entries aggregated per cycle (E)."""
     spec = program.layers[layer]
     n = program.num_nodes
     t_in, t_out = _ceil_div(spec.in_features, lanes), _ceil_div(spec.out_features, pes)
@@ -152,7 +155,7 @@ def layer_cycles(program, layer: int, lanes: int, pes: int, words: np.ndarray | 
     words = (program.layer(layer, "bits").astype(np.int64) * t_in) if words is None else np.asarray(words)
     ideal = int(words.sum()) * t_out
     issued = int(np.maximum(words, 1).sum()) * t_out
-    a_row = np.maximum(np.diff(np.asarray(program.arrays["row_ptr"], dtype=np.int64)), 1)
+    a_row = -(-np.maximum(np.diff(np.asarray(program.arrays["row_ptr"], dtype=np.int64)), 1) // edges)
     a = np.repeat(a_row, t_out)                                       # A_g, row-major groups
     next_bits = program.out_bits_of(layer)
     if next_bits is None:
@@ -165,17 +168,20 @@ def layer_cycles(program, layer: int, lanes: int, pes: int, words: np.ndarray | 
                        dense_words=dense)
 
 
-def cycles(program, lanes: int = 16, pes: int = 16, skip: bool = True) -> CycleReport:
+def cycles(program, lanes: int = 16, pes: int = 16, skip: bool = True, edges: int = 1) -> CycleReport:
     """Cycle counts of ``program`` on an accelerator with ``lanes`` L and ``pes`` P, with or without
-    zero-word skipping (any config that fits the program: memory depths do not change the count)."""
+    zero-word skipping, aggregating ``edges`` entries per cycle (any config that fits the program:
+    memory depths do not change the count)."""
     words = stored_words(program, lanes, skip)
-    return CycleReport(lanes=lanes, pes=pes, skip=bool(skip),
-                       layers=[layer_cycles(program, i, lanes, pes, words[i]) for i in range(program.num_layers)])
+    return CycleReport(lanes=lanes, pes=pes, skip=bool(skip), edges=edges,
+                       layers=[layer_cycles(program, i, lanes, pes, words[i], edges)
+                               for i in range(program.num_layers)])
 
 
 def cycles_for_config(program, config) -> CycleReport:
-    """``cycles`` with L, P and skipping taken from an ``hw.config.AcceleratorConfig``."""
-    return cycles(program, config.lanes, config.pes, bool(getattr(config, "zero_skip", 1)))
+    """``cycles`` with L, P, skipping and E taken from an ``hw.config.AcceleratorConfig``."""
+    return cycles(program, config.lanes, config.pes, bool(getattr(config, "zero_skip", 1)),
+                  int(getattr(config, "edges_per_cycle", 1)))
 
 
 def speedup(report, baseline) -> dict:

@@ -29,6 +29,7 @@ def add_flow_arguments(p) -> None:
     p.add_argument("--lanes", type=int, default=16)
     p.add_argument("--pes", type=int, default=16)
     p.add_argument("--no-skip", action="store_true", help="accelerator without zero-word skipping")
+    p.add_argument("--edges", type=int, default=1, help="edge-stream entries aggregated per cycle (E)")
     p.add_argument("--sim", default="verilator", choices=["verilator", "icarus", "none"])
     p.add_argument("--out", default=None, help="run directory (default runs/<dataset>-<method>)")
     p.add_argument("--data-root", default=None, help="dataset root (default: $A2Q_DATA_ROOT)")
@@ -99,11 +100,12 @@ def run_flow(args) -> dict:
     from hw.generate import generate
 
     cfg = AcceleratorConfig.covering(programs.values(), lanes=args.lanes, pes=args.pes,
-                                     zero_skip=0 if args.no_skip else 1)
+                                     zero_skip=0 if args.no_skip else 1, edges_per_cycle=args.edges)
     gen = generate(cfg, out / "a2q_accel.v")
     bar.update(1)
     for name, program in programs.items():
-        res[name]["model_cycles"] = model_cycles(program, cfg.lanes, cfg.pes, bool(cfg.zero_skip)).to_json()
+        res[name]["model_cycles"] = model_cycles(program, cfg.lanes, cfg.pes, bool(cfg.zero_skip),
+                                                 cfg.edges_per_cycle).to_json()
         if args.sim != "none":
             from sim.simulate import simulate
 
@@ -143,7 +145,8 @@ def flow_table(summary: dict) -> str:
     bases = summary.get("baselines", [])
     nl = len(next(iter(summary["results"].values()))["model_cycles"]["layers"])
     lines = [f"{summary['dataset']} on L={summary['config']['lanes']} P={summary['config']['pes']} "
-             f"({summary['simulator']}, zero-word skipping {'on' if summary.get('zero_skip', 1) else 'off'}); "
+             f"E={summary['config'].get('edges_per_cycle', 1)} ({summary['simulator']}, zero-word skipping "
+             f"{'on' if summary.get('zero_skip', 1) else 'off'}); "
              "speedups: total (per layer)", "",
              "| model | test acc (%) | int-only acc (%) | avg bits | bit-exact | cycles | " +
              " | ".join(f"layer {i}" for i in range(nl)) + "".join(f" | vs {baseline_label(b)}" for b in bases) +

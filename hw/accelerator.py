@@ -149,14 +149,19 @@ class Accelerator(wiring.Component):
             r["weight"].addr.eq(Mux(busy, comb.w_addr, addr("weight"))),
             comb.w_data.eq(r["weight"].data),
         ]
+        # the aggregation engine reads E XW rows per cycle: port 0 (shared with the debug read) + E-1
+        xaw = addr_bits(self.shapes["xw"][1])
+        xw_ports = [r["xw"]] + [rport("xw") for _ in range(cfg.edges_per_cycle - 1)]
+        for q, port in enumerate(xw_ports[1:], start=1):
+            m.d.comb += port.addr.eq(agg.xw_addr[q * xaw:(q + 1) * xaw])
+        m.d.comb += agg.xw_data.eq(Cat(*[port.data for port in xw_ports]))
         # chan, edge, xw reads: aggregate
         m.d.comb += [
             r["chan"].addr.eq(Mux(busy, agg.chan_addr, addr("chan"))),
             agg.chan_data.eq(r["chan"].data),
             r["edge"].addr.eq(Mux(busy, agg.edge_addr, addr("edge"))),
             agg.edge_data.eq(r["edge"].data),
-            r["xw"].addr.eq(Mux(busy, agg.xw_addr, addr("xw"))),
-            agg.xw_data.eq(r["xw"].data),
+            r["xw"].addr.eq(Mux(busy, agg.xw_addr[:xaw], addr("xw"))),
             r["out"].addr.eq(addr("out")),
         ]
         # writes: the load port while idle; xw from combine, feat/out from the packer while busy

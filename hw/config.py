@@ -63,6 +63,7 @@ _DESCRIBE = {
     "weight_words": "weight memory (words)",
     "chan_words": "channel table (words)",
     "edge_words": "edge memory (words)",
+    "edges_per_cycle": "edges per cycle",
     "xw_words": "XW buffer (words)",
     "out_words": "output memory (words)",
 }
@@ -104,6 +105,7 @@ class AcceleratorConfig:
     out_words: int = 1024       # output logits: N * ceil(F_out / P) of the last layer
     counter_bits: int = 32      # width of the cycle counters
     zero_skip: int = 1          # 1: all-zero bit-plane words are not stored and cost no combine cycle
+    edges_per_cycle: int = 1    # E: edge-stream entries the aggregation engine adds per cycle
 
     def __post_init__(self):
         self.validate()
@@ -128,6 +130,8 @@ class AcceleratorConfig:
         if not fp.MIN_NODE_BITS <= self.max_feature_bits <= fp.MAX_NODE_BITS:
             raise ConfigError(f"max_feature_bits must lie in [{fp.MIN_NODE_BITS}, {fp.MAX_NODE_BITS}], "
                               f"got {self.max_feature_bits}")
+        if not 1 <= self.edges_per_cycle <= 8:
+            raise ConfigError(f"edges_per_cycle must lie in [1, 8], got {self.edges_per_cycle}")
         if not 16 <= self.counter_bits <= 64:
             raise ConfigError(f"counter_bits must lie in [16, 64], got {self.counter_bits}")
         if self.node_words < self.max_nodes:
@@ -199,7 +203,7 @@ class AcceleratorConfig:
 
     # -- programs ---------------------------------------------------------------------------------
     @staticmethod
-    def requirements(program, lanes: int = 16, pes: int = 16, zero_skip: int = 1) -> dict:
+    def requirements(program, lanes: int = 16, pes: int = 16, zero_skip: int = 1, edges_per_cycle: int = 1) -> dict:
         """What ``program`` needs from a config with L=lanes, P=pes (every depth and limit).
 
         Feature memory: layer 0's region holds its stored words (only the non-zero ones with
@@ -233,7 +237,7 @@ class AcceleratorConfig:
             "node_words": program.num_layers * n,
             "weight_words": weight,
             "chan_words": chan,
-            "edge_words": int(program.nnz + np.count_nonzero(rows == 0)),
+            "edge_words": int((-(-np.maximum(rows, 1) // edges_per_cycle)).sum()),
             "xw_words": n * max(t_out_all),
             "out_words": n * t_out_all[-1],
         }
@@ -241,22 +245,25 @@ class AcceleratorConfig:
     @classmethod
     def fit(cls, program, lanes: int = 16, pes: int = 16, **overrides) -> AcceleratorConfig:
         """The smallest config with ``lanes`` and ``pes`` that runs ``program``."""
-        req = cls.requirements(program, lanes, pes, overrides.get("zero_skip", 1))
+        req = cls.requirements(program, lanes, pes, overrides.get("zero_skip", 1),
+                               overrides.get("edges_per_cycle", 1))
         return cls(lanes=lanes, pes=pes, **{**req, **overrides})
 
 
     @classmethod
-    def covering(cls, programs, lanes: int = 16, pes: int = 16, zero_skip: int = 1) -> AcceleratorConfig:
+    def covering(cls, programs, lanes: int = 16, pes: int = 16, zero_skip: int = 1,
+                 edges_per_cycle: int = 1) -> AcceleratorConfig:
         """The smallest config that runs every one of ``programs`` (field-wise max of their fits), so
         several programs can be compared on one piece of hardware."""
-        fits = [cls.fit(p, lanes=lanes, pes=pes, zero_skip=zero_skip) for p in programs]
+        fits = [cls.fit(p, lanes=lanes, pes=pes, zero_skip=zero_skip, edges_per_cycle=edges_per_cycle)
+                for p in programs]
         if not fits:
             raise ConfigError("covering() needs at least one program")
         return cls(**{f.name: max(getattr(c, f.name) for c in fits) for f in fields(cls)})
 
     def check(self, program) -> None:
         """Raise ``ConfigError`` if ``program`` does not fit this config (names the first misfit)."""
-        req = self.requirements(program, self.lanes, self.pes, self.zero_skip)
+        req = self.requirements(program, self.lanes, self.pes, self.zero_skip, self.edges_per_cycle)
         for key, need in req.items():
             have = getattr(self, key)
             if need > have:

@@ -23,7 +23,7 @@ feat   one bit-plane word of one L-lane tile of one node, with  base[l][j] + k (
        its (tile, plane) tag (``feat_fields``)                  node j, (tile, plane) order)
 weight P*L weights of one (output tile, input tile), wb each    w_off[l] + t_out * T_in + t_in
 chan   P channel entries (``chan_lane_fields``)                 ch_off[l] + t_out
-edge   CSR edge stream entry (``edge_fields``)                  entry (rows in order)
+edge   E CSR edge stream entries of one row (``edge_fields``)   word (rows in order)
 xw     P 16-bit y values of one (node, output tile)             t_out * N + node
 out    P 16-bit logits of one (node, output tile)               node * T_out + t_out
 count  number of stored feature words of one node               layer * N + node
@@ -130,8 +130,11 @@ def chan_lane_fields() -> Fields:
 
 
 def edge_fields(cfg: AcceleratorConfig) -> Fields:
-    """Edge stream entry: source node, last entry of its row, placeholder of an empty row."""
-    return Fields([("col", addr_bits(max(2, cfg.max_nodes))), ("last", 1), ("empty", 1)])
+    """Edge stream word: E source nodes of one row (entry e at bits [e*cw, (e+1)*cw) of ``col``), the
+    row's last word, and per entry a placeholder bit (``empty``: padding, or the one entry of an empty
+    row). With E = 1 this is one (col, last, empty) entry per word."""
+    e = cfg.edges_per_cycle
+    return Fields([("col", e * addr_bits(max(2, cfg.max_nodes))), ("last", 1), ("empty", e)])
 
 
 def desc_fields(cfg: AcceleratorConfig) -> Fields:
@@ -331,6 +334,24 @@ def edge_stream(row_ptr: np.ndarray, col_idx: np.ndarray) -> tuple[np.ndarray, n
     return np.array(cols, dtype=np.int64), np.array(last, dtype=np.int64), np.array(empty, dtype=np.int64)
 
 
+def edge_words(row_ptr: np.ndarray, col_idx: np.ndarray, cfg: AcceleratorConfig) -> list[int]:
+    """Edge memory words: each row's entries in words of E (a row starts a new word; the last word
+    is padded with placeholders), ``last`` on the row's final word; an empty row is one placeholder."""
+    e, ef = cfg.edges_per_cycle, edge_fields(cfg)
+    cw = ef.offsets["col"][1] // e
+    lens = np.diff(np.asarray(row_ptr, dtype=np.int64))
+    words = []
+    for i, ln in enumerate(lens):
+        cols = [int(c) for c in col_idx[int(row_ptr[i]):int(row_ptr[i]) + ln]]
+        nw = max(1, -(-int(ln) // e))
+        for k in range(nw):
+            chunk = cols[k * e:(k + 1) * e]
+            col = sum(c << (cw * q) for q, c in enumerate(chunk))
+            empty = ((1 << e) - 1) & ~((1 << len(chunk)) - 1)
+            words.append(ef.pack(col=col, last=int(k == nw - 1), empty=empty))
+    return words
+
+
 def descriptors(program, cfg: AcceleratorConfig) -> list[int]:
     df = desc_fields(cfg)
     lay = layout(program, cfg)
@@ -369,7 +390,6 @@ def images(program, cfg: AcceleratorConfig) -> dict[str, list[int]]:
         weight += weight_words(program.layer(i, "weight").astype(np.int64), cfg)
         chan += chan_words(program.layer(i, "ch_mult"), program.layer(i, "ch_shift"),
                            program.layer(i, "bias"), cfg)
-    col, last, empty = edge_stream(program.arrays["row_ptr"], program.arrays["col_idx"])
     feat, counts = stored_features(program.arrays["x"], program.layer(0, "bits"), cfg)
     return {
         "desc": descriptors(program, cfg),
@@ -377,7 +397,7 @@ def images(program, cfg: AcceleratorConfig) -> dict[str, list[int]]:
         "feat": feat,
         "weight": weight,
         "chan": chan,
-        "edge": edge_fields(cfg).pack_arrays(col=col, last=last, empty=empty),
+        "edge": edge_words(program.arrays["row_ptr"], program.arrays["col_idx"], cfg),
         "xw": [],
         "out": [],
         "count": [int(c) for c in counts],

@@ -1,5 +1,5 @@
 """RTL benchmark: the full Cora GCN programs (A2Q, INT4 as trained, INT4 with binary input) on one
-accelerator config, with zero-word skipping on and off.
+accelerator config, with zero-word skipping on and off, and E = 1 or 4 edges aggregated per cycle.
 
 For each program and skip setting: RTL and model cycles per phase and per layer, bit-exactness,
 speedup against both baselines (INT4 as trained, and the fair "INT4 (binary input)"), in total and
@@ -57,7 +57,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lanes", type=int, default=16)
     ap.add_argument("--pes", type=int, default=16)
     ap.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
-    ap.add_argument("--skip", default="1,0", help="zero-word skipping settings to run: 1, 0 or 1,0")
+    ap.add_argument("--settings", default="1x1,0x1,1x4",
+                    help="accelerator settings to run, SKIPxE: zero-word skipping (1/0) x edges per cycle")
     ap.add_argument("--runs", default="results/runs", help="where bench_accuracy left its checkpoints")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--out", default="results")
@@ -69,13 +70,15 @@ def main(argv=None) -> int:
         save(programs[name], out / "programs" / f"{args.dataset}-{slug(name)}")
     accs = {name: integer.accuracy(p) for name, p in programs.items()}
     runs = {}
-    for skip in (int(s) for s in args.skip.split(",")):
-        cfg = AcceleratorConfig.covering(programs.values(), lanes=args.lanes, pes=args.pes, zero_skip=skip)
+    for setting in args.settings.split(","):
+        skip, edges = (int(v) for v in setting.lower().split("x"))
+        cfg = AcceleratorConfig.covering(programs.values(), lanes=args.lanes, pes=args.pes, zero_skip=skip,
+                                         edges_per_cycle=edges)
         rows = {}
         for name, program in programs.items():
             t0 = time.perf_counter()
             rep = simulate(out / "programs" / f"{args.dataset}-{slug(name)}", config=cfg, sim=args.sim,
-                           out=out / f"bench_rtl_{args.dataset}-{slug(name)}-skip{skip}.json")
+                           out=out / f"bench_rtl_{args.dataset}-{slug(name)}-skip{skip}-e{edges}.json")
             model = cycles_for_config(program, cfg)
             layers = model.to_json()["layers"]
             rows[name] = {"avg_bits": program.avg_bits(), "int_test_acc": accs[name],
@@ -87,7 +90,8 @@ def main(argv=None) -> int:
                           "feature_kb": mm.feature_kb(program, cfg),
                           "sim_wall_s": rep["wall_s"], "sim_cycles_per_s": rep["sim_cycles_per_s"],
                           "load_words": rep["load_words"], "wall_s": time.perf_counter() - t0}
-            print(f"skip={skip} {name}: {rep['rtl_cycles']['total']:,} cycles, mismatches {rep['mismatches']}, "
+            print(f"skip={skip} E={edges} {name}: {rep['rtl_cycles']['total']:,} cycles, "
+                  f"mismatches {rep['mismatches']}, "
                   f"cycles match {rep['cycles_match']}, run {rep['wall_s']['run']:.1f} s", flush=True)
         for r in rows.values():
             r["speedup"] = {}
@@ -95,7 +99,7 @@ def main(argv=None) -> int:
                 sp = speedup({"cyc_total": r["rtl_cycles"]["total"], "layers": r["model_layers"]},
                              {"cyc_total": rows[base]["rtl_cycles"]["total"], "layers": rows[base]["model_layers"]})
                 r["speedup"][base] = sp
-        runs[f"skip{skip}"] = {"zero_skip": skip, "config": cfg.to_json(), "programs": rows}
+        runs[f"skip{skip}-e{edges}"] = {"zero_skip": skip, "edges": edges, "config": cfg.to_json(), "programs": rows}
     result = {"dataset": args.dataset, "simulator": args.sim, "threads": 1, "runs": runs}
     write_json(out / "bench_rtl.json", result)
     md = markdown(result)
@@ -110,7 +114,8 @@ def markdown(result) -> str:
         cfg = run["config"]
         nl = len(next(iter(run["programs"].values()))["model_layers"])
         lines += [f"### {result['dataset']}, L={cfg['lanes']}, P={cfg['pes']}, zero-word skipping "
-                  f"{'on' if run['zero_skip'] else 'off'} ({result['simulator']})", "",
+                  f"{'on' if run['zero_skip'] else 'off'}, E={run.get('edges', 1)} edges per cycle "
+                  f"({result['simulator']})", "",
                   "| program | int acc (%) | avg bits | combine | aggregate | requant | stall | total | " +
                   " | ".join(f"layer {i}" for i in range(nl)) + " | = model | bit-exact | combine / ideal | "
                   "aggregation share | feature KB dense / sparse | vs INT4 | vs INT4 (binary input) | "

@@ -75,6 +75,23 @@ def test_images_layout_and_edge_stream():
     assert load[0][:2] == (mm.MEM_SEL["desc"], 0)
 
 
+def test_edge_words_pack_e_entries_per_row_word():
+    p = synth.random_program(seed=1, n=9, dims=(10, 6, 3), isolated=2)
+    cfg = AcceleratorConfig.fit(p, lanes=4, pes=4, edges_per_cycle=3)
+    words = mm.images(p, cfg)["edge"]
+    ef, cw = mm.edge_fields(cfg), mm.edge_fields(cfg).offsets["col"][1] // 3
+    rows, cur = [], []
+    for w in words:
+        f = ef.unpack(w)
+        cur += [(f["col"] >> (cw * q)) & ((1 << cw) - 1) for q in range(3) if not (f["empty"] >> q) & 1]
+        if f["last"]:
+            rows.append(cur)
+            cur = []
+    rp, ci = p.arrays["row_ptr"], p.arrays["col_idx"]
+    assert rows == [list(ci[rp[i]:rp[i + 1]]) for i in range(p.num_nodes)]
+    assert len(words) == cfg.edge_words == sum(-(-max(int(n), 1) // 3) for n in p.row_lengths)
+
+
 def test_decoders_of_result_memories():
     p = synth.random_program(seed=2, n=5, dims=(6, 7, 5))
     cfg = AcceleratorConfig.fit(p, lanes=4, pes=4)
