@@ -4,11 +4,13 @@ accelerator config, with zero-word skipping on and off, and E = 1 or 4 edges agg
 For each program and skip setting: RTL and model cycles per phase and per layer, bit-exactness,
 speedup against both baselines (INT4 as trained, and the fair "INT4 (binary input)"), in total and
 per layer, combine cycles against the ideal bound sum_j nz_words_j * T_out, the aggregation phase's
-share, feature memory in KB (dense and sparse layout), and simulation wall time. Checkpoints come
-from results/runs/<dataset>-<name> or are trained here (one seed) when missing.
-Writes results/bench_rtl.json and results/bench_rtl.md.
+share, feature memory in KB (dense and sparse layout), and simulation wall time. The testbench
+loads and reads the memories through their arrays (``--io backdoor``) or through the load port, one
+clock per word (``port``); every I/O method of ``--io`` after the first is timed on the first setting
+too, in the same run. Checkpoints come from results/runs/<dataset>-<name> or are trained here (one
+seed) when missing. Writes results/bench_rtl.json and results/bench_rtl.md.
 
-    python scripts/bench_rtl.py --dataset Cora --lanes 16 --pes 16 --sim verilator
+    python scripts/bench_rtl.py --dataset Cora --lanes 16 --pes 16 --sim verilator --io backdoor,port
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
 
 from a2q import integer  # noqa: E402
 from a2q.cycle_model import cycles_for_config, speedup  # noqa: E402
@@ -61,11 +65,19 @@ def main(argv=None) -> int:
                     help="accelerator settings to run, SKIPxE: zero-word skipping (1/0) x edges per cycle")
     ap.add_argument("--runs", default="results/runs", help="where bench_accuracy left its checkpoints")
     ap.add_argument("--data-root", default=None)
+    ap.add_argument("--io", default="backdoor", help="testbench I/O methods, comma list (backdoor, port)")
+    ap.add_argument("--programs", default=",".join(PROGRAMS), help="comma list of " + ", ".join(PROGRAMS))
     ap.add_argument("--out", default="results")
     args = ap.parse_args(argv)
+    torch.set_num_threads(1)
     out = Path(args.out)
+    ios = [m for m in args.io.split(",") if m]
+    io_timing = {}
     programs = {}
+    wanted = args.programs.split(",")
     for name, (ck, binary) in PROGRAMS.items():
+        if name not in wanted and not (name in BASELINES and any(w in PROGRAMS for w in wanted)):
+            continue
         programs[name] = export_checkpoint(checkpoint(args, ck), args.data_root, binary=binary)
         save(programs[name], out / "programs" / f"{args.dataset}-{slug(name)}")
     accs = {name: integer.accuracy(p) for name, p in programs.items()}
@@ -77,8 +89,15 @@ def main(argv=None) -> int:
         rows = {}
         for name, program in programs.items():
             t0 = time.perf_counter()
-            rep = simulate(out / "programs" / f"{args.dataset}-{slug(name)}", config=cfg, sim=args.sim,
+            rep = simulate(out / "programs" / f"{args.dataset}-{slug(name)}", config=cfg, sim=args.sim, io=ios[0],
                            out=out / f"bench_rtl_{args.dataset}-{slug(name)}-skip{skip}-e{edges}.json")
+            if not runs:   # the first setting: time the other I/O methods on the same program and config
+                io_timing[name] = {ios[0]: rep["wall_s"]}
+                for io in ios[1:]:
+                    other = simulate(out / "programs" / f"{args.dataset}-{slug(name)}", config=cfg, sim=args.sim,
+                                     io=io, out=out / f"bench_rtl_{args.dataset}-{slug(name)}-{io}.json")
+                    assert other["rtl_cycles"] == rep["rtl_cycles"] and other["mismatches"] == rep["mismatches"]
+                    io_timing[name][io] = other["wall_s"]
             model = cycles_for_config(program, cfg)
             layers = model.to_json()["layers"]
             rows[name] = {"avg_bits": program.avg_bits(), "int_test_acc": accs[name],
@@ -100,7 +119,8 @@ def main(argv=None) -> int:
                              {"cyc_total": rows[base]["rtl_cycles"]["total"], "layers": rows[base]["model_layers"]})
                 r["speedup"][base] = sp
         runs[f"skip{skip}-e{edges}"] = {"zero_skip": skip, "edges": edges, "config": cfg.to_json(), "programs": rows}
-    result = {"dataset": args.dataset, "simulator": args.sim, "threads": 1, "runs": runs}
+    result = {"dataset": args.dataset, "simulator": args.sim, "threads": torch.get_num_threads(), "runs": runs,
+              "io_timing": io_timing}
     write_json(out / "bench_rtl.json", result)
     md = markdown(result)
     write_text(out / "bench_rtl.md", md)
@@ -133,6 +153,14 @@ def markdown(result) -> str:
                 f"{'yes' if r['mismatches'] == 0 and r['unresolved_words'] == 0 else 'NO'} | "
                 f"{r['combine_over_ideal']:.3f} | {100 * r['aggregate_share']:.1f}% | "
                 f"{kb['dense']:.1f} / {kb['sparse']:.1f} | {sp} | {r['sim_wall_s']['total']:.1f} |")
+        lines.append("")
+    if result.get("io_timing"):
+        lines += ["Testbench I/O, first setting: wall seconds load / run / read.", "",
+                  "| program | " + " | ".join(next(iter(result["io_timing"].values()))) + " |",
+                  "|---|" + "---|" * len(next(iter(result["io_timing"].values())))]
+        for name, by_io in result["io_timing"].items():
+            lines.append(f"| {name} | " + " | ".join(f"{w['load']:.1f} / {w['run']:.1f} / {w['read']:.1f}"
+                                                    for w in by_io.values()) + " |")
         lines.append("")
     lines.append("Speedups: total (per layer). Aggregation share = (aggregate + stall) / total cycles. "
                  "combine / ideal: combine cycles over sum_j nz_words_j * T_out (skipping on) or "
