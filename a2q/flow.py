@@ -120,6 +120,7 @@ def run_flow(args) -> dict:
     bases = [base, f"{base}{BINARY_SUFFIX}"] if base else []
     for r in res.values():
         r["cycles"] = (r.get("rtl_cycles") or {}).get("total") or r["model_cycles"]["cyc_total"]
+    for r in res.values():
         # per layer from the model (the RTL counters equal it phase by phase: cycles_match)
         r["speedup"] = {b: speedup(r["model_cycles"], res[b]["model_cycles"]) for b in bases}
         for b in bases:
