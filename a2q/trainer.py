@@ -29,7 +29,7 @@ DEFAULTS = dict(hidden=16, lr=0.01, weight_decay=5e-4, dropout=0.5, epochs=200, 
 #: GIN: Xu et al. / Degree-Quant's 5 layers x 64, batch 128, no weight decay).
 MODEL_DEFAULTS = {
     ("gcn", "node"): {},
-    ("gin", "node"): dict(hidden=64, layers=2),
+    ("gin", "node"): dict(hidden=16, layers=2, weight_decay=0.01),
     ("gat", "node"): dict(hidden=8, lr=0.005, dropout=0.6),
     ("gin", "graph"): dict(hidden=64, layers=5, weight_decay=0.0, batch_size=128, target_bits=4.0),
 }
@@ -236,8 +236,8 @@ def add_train_arguments(p) -> None:
     tgt.add_argument("--target-kb", type=float, default=None, help="A2Q feature-memory target in KB")
     p.add_argument("--seeds", default="0", help="seeds: 0-9, 3 or 0,1,5")
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    p.add_argument("--hidden", type=int, default=None, help="hidden width (default per model: gcn 16, gin 64, "
-                                                            "gat 8 per head)")
+    p.add_argument("--hidden", type=int, default=None,
+                   help="hidden width (default: gcn 16; gin 16 node-level, 64 graph-level; gat 8 per head)")
     p.add_argument("--layers", type=int, default=None, help="GIN layers (default 2 node-level, 5 graph-level)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 0.01; gat 0.005)")
     p.add_argument("--weight-decay", type=float, default=None, help="default 5e-4; graph-level 0")
@@ -250,6 +250,7 @@ def add_train_arguments(p) -> None:
     p.add_argument("--pool", type=int, default=None,
                    help="graph-level A2Q: (step, bits) pairs per layer in the NNS pool (default 16)")
     p.add_argument("--readout", choices=("sum", "mean"), default="sum", help="graph-level pooling")
+    p.add_argument("--resume", action="store_true", help="graph-level: reuse folds already written under --out")
     p.add_argument("--quant-lr", type=float, default=DEFAULTS["quant_lr"], help="lr of weight and uniform steps")
     p.add_argument("--node-step-lr", type=float, default=DEFAULTS["node_step_lr"], help="lr of the A2Q node steps")
     p.add_argument("--penalty", type=float, default=DEFAULTS["penalty"], help="memory penalty weight lambda")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
 from ..layers import QGATConv
 from ..quantizers import WeightQuantizer, make_feature_quantizer
 from .base import QuantizedModel

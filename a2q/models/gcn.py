@@ -10,7 +10,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import QGCNConv, gcn_norm_factors
-from ..quantizers import METHODS, UNIFORM_METHODS, DegreeQuantQuantizer, NodeQuantizer, UniformQuantizer, WeightQuantizer
+from ..quantizers import (
+    METHODS,
+    UNIFORM_METHODS,
+    DegreeQuantQuantizer,
+    NodeQuantizer,
+    UniformQuantizer,
+    WeightQuantizer,
+)
 
 __all__ = ["GCN", "METHODS", "UNIFORM_METHODS"]
 

@@ -8,6 +8,6 @@ from .ste import qrange, round_half_up_ste
 from .uniform import UniformQuantizer
 from .weight import WeightQuantizer
 
-__all__ = ["DEFAULT_POOL", "METHODS", "UNIFORM_METHODS", "DegreeQuantQuantizer", "NNSQuantizer", "NodeQuantizer",
-           "apply", "layer_bits", "make_feature_quantizer", "nns_select", "pair_ranges", "MemoryPenalty", "UniformQuantizer", "WeightQuantizer", "qrange",
-           "round_half_up_ste"]
+__all__ = ["DEFAULT_POOL", "METHODS", "UNIFORM_METHODS", "DegreeQuantQuantizer", "MemoryPenalty", "NNSQuantizer",
+           "NodeQuantizer", "UniformQuantizer", "WeightQuantizer", "apply", "layer_bits", "make_feature_quantizer",
+           "nns_select", "pair_ranges", "qrange", "round_half_up_ste"]
