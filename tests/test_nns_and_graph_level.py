@@ -59,7 +59,7 @@ def test_nns_quantizer_quantizes_each_hand_made_row_with_its_pair():
 def test_nns_local_gradient_reaches_only_the_selected_pairs():
     q = _pool([0.1, 0.05, 1.0], [2.0, 4.0, 1.0]).train()
     x = torch.tensor([[0.0, 0.29, 0.13], [0.7, 0.03, 0.0]], requires_grad=True)
-    q(x).sum().backward()
+    q(x).sum().backward(retain_graph=True)
     assert q.log_step.grad is None and q.bits.grad is None  # the task loss does not train the pool
     q.local_loss().backward()
     assert q.log_step.grad[0] != 0 and q.log_step.grad[1] != 0 and q.log_step.grad[2] == 0
@@ -140,3 +140,30 @@ def test_mutag_two_folds_train_eval_and_resume(tmp_path, method):
     again = run_train(parse_train_args([*argv, "--resume"]))  # reuses both folds, trains nothing
     assert [r["test_acc"] for r in again["per_fold"]] == [r["test_acc"] for r in m["per_fold"]]
     assert np.isclose(again["test_acc_mean"], m["test_acc_mean"])
+
+
+@pytest.mark.parametrize("norm", ["l2", "l1"])
+def test_fused_local_fake_quant_equals_the_autograd_form(norm):
+    from a2q.quantizers.fused import fused_local_fake_quant
+    from a2q.quantizers.ste import clip, fake_quant
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(30, 9, generator=g) * 2).requires_grad_()
+    step = (torch.rand(30, 1, generator=g) * 0.3 + 0.05).requires_grad_()
+    qmin = torch.full((30, 1), -8.0, requires_grad=True)
+    qmax = torch.full((30, 1), 7.0, requires_grad=True)
+    w = torch.rand(30, 1, generator=g)
+    xq, loss = fused_local_fake_quant(x, step, qmin, qmax, w, norm)
+    # reference: NodeQuantizer's two passes (error with the rounding held fixed; output with detached ranges)
+    xd = x.detach()
+    e = clip(torch.floor(xd / step + 0.5).detach(), qmin, qmax) * step - xd
+    ref_loss = ((e ** 2 if norm == "l2" else e.abs()) * w).sum()
+    ref_xq = fake_quant(x, step.detach(), qmin.detach(), qmax.detach())
+    torch.testing.assert_close(xq, ref_xq)
+    torch.testing.assert_close(loss, ref_loss)
+    up = torch.randn(30, 9, generator=g)
+    got = torch.autograd.grad((xq * up).sum() + 3 * loss, (x, step, qmin, qmax))
+    ref = torch.autograd.grad((ref_xq * up).sum() + 3 * ref_loss, (x, step, qmin, qmax))
+    assert float(ref[2].abs().sum()) > 0 and float(ref[3].abs().sum()) > 0  # both ends clip somewhere
+    for a, b in zip(got, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

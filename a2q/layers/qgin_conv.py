@@ -20,6 +20,36 @@ from torch_geometric.nn import MessagePassing
 from ..quantizers import apply
 
 
+class _SumSpmm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, adj, y):
+        ctx.adj = adj
+        return adj.csr @ y
+
+    @staticmethod
+    def backward(ctx, g):
+        return None, ctx.adj.csr_t @ g
+
+
+class SumAdjacency:
+    """The sum aggregation ``out_i = sum_{j -> i} y_j`` as a CSR matrix and its transpose (for the backward).
+
+    Built once per graph or mini-batch and shared by all layers; a CSR product is ~4x faster on one thread
+    than gathering an [E, F] message tensor and scattering it (REDDIT-BINARY batches: ~130k edges x 64).
+    """
+
+    def __init__(self, edge_index: torch.Tensor, num_nodes: int):
+        ones = torch.ones(edge_index.shape[1])
+        with torch.sparse.check_sparse_tensor_invariants(False):
+            a = torch.sparse_coo_tensor(edge_index.flip(0), ones, (num_nodes, num_nodes)).coalesce()
+            at = torch.sparse_coo_tensor(edge_index, ones, (num_nodes, num_nodes)).coalesce()
+            self.csr, self.csr_t = a.to_sparse_csr(), at.to_sparse_csr()
+        self.num_nodes = num_nodes
+
+    def __call__(self, y: torch.Tensor) -> torch.Tensor:
+        return _SumSpmm.apply(self, y)
+
+
 def fold_batchnorm(weight: torch.Tensor, bias: torch.Tensor, bn: nn.BatchNorm1d,
                    weight_step: torch.Tensor | None = None):
     """Fold an eval-mode ``BN(x W + b)`` into one linear layer ``x W' + b'``.
@@ -61,10 +91,12 @@ class QGINConv(MessagePassing):
     def _w(self, w, q):
         return w if q is None else q(w)
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor | SumAdjacency) -> torch.Tensor:
+        """``edge_index`` [2, E], or a prebuilt ``SumAdjacency`` of the same edges (faster, same result)."""
         xq = F.dropout(apply(self.input_quantizer, x), self.input_dropout, self.training)
         y = xq @ self._w(self.weight1, self.weight1_quantizer)
-        a = y + self.propagate(edge_index, x=y) + self.bias1
+        agg = edge_index(y) if isinstance(edge_index, SumAdjacency) else self.propagate(edge_index, x=y)
+        a = y + agg + self.bias1
         h = F.relu(self.bn1(a))
         hq = apply(self.inner_quantizer, h)
         h = hq @ self._w(self.weight2, self.weight2_quantizer) + self.bias2

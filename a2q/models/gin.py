@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import global_add_pool, global_mean_pool
 
-from ..layers import QGINConv
+from ..layers import QGINConv, SumAdjacency
 from ..quantizers import DEFAULT_POOL, WeightQuantizer, apply, make_feature_quantizer
 from .base import QuantizedModel
 
@@ -82,6 +82,7 @@ class GIN(QuantizedModel):
         if self.task == "node" and self._graph_key == key:
             return
         self._graph_key = key
+        self._adj = SumAdjacency(data.edge_index, data.num_nodes)
         n = data.num_nodes
         ones = torch.ones(data.edge_index.shape[1])
         in_deg = torch.zeros(n).index_add_(0, data.edge_index[1], ones) + 1
@@ -97,7 +98,7 @@ class GIN(QuantizedModel):
         self._prepare(data)
         h = data.x
         for c in self.convs:
-            h = c(h, data.edge_index)
+            h = c(h, self._adj)
         if self.task == "graph":
             h = READOUTS[self.readout](h, data.batch, size=int(data.num_graphs))
         h = F.relu(self._linear(self.head1, 0, apply(self._hq[0], h)))

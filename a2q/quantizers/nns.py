@@ -31,6 +31,7 @@ from __future__ import annotations
 import torch
 
 from .node import NodeQuantizer, _round_bits
+from .fused import fused_local_fake_quant
 from .ste import clip, fake_quant, qrange
 
 DEFAULT_POOL = 16
@@ -97,7 +98,7 @@ class NNSQuantizer(NodeQuantizer):
         """The pool index of every row of x."""
         with torch.no_grad():
             ranges = pair_ranges(self.step, _round_bits(self.bits), self.signed)
-            return nns_select(x.detach().abs().amax(dim=1), ranges)
+            return nns_select(torch.linalg.vector_norm(x.detach(), float("inf"), dim=1), ranges)
 
     def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         if rows is not None:
@@ -112,19 +113,13 @@ class NNSQuantizer(NodeQuantizer):
         self._local = None
         if not (self.local_gradient and self.training):
             return fake_quant(x, self.step[sel][:, None], qmin[sel][:, None], qmax[sel][:, None])
-        xd = x.detach()
-        step = self.step[sel][:, None]
-        q = clip(torch.floor(xd / step + 0.5).detach(), qmin[sel][:, None], qmax[sel][:, None])
-        err = (q * step - xd).abs()
-        if self.local_norm == "l2":
-            err = err ** 2
-        w = self._row_weight[:, None] if self._row_weight is not None and len(self._row_weight) == len(x) else 1.0
+        n = max(len(x), 1)
+        w = self._row_weight if self._row_weight is not None and len(self._row_weight) == len(x) \
+            else torch.ones(len(x))
         # mean over rows: a batch's size must not scale the local loss
-        self._local = (err * w).sum() / max(len(x), 1)
-        sd = self.step.detach()[sel][:, None]
-        bd = bits.detach()
-        qmin_d, qmax_d = qrange(bd, self.signed)
-        return fake_quant(x, sd, qmin_d[sel][:, None], qmax_d[sel][:, None])
+        xq, self._local = fused_local_fake_quant(x, self.step[sel][:, None], qmin[sel][:, None],
+                                                 qmax[sel][:, None], (w / n)[:, None], self.local_norm)
+        return xq
 
     def row_bits(self) -> torch.Tensor:
         """Integer bits of the rows of the last forward (differentiable in the pool's bits)."""
