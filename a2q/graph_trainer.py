@@ -80,9 +80,8 @@ def train_fold(gs: GraphSet, split, args, hp: dict, seed: int, progress=None):
     np.random.seed(seed)
     model = build_graph_model(gs, args.method, hp, args)
     gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():  # initialise the quantizers' ranges from a training batch (BN in batch mode)
-        model.train()
-        model(gs.batch(train_ids[torch.randperm(len(train_ids), generator=gen)[:args.batch_size]]))
+    # the quantizers' ranges from a training batch (BN in batch mode)
+    model.initialise_quantizers(gs.batch(train_ids[torch.randperm(len(train_ids), generator=gen)[:args.batch_size]]))
     opt = optimizer_for(model, hp["lr"], hp["weight_decay"], args.quant_lr, args.node_step_lr, args.bits_lr)
     pen = penalty_for(args.method, hp["target_bits"], args.target_kb, args.penalty, args.bit_cost, args.margin,
                       default_target=hp["target_bits"])

@@ -129,9 +129,12 @@ def train_one(data, method: str, seed: int, bits: int = 4, weight_bits: int = 4,
     model = build_node_model(model_kind, data, method, bits=bits, weight_bits=weight_bits, init_bits=init_bits,
                              local_gradient=local_gradient, local_norm=local_norm, dropout=dropout,
                              aggregation_weight=aggregation_weight, hidden=hidden, layers=layers)
-    model.eval()
-    with torch.no_grad():
-        model(data)  # initialise every quantizer's step from the data
+    if hasattr(model, "initialise_quantizers"):
+        model.initialise_quantizers(data)
+    else:
+        model.eval()
+        with torch.no_grad():
+            model(data)  # initialise every quantizer's step from the data
     opt = optimizer_for(model, lr, weight_decay, quant_lr, node_step_lr, bits_lr)
     pen = penalty_for(method, target_bits, target_kb, penalty, bit_cost, margin)
     best = ((-1.0, 0.0), None, None, -1)

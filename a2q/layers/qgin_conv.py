@@ -12,6 +12,8 @@ At export, ``fold_batchnorm`` folds each eval-mode BatchNorm into the linear lay
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,7 +42,8 @@ class SumAdjacency:
 
     def __init__(self, edge_index: torch.Tensor, num_nodes: int):
         ones = torch.ones(edge_index.shape[1])
-        with torch.sparse.check_sparse_tensor_invariants(False):
+        with torch.sparse.check_sparse_tensor_invariants(False), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             a = torch.sparse_coo_tensor(edge_index.flip(0), ones, (num_nodes, num_nodes)).coalesce()
             at = torch.sparse_coo_tensor(edge_index, ones, (num_nodes, num_nodes)).coalesce()
             self.csr, self.csr_t = a.to_sparse_csr(), at.to_sparse_csr()

@@ -59,6 +59,17 @@ class QuantizedModel(nn.Module):
                 q.set_error_weight(spread)
 
     @torch.no_grad()
+    def initialise_quantizers(self, data) -> None:
+        """One forward that fits every quantizer's range to the data as training will see it: BatchNorm in
+        batch mode (its running statistics start at mean 0, variance 1, far from the batch's), no dropout."""
+        self.eval()
+        for m in self.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.train()
+        self(data)
+        self.eval()
+
+    @torch.no_grad()
     def fakequant_logits(self, data) -> torch.Tensor:
         self.eval()
         return self(data)
