@@ -23,6 +23,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from a2q.jsonio import write_json, write_text  # noqa: E402
 
+
+def save_run(path: Path, key: str, row: dict) -> dict:
+    """Merge one run into the summary on disk (several benchmark processes may share it) and return it."""
+    import fcntl
+
+    lock = path.with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        summary = json.loads(path.read_text()) if path.exists() else {"runs": {}}
+        summary["runs"][key] = row
+        write_json(path, summary)
+    return summary
+
 METHODS = {"FP32": ["--method", "fp32"], "INT8": ["--method", "uniform", "--bits", "8", "--weight-bits", "8"],
            "INT4": ["--method", "uniform", "--bits", "4"], "DQ-INT4": ["--method", "dq", "--bits", "4"],
            "A2Q": ["--method", "a2q"]}
@@ -92,10 +106,9 @@ def main(argv=None) -> int:
             try:
                 m = run_train(parse_train_args(argv_t))
             except ValueError as e:  # a dataset that is absent, say so and go on
-                summary["runs"][key] = {"task": task, "model": model, "dataset": ds, "method": name,
-                                        "argv": argv_t, "error": str(e)}
+                summary = save_run(summary_path, key, {"task": task, "model": model, "dataset": ds, "method": name,
+                                                       "argv": argv_t, "error": str(e)})
                 print(f"{key}: {e}")
-                write_json(summary_path, summary)
                 continue
             row = {k: m.get(k) for k in KEYS}
             row |= {"task": task, "model": model, "dataset": ds, "method": name, "argv": argv_t,
@@ -104,10 +117,9 @@ def main(argv=None) -> int:
                 row["per_fold_test_acc"] = [r["test_acc"] for r in m["per_fold"]]
             else:
                 row["per_seed_test_acc"] = [r["test_acc"] for r in m["per_seed"]]
-            summary["runs"][key] = row
-            write_json(summary_path, summary)  # after every run: an interrupted benchmark keeps what finished
-    write_json(summary_path, summary)
-    return report(summary, out)
+            # after every run: an interrupted benchmark keeps what finished
+            summary = save_run(summary_path, key, row)
+    return report(json.loads(summary_path.read_text()) if summary_path.exists() else summary, out)
 
 
 def report(summary: dict, out: Path) -> int:
