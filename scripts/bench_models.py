@@ -163,6 +163,17 @@ def markdown(summary: dict) -> str:
             gaps.append(f"- {model} {ds}, A2Q at {r['avg_bits']:.2f} bits, points against: " + ", ".join(parts))
     if gaps:
         lines += ["", "A2Q minus each baseline (test-accuracy points):", "", *gaps]
+    collapses = []
+    for (model, ds, method), r in by.items():
+        fp = by.get((model, ds, "FP32"))
+        if method == "FP32" or fp is None or "per_fold_test_acc" not in r or "per_fold_test_acc" not in fp:
+            continue
+        for k, (a, b) in enumerate(zip(r["per_fold_test_acc"], fp["per_fold_test_acc"], strict=False)):
+            if a < b - 0.10:
+                collapses.append(f"- {model} {ds} {method}, fold {k}: {100 * a:.1f} against FP32 {100 * b:.1f}")
+    if any(r["task"] == "graph" for r in runs):
+        lines += ["", "Collapsed folds (more than 10 points below the same FP32 fold):", "",
+                  *(collapses or ["- none"])]
     return "\n".join(lines) + "\n"
 
 

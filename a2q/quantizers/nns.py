@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import torch
 
-from .node import NodeQuantizer, _round_bits
 from .fused import fused_local_fake_quant
+from .node import NodeQuantizer, _round_bits
 from .ste import clip, fake_quant, qrange
 
 DEFAULT_POOL = 16
