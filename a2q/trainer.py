@@ -354,7 +354,8 @@ def run_train(args) -> dict:
         if best_row is None or row["val_acc"] > best_row[0]["val_acc"]:
             best_row = (row, model, meta)
         rows.append(row)
-    bar.close()
+    if bar:
+        bar.close()
     row, model, meta = best_row
     save_checkpoint(out / "model.pt", model, meta)
     accs = np.array([r["test_acc"] for r in rows])

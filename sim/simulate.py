@@ -23,6 +23,8 @@ from . import runner
 
 TOPLEVEL = "a2q_accel"
 TEST_MODULE = "sim.tb_accelerator"
+#: How the testbench moves memory images in and results out (sim/tb_accelerator.py).
+IO_METHODS = ("backdoor", "port")
 
 
 def _generator_fingerprint() -> bytes:
@@ -54,12 +56,16 @@ def verilog_for(cfg: AcceleratorConfig, build_root: Path = runner.DEFAULT_BUILD_
 
 def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 16, pes: int = 16,
              sim: str = "verilator", out: str | os.PathLike | None = None,
-             build_root: Path = runner.DEFAULT_BUILD_ROOT, progress=None) -> dict:
+             build_root: Path = runner.DEFAULT_BUILD_ROOT, progress=None, io: str = "backdoor") -> dict:
     """Run ``program_dir`` on the RTL; returns the report (also written to ``out`` if given).
 
+    ``io``: ``backdoor`` loads and reads the memories through the simulator's handles (fast),
+    ``port`` through the load port, one clock per word (see sim/backdoor.py).
     ``progress``: optional callable(stage: str) told when each stage starts.
     """
     say = progress or (lambda stage: None)
+    if io not in IO_METHODS:
+        raise ValueError(f"io must be one of {IO_METHODS}, got {io!r}")
     program = prog.load(program_dir)
     cfg = config or AcceleratorConfig.fit(program, lanes=lanes, pes=pes)
     cfg.check(program)
@@ -76,7 +82,7 @@ def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 
         cfg_path = cfg.save(Path(tmp) / "config.json")
         rep_path = Path(tmp) / "report.json"
         env = {"A2Q_PROGRAM": str(Path(program_dir).resolve()), "A2Q_CONFIG": str(cfg_path),
-               "A2Q_REPORT": str(rep_path), "A2Q_SIMULATOR": sim}
+               "A2Q_REPORT": str(rep_path), "A2Q_SIMULATOR": sim, "A2Q_IO": io}
         runner.run(build_dir, TOPLEVEL, TEST_MODULE, sim, extra_env=env, test_dir=Path(tmp),
                    log_file=Path(tmp) / "sim.log")
         if not rep_path.exists():
