@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from .node import EXACT_TOL
+
 
 class _FusedLocal(torch.autograd.Function):
     @staticmethod
@@ -23,6 +25,7 @@ class _FusedLocal(torch.autograd.Function):
         q = r.clamp_(qmin, qmax)
         xq = q * step
         e = xq - x
+        e.masked_fill_(e.abs() <= EXACT_TOL * step, 0.0)  # float residuals of exact values (see node.py)
         de = e * (2.0 * weight) if l2 else torch.sign(e).mul_(weight)
         flat_e, flat_de = e.view(-1), de.view(-1)
         loss = torch.dot(flat_e, flat_de) / 2 if l2 else torch.dot(flat_e, flat_de)
