@@ -164,7 +164,8 @@ def run_graph_train(args) -> dict:
                 continue
         model, row = train_fold(gs, split, args, hp, seed + k, progress=bar.update)
         row["fold"] = k
-        bar.set_postfix(fold=k, test=round(row["test_acc"], 4), bits=round(row["avg_bits"], 2))
+        bar.write(f"{args.model} {args.dataset} {args.method} fold {k}: test {100 * row['test_acc']:.2f} %, "
+                  f"avg bits {row['avg_bits']:.2f}, epoch {row['best_epoch']}, {row['s_per_epoch']:.2f} s/epoch")
         meta = {"dataset": args.dataset, "model": args.model, "task": "graph", "method": args.method,
                 "bits": args.bits, "fold": k, "seed": seed + k, "hidden": hp["hidden"],
                 "target_bits": hp["target_bits"], "fakequant_test_acc": row["test_acc"], "val_acc": row["val_acc"]}

@@ -291,7 +291,7 @@ class _Silent:
     def update(self, *a, **k):
         pass
 
-    def set_postfix(self, **k):
+    def write(self, message):
         pass
 
     def close(self):
@@ -345,7 +345,8 @@ def run_train(args) -> dict:
                                progress=bar.update, model_kind=args.model, layers=hp["layers"])
         row["wall_s"] = time.perf_counter() - ts
         row["s_per_epoch"] = row["wall_s"] / max(args.epochs, 1)
-        bar.set_postfix(seed=seed, test=round(row["test_acc"], 4))
+        bar.write(f"{args.model} {args.dataset} {args.method} seed {seed}: test {100 * row['test_acc']:.2f} %, "
+                  f"avg bits {row['avg_bits']:.2f}, epoch {row['best_epoch']}")
         meta = {"dataset": args.dataset, "model": args.model, "task": task, "method": args.method,
                 "bits": args.bits, "weight_bits": wb, "target_bits": target_bits, "target_kb": args.target_kb,
                 "seed": seed, "hidden": hp["hidden"], "fakequant_test_acc": row["test_acc"],
