@@ -167,3 +167,20 @@ def test_fused_local_fake_quant_equals_the_autograd_form(norm):
     assert float(ref[2].abs().sum()) > 0 and float(ref[3].abs().sum()) > 0  # both ends clip somewhere
     for a, b in zip(got, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_exactly_represented_rows_give_no_local_gradient():
+    """Row-normalised bag-of-words rows are exact at one bit; the float residual of x/s must not train the
+    step (Adam would scale a 1e-9 gradient to a full step and clip the row)."""
+    from a2q.quantizers import NodeQuantizer
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(50, 300, generator=g) < 0.03).float()
+    x[:, 0] = 1.0
+    x = x / x.sum(1, keepdim=True)
+    q = NodeQuantizer(50, signed=False, init_bits=4.0).train()
+    q.init_from(x)
+    assert q.int_bits().tolist() == [1.0] * 50
+    q(x)
+    q.local_loss().backward()
+    assert float(q.local_loss()) == 0.0 and not q.log_step.grad.any()
