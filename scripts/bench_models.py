@@ -43,6 +43,7 @@ METHODS = {"FP32": ["--method", "fp32"], "INT8": ["--method", "uniform", "--bits
 #: A2Q average-bit targets: the issue's targets (node-level <= 2.5 bits, REDDIT-BINARY <= 4 bits)
 NODE_TARGET, GRAPH_TARGET = "2.5", "4.0"
 KEYS = ("test_acc_mean", "test_acc_std", "avg_bits", "compression_ratio", "degree_bits_spearman", "s_per_epoch",
+        "cpu_s_per_epoch",
         "threads", "epochs", "layer_avg_bits", "target_bits", "node_features", "folds_run", "seeds", "hidden",
         "layers")
 
@@ -136,22 +137,23 @@ def markdown(summary: dict) -> str:
              "bits the NNS assigned on the test graphs. s/epoch: training passes, wall clock on a 2-core machine "
              "shared with other jobs (threads as stated).", "",
              "| model | dataset | method | test acc (%) | n | epochs | avg bits | compression | "
-             "degree-bits Spearman | s/epoch (threads) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "degree-bits Spearman | s/epoch (threads) | CPU s/epoch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     order = {m: i for i, m in enumerate(METHODS)}
     runs = sorted(summary["runs"].values(), key=lambda r: (r["task"] != "node", r["model"], r["dataset"],
                                                             order.get(r["method"], 9)))
     for r in runs:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | not run: {r['error'][:80]} "
-                         f"| | | | | | |")
+                         f"| | | | | | | |")
             continue
         n = f"{r['n']} {'seeds' if r['task'] == 'node' else 'folds'}"
         rho = "-" if r.get("degree_bits_spearman") is None else f"{r['degree_bits_spearman']:+.3f}"
         comp = "-" if r.get("compression_ratio") is None else f"{r['compression_ratio']:.1f}x"
+        cpu = f"{r['cpu_s_per_epoch']:.2f}" if r.get("cpu_s_per_epoch") else "-"
         lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {100 * r['test_acc_mean']:.2f} ± "
                      f"{100 * r['test_acc_std']:.2f} | {n} | {r['epochs']} | {r['avg_bits']:.2f} | {comp} | {rho} | "
-                     f"{r['s_per_epoch']:.2f} ({r['threads']}) |")
+                     f"{r['s_per_epoch']:.2f} ({r['threads']}) | {cpu} |")
     gaps = []
     by = {(r["model"], r["dataset"], r["method"]): r for r in runs if "error" not in r}
     for (model, ds, method), r in by.items():
