@@ -155,7 +155,8 @@ def run_graph_train(args) -> dict:
               "batch_size": args.batch_size, "pool": args.pool, "readout": args.readout, **hp}
     t0 = time.perf_counter()
     rows, best = [], None
-    bar = progress_bar(args, len(splits) * args.epochs, f"{args.model} {args.dataset} {args.method}")
+    desc = f"{args.dataset} {args.method} {args.model}"
+    bar = progress_bar(args, len(splits) * args.epochs, desc)
     for k, split in enumerate(splits):
         done = out / "folds" / f"fold{k}.json"
         if getattr(args, "resume", False) and done.is_file():
@@ -166,7 +167,7 @@ def run_graph_train(args) -> dict:
                 continue
         model, row = train_fold(gs, split, args, hp, seed + k, progress=bar.update)
         row["fold"] = k
-        bar.write(f"{args.model} {args.dataset} {args.method} fold {k}: test {100 * row['test_acc']:.2f} %, "
+        bar.write(f"{desc}, fold {k}: test {100 * row['test_acc']:.2f} %, "
                   f"avg bits {row['avg_bits']:.2f}, epoch {row['best_epoch']}, {row['s_per_epoch']:.2f} s/epoch")
         meta = {"dataset": args.dataset, "model": args.model, "task": "graph", "method": args.method,
                 "bits": args.bits, "fold": k, "seed": seed + k, "hidden": hp["hidden"],

@@ -331,7 +331,8 @@ def run_train(args) -> dict:
         else (hp["target_bits"] if args.method == "a2q" else None)
     t0 = time.perf_counter()
     rows, best_row = [], None
-    bar = progress_bar(args, len(seeds) * args.epochs, f"{args.model} {args.dataset} {args.method}")
+    desc = f"{args.dataset} {args.method}" + ("" if args.model == "gcn" else f" {args.model}")
+    bar = progress_bar(args, len(seeds) * args.epochs, desc)
     for seed in seeds:
         ts = time.perf_counter()
         model, row = train_one(data, args.method, seed, bits=args.bits, weight_bits=wb,
@@ -345,7 +346,7 @@ def run_train(args) -> dict:
                                progress=bar.update, model_kind=args.model, layers=hp["layers"])
         row["wall_s"] = time.perf_counter() - ts
         row["s_per_epoch"] = row["wall_s"] / max(args.epochs, 1)
-        bar.write(f"{args.model} {args.dataset} {args.method} seed {seed}: test {100 * row['test_acc']:.2f} %, "
+        bar.write(f"{desc}, seed {seed}: test {100 * row['test_acc']:.2f} %, "
                   f"avg bits {row['avg_bits']:.2f}, epoch {row['best_epoch']}")
         meta = {"dataset": args.dataset, "model": args.model, "task": task, "method": args.method,
                 "bits": args.bits, "weight_bits": wb, "target_bits": target_bits, "target_kb": args.target_kb,
