@@ -18,6 +18,10 @@ class QuantizedModel(nn.Module):
     def feature_quantizers(self) -> list[tuple[nn.Module | None, int]]:
         raise NotImplementedError
 
+    def _aggregated_inputs(self) -> list:
+        """Quantizers whose rows feed a neighbourhood sum (their error is weighted by how far it spreads)."""
+        return []
+
     def _active(self):
         return [(q, w) for q, w in self.feature_quantizers() if q is not None]
 
@@ -46,13 +50,11 @@ class QuantizedModel(nn.Module):
     def _set_degree_dependent(self, in_degree: torch.Tensor, spread: torch.Tensor, node_rows: list) -> None:
         """Degree-Quant protection and the aggregation-aware error weight, for quantizers whose rows
         are the graph's nodes (``node_rows``); others (a graph-level head) get none."""
-        spread_inputs = {id(q) for q in getattr(self, "_aggregated_inputs", lambda: [])()}
+        spread_inputs = {id(q) for q in self._aggregated_inputs()}
+        node_ids = {id(r) for r in node_rows}
         for q, _ in self._active():
-            rows_are_nodes = id(q) in {id(r) for r in node_rows}
-            if isinstance(q, DegreeQuantQuantizer):
-                q.set_protection(in_degree if rows_are_nodes else torch.zeros(0))
-                if not rows_are_nodes:
-                    q.protect_prob = torch.zeros(0)
+            if isinstance(q, DegreeQuantQuantizer):  # no protection where the rows are graphs (empty p)
+                q.set_protection(in_degree if id(q) in node_ids else torch.zeros(0))
             elif isinstance(q, NNSQuantizer):
                 q.set_row_weight(spread if id(q) in spread_inputs else None)
             elif isinstance(q, NodeQuantizer) and id(q) in spread_inputs:
