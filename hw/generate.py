@@ -211,7 +211,8 @@ def generate(cfg: AcceleratorConfig, output: str | os.PathLike = DEFAULT_OUTPUT,
 _CONFIG_FIELDS = [f.name for f in fields(AcceleratorConfig)]
 
 
-def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """--fit / --config / one flag per config field (shared by generate, synth and project)."""
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--fit", metavar="PROGRAM", help="size the config to a program directory "
                      "(smallest config with --lanes/--pes that runs it)")
@@ -220,6 +221,10 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     for name in _CONFIG_FIELDS:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, dest=name,
                             help=f"(default {getattr(defaults, name)})")
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help=f"Verilog file (default {DEFAULT_OUTPUT})")
     parser.add_argument("--name", default=DEFAULT_NAME, help=f"top module name (default {DEFAULT_NAME})")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
