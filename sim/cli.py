@@ -12,6 +12,8 @@ def add_sim_arguments(p) -> None:
     p.add_argument("--config", default=None, help="accelerator config JSON (default: fit the program)")
     p.add_argument("--lanes", type=int, default=16, help="L when fitting the config")
     p.add_argument("--pes", type=int, default=16, help="P when fitting the config")
+    p.add_argument("--bus", default="none", choices=("none", "axi"),
+                   help="run through the bare core's load port (none) or the AXI wrapper (axi)")
     p.add_argument("--out", default=None, help="report JSON (default: PROGRAM/sim_<simulator>.json)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -27,7 +29,8 @@ def run_sim(args) -> dict:
     if not ok:
         raise ValueError(why)
     cfg = AcceleratorConfig.load(args.config) if args.config else None
-    out = args.out or Path(args.program) / f"sim_{args.sim}.json"
+    bus = getattr(args, "bus", "none")
+    out = args.out or Path(args.program) / f"sim_{args.sim}{'_axi' if bus == 'axi' else ''}.json"
     stages = ["generate Verilog", f"build ({args.sim})", "load, run, read back"]
     with tqdm(total=len(stages), desc="a2q sim", unit="stage") as bar:
         def progress(stage):
@@ -35,12 +38,13 @@ def run_sim(args) -> dict:
             if stage != stages[0]:
                 bar.update(1)
         rep = simulate(args.program, config=cfg, lanes=args.lanes, pes=args.pes, sim=args.sim, out=out,
-                       progress=progress)
+                       progress=progress, bus=bus)
         bar.update(1)
     rc, mc = rep["rtl_cycles"], rep["model_cycles"]
     verdict = "bit-exact" if rep["mismatches"] == 0 and not rep.get("unresolved_words") else \
         f"{rep['mismatches']} MISMATCHES (first {rep['first_mismatch']})"
-    print(f"a2q sim [{args.sim}]: {verdict}; cycles {rc['total']:,} (model {mc['total']:,}, "
+    where = f"{args.sim}{', AXI' if bus == 'axi' else ''}"
+    print(f"a2q sim [{where}]: {verdict}; cycles {rc['total']:,} (model {mc['total']:,}, "
           f"{'equal' if rep['cycles_match'] else 'DIFFERENT'}); run {rep['wall_s']['run']:.2f} s, "
           f"{rep['sim_cycles_per_s'] or 0:,.0f} cycles/s -> {out}")
     return rep
