@@ -26,6 +26,8 @@ def add_flow_arguments(p) -> None:
     p.add_argument("--out", default=None, help="run directory (default runs/<dataset>-<method>)")
     p.add_argument("--data-root", default=None, help="dataset root (default: $A2Q_DATA_ROOT)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (recorded with the timings)")
+    p.add_argument("--clock-mhz", type=float, default=100.0,
+                   help="clock for µs/inference where `a2q hw synth` has no Fmax for the config (labelled stated)")
     p.add_argument("--json", action="store_true")
 
 
@@ -102,6 +104,9 @@ def run_flow(args) -> dict:
         if base:
             bc = (res[base].get("rtl_cycles") or {}).get("total") or res[base]["model_cycles"]["cyc_total"]
             r["speedup_vs_baseline"] = bc / cyc
+        from hw.latency import latency
+
+        r["latency"] = latency(cyc, cfg, clock_mhz=args.clock_mhz)
     summary = {"dataset": args.dataset, "method": args.method, "config": cfg.to_json(), "verilog": gen["verilog"],
                "simulator": args.sim, "results": res, "wall_s": time.perf_counter() - t0, "threads": args.threads}
     write_json(out / "flow.json", summary)
@@ -115,10 +120,21 @@ def flow_table(summary: dict, base: str | None) -> str:
     lines = [f"{summary['dataset']} on L={summary['config']['lanes']} P={summary['config']['pes']} "
              f"({summary['simulator']})", "",
              "| model | test acc (%) | int-only acc (%) | avg bits | bit-exact | cycles | speedup vs " +
-             (base.upper() if base else "-") + " |", "|---|---|---|---|---|---|---|"]
+             (base.upper() if base else "-") + " | µs/inference | fits |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in summary["results"].items():
         exact = {True: "yes", False: "NO"}.get(r.get("bit_exact"), "not simulated")
         lines.append(f"| {name} | {100 * r['test_acc_mean']:.2f} ± {100 * r['test_acc_std']:.2f} | "
                      f"{100 * r['int_test_acc']:.2f} | {r['avg_bits']:.2f} | {exact} | {r['cycles']:,} | "
-                     f"{r.get('speedup_vs_baseline', float('nan')):.2f}x |")
+                     f"{r.get('speedup_vs_baseline', float('nan')):.2f}x | {_lat(r)} |")
     return "\n".join(lines) + "\n"
+
+
+def _lat(r: dict) -> str:
+    """µs/inference and the fits flag (older flow.json files have no latency)."""
+    lat = r.get("latency")
+    if not lat:
+        return "- | -"
+    from hw.latency import label
+
+    fit = lat["fit"]
+    return f"{label(lat)} | {fit['part']}: {'yes' if fit['fits'] else 'no'}"

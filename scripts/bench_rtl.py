@@ -20,6 +20,7 @@ from a2q.jsonio import write_json, write_text  # noqa: E402
 from a2q.program import save  # noqa: E402
 from a2q.trainer import parse_train_args, run_train  # noqa: E402
 from hw.config import AcceleratorConfig  # noqa: E402
+from hw.latency import label, latency  # noqa: E402
 from sim.simulate import simulate  # noqa: E402
 
 VARIANTS = {"A2Q": ["--method", "a2q", "--target-bits", "2.0"],
@@ -46,6 +47,8 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", default="results/runs", help="where bench_accuracy left its checkpoints")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--out", default="results")
+    ap.add_argument("--clock-mhz", type=float, default=100.0,
+                    help="clock for µs/inference where `a2q hw synth` has no Fmax for the config (labelled stated)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     programs = {}
@@ -68,6 +71,7 @@ def main(argv=None) -> int:
     for r in rows.values():
         for base in ("INT4", "INT8"):
             r[f"speedup_vs_{base}"] = rows[base]["rtl_cycles"]["total"] / r["rtl_cycles"]["total"]
+        r["latency"] = latency(r["rtl_cycles"]["total"], cfg, clock_mhz=args.clock_mhz)
     result = {"dataset": args.dataset, "simulator": args.sim, "config": cfg.to_json(), "programs": rows}
     write_json(out / "bench_rtl.json", result)
     md = markdown(result)
@@ -81,14 +85,16 @@ def markdown(result) -> str:
     lines = [f"{result['dataset']} GCN programs on one config (L={cfg['lanes']}, P={cfg['pes']}), "
              f"{result['simulator']}; RTL cycles (model cycles are identical where marked).", "",
              "| program | avg bits | combine | aggregate | requant | stall | total | = model | bit-exact | "
-             "vs INT4 | vs INT8 | load+run+read (s) | sim cycles/s |", "|---|" + "---|" * 12]
+             "vs INT4 | vs INT8 | load+run+read (s) | sim cycles/s | µs/inference | fits |", "|---|" + "---|" * 14]
     for name, r in result["programs"].items():
         c = r["rtl_cycles"]
         lines.append(f"| {name} | {r['avg_bits']:.2f} | " + " | ".join(f"{c[k]:,}" for k in PHASES) +
                      f" | {'yes' if r['cycles_match'] else 'NO'} | "
                      f"{'yes' if r['mismatches'] == 0 and r['unresolved_words'] == 0 else 'NO'} | "
                      f"{r['speedup_vs_INT4']:.2f}x | {r['speedup_vs_INT8']:.2f}x | "
-                     f"{r['sim_wall_s']['total']:.1f} | {r['sim_cycles_per_s']:,.0f} |")
+                     f"{r['sim_wall_s']['total']:.1f} | {r['sim_cycles_per_s']:,.0f} | " +
+                     (f"{label(r['latency'])} | {r['latency']['fit']['part']}: "
+                      f"{'yes' if r['latency']['fit']['fits'] else 'no'} |" if "latency" in r else "- | - |"))
     return "\n".join(lines) + "\n"
 
 

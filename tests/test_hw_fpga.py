@@ -109,3 +109,27 @@ def test_edalize_projects_by_content(tmp_path, tool):
         tcl = (tmp_path / "edalize_yosys_template.tcl").read_text()
         assert f"write_json {top}.netlist.json" in tcl
         assert "synth_ecp5  -top $top" in (tmp_path / "edalize_yosys_procs.tcl").read_text()
+
+
+def test_latency_measured_fmax_else_stated_clock(tmp_path):
+    from hw.latency import fits, label, latency
+
+    cfg = AcceleratorConfig()
+    lat = latency(43_400, cfg, clock_mhz=100.0, dirs=[tmp_path])
+    assert lat["us"] == 434.0 and not lat["measured"] and "stated" in lat["clock_source"]
+    assert lat["fit"]["source"].startswith("estimate") and lat["fit"]["fits"]
+    with pytest.raises(ValueError, match="--clock-mhz"):
+        latency(1, cfg, dirs=[tmp_path])
+    # a synth report for this very config supplies the clock and the fits flag
+    rep = {"config": cfg.to_json(), "target": "ecp5-85k", "part": "LFE5U-85F", "fits": True, "misfits": [],
+           "fmax_mhz": 43.4}
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "report.json").write_text(json.dumps(rep))
+    lat = latency(43_400, cfg, clock_mhz=100.0, dirs=[tmp_path])
+    assert lat["measured"] and lat["clock_mhz"] == 43.4 and abs(lat["us"] - 1000.0) < 1e-9
+    assert lat["fit"]["source"] == "a2q hw synth report" and "measured" in label(lat)
+    # a different config does not borrow it; a Cora-sized feature memory does not fit the ECP5
+    other = cfg.replace(feat_words=985_712)
+    assert not latency(1, other, clock_mhz=50, dirs=[tmp_path])["measured"]
+    f = fits(other)
+    assert not f["fits"] and "Mbit" in f["why"]
