@@ -106,8 +106,8 @@ def tool(name: str) -> str:
     """Path of a yowasp executable: on PATH, else beside this Python (the project's venv)."""
     exe = shutil.which(name) or str(Path(sys.executable).parent / name)
     if not Path(exe).exists():
-        pkg = name
-        raise FileNotFoundError(f"{name} not found: pip install {pkg} (it comes with `pip install a2q[fpga]`)")
+        raise FileNotFoundError(f"{name} not found: pip install {name} (yosys and nextpnr-ecp5 come with a2q, "
+                                f"nextpnr-ice40 with `pip install a2q[fpga]`)")
     return exe
 
 
