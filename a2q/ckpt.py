@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from .jsonio import file_mode
+
 FORMAT = "a2q-checkpoint-1"
 
 
@@ -17,6 +19,7 @@ def save_checkpoint(path: str | os.PathLike, model, meta: dict) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, file_mode())  # mkstemp makes it 0600; a checkpoint is an ordinary file
         torch.save({"format": FORMAT, "config": model.config, "state_dict": model.state_dict(), "meta": meta}, tmp)
         os.replace(tmp, path)
     except BaseException:

@@ -1,7 +1,8 @@
 """The ``a2q`` command line: one verb per step of the flow, each printing a line and writing JSON.
 
-Verbs import their heavy modules lazily so ``a2q --help`` stays fast and a verb that needs only
-numpy (e.g. ``hw generate``) does not pay for torch.
+Verbs import their heavy modules lazily: the parser lists every verb with the help text of ``VERBS``
+/ ``HW_VERBS`` but imports only the chosen verb's module, so ``a2q --help`` stays fast and a verb that
+needs only numpy (e.g. ``hw generate``) does not pay for torch.
 """
 from __future__ import annotations
 
@@ -34,9 +35,13 @@ class CLIError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
-def _add(sub, name, spec):
+def _add(sub, name, spec, load: bool):
+    """A subcommand with its help text; its module is imported (and its arguments added) only if ``load``."""
     module, add_fn, run_fn, help_text = spec
     p = sub.add_parser(name, help=help_text, description=help_text)
+    if not load:
+        p.set_defaults(_run=None, _missing=f"{name}: not loaded")
+        return p
     try:
         mod = importlib.import_module(module)
     except ImportError as e:  # a verb whose module is not built yet must not break the others
@@ -47,7 +52,23 @@ def _add(sub, name, spec):
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen(argv: list[str]) -> list[str]:
+    """The verb words of ``argv`` (``["train"]``, ``["hw", "generate"]``): its leading non-option words
+    (the top level and ``hw`` take no option but --help)."""
+    words = []
+    for a in argv:
+        if a.startswith("-"):
+            continue
+        words.append(a)
+        if len(words) == 2 or words[0] != "hw":
+            break
+    return words
+
+
+def build_parser(argv: list[str] | None = None, load_all: bool = False) -> argparse.ArgumentParser:
+    """The parser for ``argv`` (default ``sys.argv[1:]``): every verb listed, only the chosen one loaded
+    (``load_all``: every verb loaded, for documentation and tests)."""
+    words = _chosen(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="a2q", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for name, spec in VERBS.items():
@@ -55,14 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
             hw = sub.add_parser("hw", help=spec[3], description=spec[3])
             hw_sub = hw.add_subparsers(dest="hw_verb", required=True, metavar="HW_VERB")
             for hname, hspec in HW_VERBS.items():
-                _add(hw_sub, hname, hspec)
+                _add(hw_sub, hname, hspec, load_all or words == ["hw", hname])
         else:
-            _add(sub, name, spec)
+            _add(sub, name, spec, load_all or words[:1] == [name])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     run = getattr(args, "_run", None)
     if run is None:
         print(f"a2q: {getattr(args, '_missing', 'verb not available')}", file=sys.stderr)
@@ -72,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     except CLIError as e:
         print(f"a2q {args.verb}: error: {e}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError) as e:  # ProgramError, ConfigError, DatasetError are ValueErrors
+    except (ValueError, OSError) as e:  # ProgramError, ConfigError, DatasetError are ValueErrors
         print(f"a2q {args.verb}: error: {e}", file=sys.stderr)
         return 2
     if getattr(args, "json", False) and result is not None:

@@ -43,12 +43,12 @@ def _train(args, name: str, method_argv: list[str], out: Path) -> dict:
 
 def run_flow(args) -> dict:
     import torch
-    from tqdm import tqdm
 
     from . import integer
     from .cycle_model import cycles as model_cycles
     from .export import export_checkpoint
     from .program import save
+    from .progress import Progress
 
     torch.set_num_threads(args.threads)
     out = Path(args.out or f"runs/{args.dataset}-{args.method}")
@@ -62,15 +62,15 @@ def run_flow(args) -> dict:
         variants[f"int{args.baseline_bits}"] = ["--method", "uniform", "--bits", str(args.baseline_bits)]
     stages = [f"train {v}" for v in variants] + ["export", "generate Verilog"] + \
              ([f"simulate {v}" for v in variants] if args.sim != "none" else [])
-    bar = tqdm(total=len(stages), desc="a2q flow", unit="stage")
+    bar = Progress(len(stages), "a2q flow", unit="stage")  # a bar on a terminal, a line per stage in a log
     t0 = time.perf_counter()
     res = {name: {} for name in variants}
     for name, margv in variants.items():
-        bar.set_postfix_str(f"train {name}")
+        bar.set_postfix(stage=f"train {name}")
         m = _train(args, name, margv, out)
         res[name].update(test_acc_mean=m["test_acc_mean"], test_acc_std=m["test_acc_std"])
-        bar.update(1)
-    bar.set_postfix_str("export")
+        bar.update(1, note=f"acc {m['test_acc_mean']:.4f}")
+    bar.set_postfix(stage="export")
     programs = {}
     for name in variants:
         programs[name] = export_checkpoint(out / name / "train" / "model.pt", args.data_root)
@@ -78,7 +78,7 @@ def run_flow(args) -> dict:
         res[name].update(avg_bits=programs[name].avg_bits(), int_test_acc=integer.accuracy(programs[name]),
                          fakequant_test_acc_exported=programs[name].meta.get("fakequant_test_acc"))
     bar.update(1)
-    bar.set_postfix_str("generate Verilog")
+    bar.set_postfix(stage="generate Verilog")
     from hw.config import AcceleratorConfig
     from hw.generate import generate
 
@@ -90,7 +90,7 @@ def run_flow(args) -> dict:
         if args.sim != "none":
             from sim.simulate import simulate
 
-            bar.set_postfix_str(f"simulate {name}")
+            bar.set_postfix(stage=f"simulate {name}")
             rep = simulate(out / name / "program", config=cfg, sim=args.sim, out=out / name / f"sim_{args.sim}.json")
             res[name].update(bit_exact=rep["mismatches"] == 0 and rep["unresolved_words"] == 0,
                              rtl_cycles=rep["rtl_cycles"], cycles_match=rep["cycles_match"],

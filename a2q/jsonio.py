@@ -1,4 +1,9 @@
-"""Atomic JSON and text writing: a temp file beside the target, then rename, so readers never see half a file."""
+"""Atomic JSON and text writing: a temp file beside the target, then rename, so readers never see half a file.
+
+``tempfile.mkstemp`` creates its file with mode 0600; the result is given the mode an ordinary
+``open(path, "w")`` would give a new file (0666 less the umask, e.g. 0644 under umask 022), so
+another user (a synthesis container, a web server) can read what we write.
+"""
 from __future__ import annotations
 
 import json
@@ -15,11 +20,31 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+            os.fchmod(f.fileno(), file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (/proc), else by a set-and-restore."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def file_mode(directory: bool = False) -> int:
+    """Mode of a new ordinary file (0666) or directory (0777) under the current umask."""
+    return (0o777 if directory else 0o666) & ~current_umask()
 
 
 def write_json(path: str | os.PathLike, obj, indent: int = 2) -> Path:

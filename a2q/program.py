@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import fixedpoint as fp
-from .jsonio import write_json
+from .jsonio import file_mode, write_json
 
 FORMAT_VERSION = 1
 MODEL_KINDS = ("gcn",)
@@ -36,6 +36,10 @@ LAYER_ARRAYS = {
     "dst_shift": (np.uint8, ("N",)),
 }
 GRAPH_ARRAYS = {"row_ptr": np.int64, "col_idx": np.int64}
+#: A layer entry of the manifest: field -> type (in LayerSpec's order); JSON types are checked strictly.
+LAYER_FIELDS = {"in_features": int, "out_features": int, "in_signed": bool, "weight_bits": int, "relu": bool}
+#: Provenance fields of ``meta`` that the tools print as numbers.
+META_NUMBERS = ("fakequant_test_acc",)
 OPTIONAL_ARRAYS = {"expected_out": np.int32, "labels": np.int64, "test_mask": np.bool_}
 
 
@@ -128,6 +132,7 @@ def save(program: Program, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
+        os.chmod(tmp, file_mode(directory=True))  # mkdtemp makes it 0700
         np.savez(tmp / "arrays.npz", **program.arrays)
         write_json(tmp / "manifest.json", program.manifest())
         if path.exists():
@@ -156,29 +161,33 @@ def load(path: str | os.PathLike) -> Program:
         raise ProgramError("arrays.npz", f"missing in {path}")
     try:
         manifest = json.loads(mpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ProgramError("manifest.json", f"not valid JSON ({e})") from None
     if not isinstance(manifest, dict):
         raise ProgramError("manifest.json", "top level must be an object")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if not _is_int(version) or version != FORMAT_VERSION:
         raise ProgramError("format_version", f"expected {FORMAT_VERSION}, got {version!r}")
     if manifest.get("model") not in MODEL_KINDS:
         raise ProgramError("model", f"unknown model kind {manifest.get('model')!r}; known: {MODEL_KINDS}")
     for key, want in (("y_bits", fp.Y_BITS), ("p_bits", fp.P_BITS), ("out_bits", fp.OUT_BITS),
                       ("mult_bits", fp.MULT_BITS), ("max_shift", fp.MAX_SHIFT)):
-        if manifest.get(key) != want:
+        if not _is_int(manifest.get(key)) or manifest.get(key) != want:
             raise ProgramError(key, f"this version of the arithmetic needs {want}, got {manifest.get(key)!r}")
     layers_json = manifest.get("layers")
     if not isinstance(layers_json, list) or not layers_json:
         raise ProgramError("layers", "must be a non-empty list")
     layers = []
     for i, lj in enumerate(layers_json):
-        try:
-            spec = LayerSpec(int(lj["in_features"]), int(lj["out_features"]), bool(lj["in_signed"]),
-                             int(lj["weight_bits"]), bool(lj["relu"]))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ProgramError(f"layers[{i}]", f"malformed layer entry ({e!r})") from None
+        if not isinstance(lj, dict):
+            raise ProgramError(f"layers[{i}]", f"must be an object, got {type(lj).__name__}")
+        for key, kind in LAYER_FIELDS.items():
+            if key not in lj:
+                raise ProgramError(f"layers[{i}].{key}", "missing")
+            if not (_is_int(lj[key]) if kind is int else isinstance(lj[key], bool)):
+                raise ProgramError(f"layers[{i}].{key}", f"must be {'an integer' if kind is int else 'true or false'}, "
+                                   f"got {lj[key]!r}")
+        spec = LayerSpec(*(lj[key] for key in LAYER_FIELDS))
         if lj.get("kind", "gcn") != "gcn":
             raise ProgramError(f"layers[{i}].kind", f"unknown layer kind {lj.get('kind')!r}")
         layers.append(spec)
@@ -187,9 +196,19 @@ def load(path: str | os.PathLike) -> Program:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:  # zipfile / format errors come in many types
         raise ProgramError("arrays.npz", f"cannot be read ({e})") from None
-    program = Program(layers=layers, arrays=arrays, meta=manifest.get("meta", {}))
+    meta = manifest.get("meta", {})
+    if not isinstance(meta, dict):
+        raise ProgramError("meta", f"must be an object, got {type(meta).__name__}")
+    for key in META_NUMBERS:
+        if meta.get(key) is not None and (isinstance(meta[key], bool) or not isinstance(meta[key], (int, float))):
+            raise ProgramError(f"meta.{key}", f"must be a number or null, got {meta[key]!r}")
+    program = Program(layers=layers, arrays=arrays, meta=meta)
     validate(program, manifest=manifest)
     return program
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _check_array(arrays, name, dtype, shape):

@@ -3,12 +3,20 @@
 A *point* is (dataset, method, bits target): it is trained over the seeds once, its best-validation
 seed is exported, and the cycle model prices the program on every accelerator config (L, P), one CSV
 row per config. Points already in the CSV are skipped (resume); a crashing point is recorded with its
-error and the others go on; ``--jobs N`` runs points in N processes, one torch thread each.
+error and the others go on.
+
+Executors: ``local`` (default) runs points in this process (``--jobs 1``) or in ``--jobs N`` worker
+processes, one torch thread each; ``ray`` runs each point as a Ray task with one CPU, on a local Ray
+or an existing cluster (``--address``). Either way finished points stream into the same CSV (and the
+rows into sweep.json), rewritten atomically after every point, so a sweep killed at any moment, even
+by SIGKILL, resumes without losing, duplicating or half-keeping a row.
 """
 from __future__ import annotations
 
 import csv
+import io
 import os
+import signal
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -126,12 +134,24 @@ def run_point(point: Point, configs, seeds: str, epochs: int, work: Path, data_r
         if rtl:
             from sim.simulate import simulate
 
-            rep = simulate(out_dir / "program", lanes=lanes, pes=pes, out=out_dir / f"rtl_{lanes}x{pes}.json")
+            rep = simulate(out_dir / "program", config=shared_config(program, lanes, pes),
+                           out=out_dir / f"rtl_{lanes}x{pes}.json")
             row.update(rtl_cycles_total=rep["rtl_cycles"]["total"], rtl_bit_exact=rep["mismatches"] == 0)
         rows.append(row)
     for r in rows:
         r["wall_s"] = time.perf_counter() - t0
     return rows
+
+
+def shared_config(program, lanes: int, pes: int):
+    """One accelerator config per (dataset, L, P): the program's fit with the widest weights and
+    features (8 bits) and a feature memory for 8-bit nodes, so every point of a dataset runs on the
+    same Verilog and the simulator build is shared by all of them."""
+    from hw.config import AcceleratorConfig, ceil_div
+
+    feat = program.num_nodes * 8 * sum(ceil_div(s.in_features, lanes) for s in program.layers)
+    return AcceleratorConfig.fit(program, lanes=lanes, pes=pes, weight_bits=8, max_feature_bits=8,
+                                 feat_words=feat)
 
 
 def feature_kb(program) -> float:
@@ -142,21 +162,28 @@ def feature_kb(program) -> float:
 
 
 def read_rows(csv_path: Path) -> list[dict]:
+    """Rows of a sweep CSV; a row that is not whole (wrong field count, unknown status) is dropped, so
+    its point runs again."""
     if not csv_path.exists():
         return []
     with csv_path.open(newline="") as f:
-        return list(csv.DictReader(f))
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header != COLUMNS:
+            raise ValueError(f"{csv_path}: not a sweep CSV of this version (columns differ); move it away")
+        return [dict(zip(COLUMNS, r, strict=True)) for r in reader
+                if len(r) == len(COLUMNS) and r[COLUMNS.index("status")] in ("ok", "error")]
 
 
 def write_rows(csv_path: Path, rows: list[dict]) -> None:
-    """Rewrite the CSV atomically (temp file, then rename)."""
-    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in COLUMNS})
-    os.replace(tmp, csv_path)
+    """Rewrite the CSV atomically (temp file, then rename): a reader or a killed writer never leaves
+    half a row."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k, "") for k in COLUMNS})
+    write_text(csv_path, buf.getvalue())
 
 
 def _crash_row(point: Point, err: str) -> dict:
@@ -164,28 +191,97 @@ def _crash_row(point: Point, err: str) -> dict:
             "error": err}
 
 
+class SweepError(ValueError):
+    """A sweep that cannot start (e.g. the Ray executor without Ray installed)."""
+
+
+EXECUTORS = ("local", "ray")
+
+
 def run_grid(points, configs, out: Path, seeds="0-2", epochs=200, data_root=None, jobs=1, rtl_keys=(),
-             progress=True) -> list[dict]:
+             progress=True, executor="local", address=None) -> list[dict]:
+    """Run the points not yet in ``out/sweep.csv``; the CSV (and sweep.json's rows) are rewritten after
+    every finished point. Returns all rows (resumed and new)."""
+    if executor not in EXECUTORS:
+        raise SweepError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "sweep.csv"
     rows = read_rows(csv_path)
     done = {(r["dataset"], r["method"], r["target"]) for r in rows if r.get("status") == "ok"}
     rows = [r for r in rows if (r["dataset"], r["method"], r["target"]) in done]  # retry crashed points
     todo = [p for p in points if p.key not in done]
-    from tqdm import tqdm
+    data_root = data_root or os.environ.get("A2Q_DATA_ROOT")
+    threads = 1 if jobs > 1 or executor == "ray" else max(1, int(os.environ.get("A2Q_THREADS", "1")))
+    tasks = [(p, configs, seeds, epochs, out / "points", data_root, threads, p.key in rtl_keys) for p in todo]
+    run = _run_ray if executor == "ray" else _run_local
+    bar = None
+    if progress:
+        from .progress import Progress
 
-    bar = tqdm(total=len(points), initial=len(points) - len(todo), desc="sweep", unit="point",
-               disable=not progress)
-    threads = 1 if jobs > 1 else max(1, int(os.environ.get("A2Q_THREADS", "1")))
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(_safe_run_point, p, configs, seeds, epochs, out / "points", data_root, threads,
-                               p.key in rtl_keys): p for p in todo}
-        for fut in as_completed(futures):
-            rows += fut.result()
-            write_rows(csv_path, rows)  # after every point, so a killed sweep resumes from here
-            bar.update(1)
-    bar.close()
+        bar = Progress(len(points), "sweep", unit="point", initial=len(points) - len(todo))
+    for point_rows in run(tasks, jobs=jobs, address=address):
+        rows += point_rows
+        write_rows(csv_path, rows)  # after every point, so a killed sweep resumes from here
+        write_json(out / "sweep.json", {"rows": rows, "summary": None, "complete": False})
+        if bar:
+            p = point_rows[0]
+            bar.update(1, note=f"{p['dataset']} {p['method']}@{p['target']} {p['status']}")
+    if bar:
+        bar.close()
     return rows
+
+
+def _run_local(tasks, jobs=1, address=None):
+    """Yield each point's rows as it finishes: in this process, or in ``jobs`` worker processes."""
+    if jobs <= 1:
+        for t in tasks:
+            yield _safe_run_point(*t)
+        return
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_die_with_parent) as pool:
+        futures = [pool.submit(_safe_run_point, *t) for t in tasks]
+        for fut in as_completed(futures):
+            yield fut.result()
+
+
+def _die_with_parent() -> None:
+    """Worker initializer: on Linux, a worker whose sweep is killed (SIGKILL too) dies with it instead of
+    finishing its point beside the resumed sweep."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before prctl
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
+
+
+def _run_ray(tasks, jobs=1, address=None):
+    """Yield each point's rows as its Ray task finishes. One CPU per point; the Verilator build of a
+    config is shared by every point simulated on it (sim.runner builds once per design and node, under
+    a lock). Connects to ``address`` (an existing cluster, e.g. ``ray://head:10001`` or ``auto``), or
+    starts a local Ray, unless Ray is already initialised (then that one is used)."""
+    try:
+        import ray
+    except ImportError:
+        raise SweepError("--executor ray needs Ray, which is not installed: pip install -e '.[cluster]' "
+                         "(or pip install 'ray>=2.9')") from None
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {k: os.environ[k] for k in ("A2Q_DATA_ROOT", "A2Q_SIM_BUILD")
+                                           if k in os.environ}})
+        started = True
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(_safe_run_point)
+        pending = [remote.remote(*t) for t in tasks]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(ready[0])
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _safe_run_point(point, *args) -> list[dict]:
@@ -320,7 +416,12 @@ def add_sweep_arguments(p) -> None:
     p.add_argument("--seeds", default="0-2", help="seeds per point, e.g. 0-9")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--rtl", default="", help="points to also simulate on Verilator: dataset:method:target,...")
-    p.add_argument("--jobs", type=int, default=1, help="points run in parallel (one torch thread each)")
+    p.add_argument("--jobs", type=int, default=1, help="local executor: points run in parallel processes "
+                   "(one torch thread each)")
+    p.add_argument("--executor", default="local", choices=EXECUTORS,
+                   help="local processes (default) or Ray tasks, one CPU per point (pip install -e '.[cluster]')")
+    p.add_argument("--address", default=None, help="Ray cluster to join (e.g. auto, ray://HEAD:10001); "
+                   "default: start a local Ray")
     p.add_argument("--threads", type=int, default=1, help="torch threads when --jobs 1")
     p.add_argument("--data-root", default=None, help="dataset root (default: $A2Q_DATA_ROOT)")
     p.add_argument("--out", default="results/sweep", help="output directory (sweep.csv, .json, .md, .png)")
@@ -334,7 +435,8 @@ def run_sweep(args) -> dict:
     out = Path(args.out)
     t0 = time.perf_counter()
     rows = run_grid(points, parse_configs(args.configs), out, seeds=args.seeds, epochs=args.epochs,
-                    data_root=args.data_root, jobs=args.jobs, rtl_keys=rtl_keys)
+                    data_root=args.data_root, jobs=args.jobs, rtl_keys=rtl_keys, executor=args.executor,
+                    address=args.address)
     summary = summarise(rows, out)
     failed = [r for r in rows if r.get("status") != "ok"]
     print(f"sweep: {len(points)} points, {len(failed)} failed, {time.perf_counter() - t0:.1f}s -> "

@@ -211,9 +211,8 @@ def parse_train_args(argv: list[str]):
 
 
 def run_train(args) -> dict:
-    from tqdm import tqdm
-
     from .data import load_dataset
+    from .progress import Progress
 
     torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset, args.data_root)
@@ -224,8 +223,9 @@ def run_train(args) -> dict:
     wb = max(args.weight_bits, args.bits) if uniform and args.bits > 4 else args.weight_bits
     t0 = time.perf_counter()
     rows, best_row = [], None
-    bar = tqdm(total=len(seeds) * args.epochs, desc=f"{args.dataset} {args.method}", unit="ep",
-               disable=args.no_progress, leave=False)
+    # a bar on a terminal, one line per seed in a log
+    bar = None if args.no_progress else Progress(len(seeds) * args.epochs, f"{args.dataset} {args.method}",
+                                                 unit="ep", line_every=args.epochs)
     for seed in seeds:
         ts = time.perf_counter()
         model, row = train_one(data, args.method, seed, bits=args.bits, weight_bits=wb,
@@ -235,7 +235,7 @@ def run_train(args) -> dict:
                                init_bits=args.init_bits, local_weight=args.local_weight,
                                bits_lr=args.bits_lr, node_step_lr=args.node_step_lr, margin=args.margin,
                                local_norm=args.local_norm, aggregation_weight=not args.no_aggregation_weight,
-                               progress=bar.update)
+                               progress=bar.update if bar else None)
         row["wall_s"] = time.perf_counter() - ts
         meta = {"dataset": args.dataset, "method": args.method, "bits": args.bits, "weight_bits": wb,
                 "target_bits": args.target_bits, "target_kb": args.target_kb, "seed": seed,
@@ -244,7 +244,8 @@ def run_train(args) -> dict:
         if best_row is None or row["val_acc"] > best_row[0]["val_acc"]:
             best_row = (row, model, meta)
         rows.append(row)
-    bar.close()
+    if bar:
+        bar.close()
     row, model, meta = best_row
     save_checkpoint(out / "model.pt", model, meta)
     accs = np.array([r["test_acc"] for r in rows])

@@ -6,6 +6,7 @@ by a hash of the Verilog, the toplevel, the simulator and its version: the same 
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import os
@@ -76,12 +77,24 @@ def build_dir_for(verilog: Path, toplevel: str, sim: str, build_root: Path = DEF
 def build(verilog: Path, toplevel: str, sim: str = "verilator", build_root: Path = DEFAULT_BUILD_ROOT,
           jobs: int | None = None) -> Path:
     """Compile ``verilog`` once per content hash; return the build directory."""
-    from cocotb_tools.runner import get_runner
-
     build_dir = build_dir_for(verilog, toplevel, sim, build_root)
     stamp = build_dir / ".built"
     if stamp.exists():
         return build_dir
+    # parallel sweep points (processes, Ray tasks on one node) may need the same design at once: one
+    # builds, the others wait for it and reuse the build
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(build_dir.with_name(build_dir.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists():
+            return build_dir
+        _build(verilog, toplevel, sim, build_dir, jobs)
+    return build_dir
+
+
+def _build(verilog: Path, toplevel: str, sim: str, build_dir: Path, jobs: int | None) -> None:
+    from cocotb_tools.runner import get_runner
+
     runner = get_runner(sim)
     build_args = []
     if sim == "verilator":
@@ -102,8 +115,7 @@ def build(verilog: Path, toplevel: str, sim: str = "verilator", build_root: Path
     runner.build(sources=[Path(verilog).resolve()], hdl_toplevel=toplevel, build_dir=build_dir,
                  build_args=build_args, always=True, timescale=("1ns", "1ps"),
                  log_file=build_dir / "build.log")
-    stamp.write_text("ok\n")
-    return build_dir
+    (build_dir / ".built").write_text("ok\n")
 
 
 def run(build_dir: Path, toplevel: str, test_module: str, sim: str = "verilator",

@@ -25,6 +25,8 @@ TOPLEVEL = "a2q_accel"
 TEST_MODULE = "sim.tb_accelerator"
 #: bus -> (toplevel, cocotb test module): the bare core's load port, or the AXI wrapper (hw/axi.py)
 BUSES = {"none": (TOPLEVEL, TEST_MODULE), "axi": ("a2q_axi", "sim.tb_axi")}
+#: How the testbench moves memory images in and results out (sim/tb_accelerator.py).
+IO_METHODS = ("backdoor", "port")
 
 
 def _generator_fingerprint() -> bytes:
@@ -62,14 +64,19 @@ def verilog_for(cfg: AcceleratorConfig, build_root: Path = runner.DEFAULT_BUILD_
 
 def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 16, pes: int = 16,
              sim: str = "verilator", out: str | os.PathLike | None = None,
-             build_root: Path = runner.DEFAULT_BUILD_ROOT, progress=None, bus: str = "none") -> dict:
+             build_root: Path = runner.DEFAULT_BUILD_ROOT, progress=None, io: str = "backdoor",
+             bus: str = "none") -> dict:
     """Run ``program_dir`` on the RTL; returns the report (also written to ``out`` if given).
 
-    ``bus="axi"``: run it through the AXI wrapper (``hw/axi.py``, testbench ``sim/tb_axi.py``).
-
+    ``io``: ``backdoor`` loads and reads the memories through the simulator's handles (fast),
+    ``port`` through the load port, one clock per word (see sim/backdoor.py).
+    ``bus="axi"``: run it through the AXI wrapper instead (``hw/axi.py``, testbench ``sim/tb_axi.py``:
+    every word over AXI4, ``io`` does not apply).
     ``progress``: optional callable(stage: str) told when each stage starts.
     """
     say = progress or (lambda stage: None)
+    if io not in IO_METHODS:
+        raise ValueError(f"io must be one of {IO_METHODS}, got {io!r}")
     program = prog.load(program_dir)
     cfg = config or AcceleratorConfig.fit(program, lanes=lanes, pes=pes)
     cfg.check(program)
@@ -89,7 +96,7 @@ def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 
         cfg_path = cfg.save(Path(tmp) / "config.json")
         rep_path = Path(tmp) / "report.json"
         env = {"A2Q_PROGRAM": str(Path(program_dir).resolve()), "A2Q_CONFIG": str(cfg_path),
-               "A2Q_REPORT": str(rep_path), "A2Q_SIMULATOR": sim}
+               "A2Q_REPORT": str(rep_path), "A2Q_SIMULATOR": sim, "A2Q_IO": io}
         runner.run(build_dir, toplevel, test_module, sim, extra_env=env, test_dir=Path(tmp),
                    log_file=Path(tmp) / "sim.log")
         if not rep_path.exists():

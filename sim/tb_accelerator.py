@@ -2,8 +2,10 @@
 
 Driven by ``sim.simulate`` through environment variables (cocotb runs this module inside the
 simulator): ``A2Q_PROGRAM`` (program dir), ``A2Q_CONFIG`` (config JSON), ``A2Q_REPORT`` (report JSON
-to write). The only Python work per clock is loading words and reading results back; while the
-accelerator runs, the testbench just waits for ``done``.
+to write) and ``A2Q_IO``: ``backdoor`` (default) writes the memory images straight into the design's
+memory arrays and reads the results back the same way (``sim.backdoor``, no clock per word);
+``port`` drives every word through the load port and reads through ``mem_rdata``, one clock per word
+(the test of the port itself). While the accelerator runs, the testbench just waits for ``done``.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from a2q.jsonio import write_json as write_report
 from hw import memory_map as mm
 from hw.config import AcceleratorConfig
 from hw.counters import COUNTERS
+from sim import backdoor
 from sim.compare import compare_run
 
 CLOCK_NS = 10
@@ -66,6 +69,9 @@ async def run_program(dut):
     cfg = AcceleratorConfig.load(os.environ["A2Q_CONFIG"])
     model = model_cycles(program, cfg.lanes, cfg.pes)
     imgs = mm.images(program, cfg)
+    io = os.environ.get("A2Q_IO", "backdoor")
+    if io not in ("backdoor", "port"):
+        raise ValueError(f"A2Q_IO must be backdoor or port, got {io!r}")
 
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     dut.rst.value = 1
@@ -76,7 +82,12 @@ async def run_program(dut):
     await RisingEdge(dut.clk)
 
     t0 = time.perf_counter()
-    load_words = await _write_words(dut, imgs)
+    if io == "port":
+        load_words = await _write_words(dut, imgs)
+    else:
+        mems = backdoor.memories(dut, mm.memory_shapes(cfg))
+        load_words = sum(mems[name].write(words) for name, words in imgs.items())
+        await RisingEdge(dut.clk)
     t_load = time.perf_counter() - t0
 
     dut.start.value = 1
@@ -93,12 +104,17 @@ async def run_program(dut):
     t2 = time.perf_counter()
     lay = mm.layout(program, cfg)
     last = program.layers[-1]
-    out_words = await _read_words(dut, "out", 0, program.num_nodes * -(-last.out_features // cfg.pes),
-                                 unresolved)
+    if io == "port":
+        async def read(name, start, count):
+            return await _read_words(dut, name, start, count, unresolved)
+    else:
+        async def read(name, start, count):
+            return mems[name].read(start, count, unresolved)
+    out_words = await read("out", 0, program.num_nodes * -(-last.out_features // cfg.pes))
     feat_regions = {}
     for i in range(1, program.num_layers):  # what each layer's packer wrote (layer 0 was loaded)
-        feat_regions[i] = await _read_words(dut, "feat", lay[i].feat_base, lay[i].feat_words, unresolved)
-    xw_words = await _read_words(dut, "xw", 0, program.num_nodes * lay[-1].t_out, unresolved)
+        feat_regions[i] = await read("feat", lay[i].feat_base, lay[i].feat_words)
+    xw_words = await read("xw", 0, program.num_nodes * lay[-1].t_out)
     t_read = time.perf_counter() - t2
 
     result = compare_run(program, cfg, out_words, feat_regions, xw_words, counters, model)
@@ -110,6 +126,7 @@ async def run_program(dut):
         "error_flag": int(dut.error.value) if dut.error.value.is_resolvable else -1,
         "unresolved_words": len(unresolved),
         "first_unresolved": unresolved[:5],
+        "io": io,
         "load_words": load_words,
         "wall_s": {"load": t_load, "run": t_run, "read": t_read, "total": t_load + t_run + t_read},
         "sim_cycles_per_s": counters["cyc_total"] / t_run if t_run > 0 else None,

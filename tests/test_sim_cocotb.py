@@ -1,7 +1,8 @@
 """cocotb runs of the generated Verilog (Verilator, and Icarus as the second simulator).
 
-Each run loads a program through the load port, runs it to done, reads every result back and must be
-bit-exact with the integer reference and cycle-exact with the cycle model, or the test fails. All
+Each run loads a program (through the memory arrays' backdoor, and for some through the load port,
+which that run tests), runs it to done, reads every result back and must be bit-exact with the integer
+reference and cycle-exact with the cycle model, or the test fails. All
 Verilator programs share one config, so the design is compiled once (builds are cached by hash).
 """
 from __future__ import annotations
@@ -71,11 +72,26 @@ def test_verilator_bit_and_cycle_exact(programs, name, tmp_path):
     assert {c["phase"] for c in rep["checked"]} >= {"out", "y"}
 
 
-def test_icarus_bit_and_cycle_exact(programs, tmp_path):
+@pytest.mark.parametrize("name", ["mixed_bits_hub_isolated", "worst_case"])
+def test_verilator_load_port(programs, name, tmp_path):
+    """The load and read port itself: every word in and out through mem_sel/mem_addr/mem_wdata/mem_rdata."""
+    _require("verilator")
+    paths, cfg = programs
+    rep = simulate(paths[name], config=cfg, sim="verilator", io="port")
+    _check(rep)
+    assert rep["io"] == "port"
+    back = simulate(paths[name], config=cfg, sim="verilator", io="backdoor")
+    assert back["io"] == "backdoor" and back["load_words"] == rep["load_words"]
+    assert back["rtl_cycles"] == rep["rtl_cycles"]
+
+
+@pytest.mark.parametrize("io", ["backdoor", "port"])
+def test_icarus_bit_and_cycle_exact(programs, tmp_path, io):
     _require("icarus")
     paths, cfg = programs
-    rep = simulate(paths["mixed_bits_hub_isolated"], config=cfg, sim="icarus", out=tmp_path / "r.json")
+    rep = simulate(paths["mixed_bits_hub_isolated"], config=cfg, sim="icarus", out=tmp_path / "r.json", io=io)
     _check(rep)
+    assert rep["io"] == io
 
 
 def test_karate_club_a2q_program_on_verilator(tmp_path):

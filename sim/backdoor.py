@@ -1,0 +1,83 @@
+"""Backdoor memory access for the cocotb testbench: write and read the RTL's memory arrays directly.
+
+Going through the load port costs one simulated clock per word (a clock of the whole design) plus a
+cocotb trigger, and reading back costs a clock and a conversion of the full ``mem_rdata`` word (the
+widest memory's width) per address. The backdoor instead writes each word into the memory array of
+the generated Verilog through the simulator's handles (VPI), with no clock at all: the testbench
+uses it while the accelerator is idle (after reset, before ``start``; after ``done``).
+
+The arrays are found generically from the memory map (``hw.memory_map.memory_shapes``), not by a
+list of names: memory ``NAME`` is either an unpacked array ``mem_NAME`` in the top module, or an
+instance ``mem_NAME`` holding ``bank0 .. bankK-1`` arrays that each keep a slice of the word
+(``hw/memories.py``'s ``BankedMemory``, bank 0 least significant). Both Verilator (``--public-flat-rw``,
+which cocotb's runner passes) and Icarus expose them; see docs/hardware.md ("Testbench I/O").
+"""
+from __future__ import annotations
+
+from cocotb.handle import Immediate
+
+
+class BackdoorError(RuntimeError):
+    """The design has no array where the memory map says a memory is."""
+
+
+class MemoryBackdoor:
+    """One memory of the design: ``write(words)`` from address 0, ``read(start, count)``."""
+
+    def __init__(self, dut, name: str, width: int, depth: int):
+        self.name, self.width, self.depth = name, width, depth
+        try:
+            handle = getattr(dut, f"mem_{name}")
+        except AttributeError:
+            raise BackdoorError(f"no mem_{name} in the design") from None
+        if _is_array(handle):
+            self.banks = [handle]
+        else:  # an instance of banks
+            self.banks = []
+            while True:
+                try:
+                    self.banks.append(getattr(handle, f"bank{len(self.banks)}"))
+                except AttributeError:
+                    break
+            if not self.banks or not all(_is_array(b) for b in self.banks):
+                raise BackdoorError(f"mem_{name} is neither an array nor an instance of bank arrays")
+        if width % len(self.banks):
+            raise BackdoorError(f"mem_{name}: {len(self.banks)} banks do not divide its {width}-bit word")
+        self.bank_width = width // len(self.banks)
+        lo = min(self.banks[0].range.left, self.banks[0].range.right)
+        self._base = lo  # arrays are declared [depth-1:0]
+        if len(self.banks[0]) < depth:
+            raise BackdoorError(f"mem_{name} holds {len(self.banks[0])} words, the memory map needs {depth}")
+
+    def write(self, words, start: int = 0) -> int:
+        """Write ``words`` from address ``start`` at once (no clock); returns the count."""
+        bw, mask = self.bank_width, (1 << self.bank_width) - 1
+        for k, bank in enumerate(self.banks):
+            shift = k * bw
+            for a, w in enumerate(words, start=start + self._base):
+                bank[a].value = Immediate((int(w) >> shift) & mask)
+        return len(words)
+
+    def read(self, start: int, count: int, unresolved: list | None = None) -> list[int]:
+        """``count`` words from ``start``; a word with X/Z bits reads as 0 and is named in ``unresolved``."""
+        words = [0] * count
+        bw = self.bank_width
+        for k, bank in enumerate(self.banks):
+            for i in range(count):
+                v = bank[start + i + self._base].value
+                if v.is_resolvable:
+                    words[i] |= int(v) << (k * bw)
+                elif unresolved is not None:
+                    unresolved.append(f"{self.name}[{start + i}]")
+        return words
+
+
+def _is_array(handle) -> bool:
+    from cocotb.handle import ArrayObject
+
+    return isinstance(handle, ArrayObject)
+
+
+def memories(dut, shapes: dict[str, tuple[int, int]]) -> dict[str, MemoryBackdoor]:
+    """A backdoor per memory of ``shapes`` ({name: (width, depth)}, ``hw.memory_map.memory_shapes``)."""
+    return {name: MemoryBackdoor(dut, name, width, depth) for name, (width, depth) in shapes.items()}
