@@ -123,7 +123,9 @@ def main(argv=None) -> int:
     default = next((r for r in result["resources"] if r["lanes"] == 16 and r["pes"] == 16 and r["fmax_mhz"]), None)
     lat = {}
     for name in ("A2Q", "INT4"):
-        cyc = rtl["programs"][name]["rtl_cycles"]["total"]
+        row = rtl["programs"][name]
+        row = row if "rtl_cycles" in row else next(iter(row.values()))  # newer files: one row per I/O method
+        cyc = row["rtl_cycles"]["total"]
         lat[name] = {"cycles": cyc, "cora_config": latency(cyc, cfg, clock_mhz=args.clock_mhz)}
         if default:
             lat[name]["at_default_config_fmax"] = {"clock_mhz": default["fmax_mhz"],
