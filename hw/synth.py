@@ -154,7 +154,9 @@ def cell_counts(stat_json: dict, top: str) -> dict[str, int]:
     if mod is None:
         mod = stat_json.get("design", {})
     cells = mod.get("num_cells_by_type", {})
-    return {k.lstrip("\\$"): int(v) for k, v in cells.items()}
+    counts = {k.lstrip("\\$"): int(v) for k, v in cells.items()}
+    counts.pop("scopeinfo", None)  # hierarchy bookkeeping of a flattened design, not a cell
+    return counts
 
 
 def resources_from_cells(cells: dict[str, int], target: Target) -> dict[str, dict]:
@@ -285,9 +287,11 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
                 report["resources"] = {**report["resources_synth"], **pr["utilization"]}
             clocks = list(pr["fmax"].values())
             report["fmax_mhz"] = min(c["achieved_mhz"] for c in clocks) if clocks else None
-    elif pnr and not tgt.nextpnr:
+    elif not pnr:
+        report["pnr_skipped"] = "synthesis only (--no-pnr)"
+    elif not tgt.nextpnr:
         report["pnr_skipped"] = tgt.note
-    elif pnr and bad:
+    elif bad:
         report["pnr_skipped"] = "the design does not fit the part"
     report["wall_s"]["total"] = round(time.monotonic() - t_start, 1)
     write_json(out / "report.json", report)
