@@ -128,7 +128,7 @@ async def run_program_axi(dut):
         "first_unresolved": [],
         "load_bytes": load_bytes,
         "wall_s": {"load": t_load, "run": t_run, "read": t_read, "total": t_load + t_run + t_read},
-        "sim_cycles_per_s": None,
+        "sim_cycles_per_s": counters["cyc_total"] / t_run if t_run > 0 else None,  # incl. STATUS polling
     }
     write_report(os.environ["A2Q_REPORT"], report)
     assert report["error_flag"] == 0, "the accelerator raised its error flag"
