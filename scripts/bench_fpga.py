@@ -91,7 +91,9 @@ def resource_rows() -> list[dict]:
         rep = json.loads(path.read_text())
         c = rep["config"]
         rs = rep.get("resources_synth", rep["resources"])
-        rows.append({"dir": str(path.parent), "lanes": c["lanes"], "pes": c["pes"], "fits": rep["fits"],
+        small = "" if c["max_nodes"] == 256 and c["max_features"] == 64 else \
+            f" ({c['max_nodes']} nodes, {c['max_features']} features)"
+        rows.append({"dir": str(path.parent), "lanes": c["lanes"], "pes": c["pes"], "fits": rep["fits"], "small": small,
                      "lut4_cells": rep["cells"].get("LUT4", 0), "ccu2c": rep["cells"].get("CCU2C", 0),
                      "lut4": rs["LUT4"]["used"], "ff": rs["FF"]["used"], "bram": rs["BRAM (DP16KD)"]["used"],
                      "dsp": rs["DSP (MULT18X18D)"]["used"],
@@ -148,14 +150,14 @@ def markdown(res: dict) -> str:
              "DSP (MULT18X18D) | dist. RAM (DPR16X4) | post-route COMB | Fmax (MHz) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(res["resources"], key=lambda r: (r["lanes"] * r["pes"], r["lanes"])):
-        lines.append(f"| {r['lanes']}x{r['pes']} | {r['lut4_cells']:,} | {r['ccu2c']:,} | {r['lut4']:,} "
+        lines.append(f"| {r['lanes']}x{r['pes']}{r['small']} | {r['lut4_cells']:,} | {r['ccu2c']:,} | {r['lut4']:,} "
                      f"({100 * r['lut4'] / 83640:.0f}%) | {r['ff']:,} | {r['bram']} | {r['dsp']} | "
                      f"{r['dram'] if r['dram'] is not None else '-'} | "
                      f"{format(r['comb_pnr'], ',') if r['comb_pnr'] else '-'} | {r['fmax_mhz'] or '-'} |")
     for r in res["resources"]:
         cp = r["critical_path"]
         if cp:
-            lines += ["", f"Critical path of {r['lanes']}x{r['pes']}: {cp['delay_ns']} ns ({cp['logic_ns']} ns "
+            lines += ["", f"Critical path of {r['lanes']}x{r['pes']}{r['small']}: {cp['delay_ns']} ns ({cp['logic_ns']} ns "
                           f"logic, {cp['routing_ns']} ns routing) from `{cp['start']}` to `{cp['end']}`."]
     c = res["cora_config"]
     lines += ["", f"## Latency of GCN-Cora (config fitted to Cora: L={c['lanes']}, P={c['pes']}, "
