@@ -157,7 +157,8 @@ def markdown(res: dict) -> str:
     for r in res["resources"]:
         cp = r["critical_path"]
         if cp:
-            lines += ["", f"Critical path of {r['lanes']}x{r['pes']}{r['small']}: {cp['delay_ns']} ns ({cp['logic_ns']} ns "
+            lines += ["", f"Critical path of {r['lanes']}x{r['pes']}{r['small']}: {cp['delay_ns']} ns "
+                          f"({cp['logic_ns']} ns "
                           f"logic, {cp['routing_ns']} ns routing) from `{cp['start']}` to `{cp['end']}`."]
     c = res["cora_config"]
     lines += ["", f"## Latency of GCN-Cora (config fitted to Cora: L={c['lanes']}, P={c['pes']}, "
