@@ -148,13 +148,15 @@ def yosys_script(verilog: Path, top: str, target: Target, netlist: Path | None, 
 
 
 def cell_counts(stat_json: dict, top: str) -> dict[str, int]:
-    """Cell type -> count of the (flattened) top module from Yosys' ``stat -json``."""
+    """Cell type -> count over the whole design from Yosys' ``stat -json``: its ``design`` totals
+    (which expand a hierarchy that ``synth_xilinx`` keeps), without the submodule instances."""
     mods = stat_json.get("modules", {})
-    mod = mods.get(f"\\{top}") or mods.get(top) or (next(iter(mods.values())) if len(mods) == 1 else None)
-    if mod is None:
-        mod = stat_json.get("design", {})
-    cells = mod.get("num_cells_by_type", {})
-    counts = {k.lstrip("\\$"): int(v) for k, v in cells.items()}
+    cells = stat_json.get("design", {}).get("num_cells_by_type")
+    if cells is None:
+        mod = mods.get(f"\\{top}") or mods.get(top) or (next(iter(mods.values())) if len(mods) == 1 else {})
+        cells = mod.get("num_cells_by_type", {})
+    names = {m.lstrip("\\") for m in mods}
+    counts = {k.lstrip("\\$"): int(v) for k, v in cells.items() if k.lstrip("\\") not in names}
     counts.pop("scopeinfo", None)  # hierarchy bookkeeping of a flattened design, not a cell
     return counts
 

@@ -133,3 +133,13 @@ def test_latency_measured_fmax_else_stated_clock(tmp_path):
     assert not latency(1, other, clock_mhz=50, dirs=[tmp_path])["measured"]
     f = fits(other)
     assert not f["fits"] and "Mbit" in f["why"]
+
+
+def test_cell_counts_expand_a_kept_hierarchy():
+    """synth_xilinx keeps the hierarchy: the design totals count, submodule instances do not."""
+    stat = {"modules": {"\\top": {"num_cells_by_type": {"LUT6": 2, "top.sub": 1}},
+                        "\\top.sub": {"num_cells_by_type": {"LUT6": 5, "FDRE": 3}}},
+            "design": {"num_cells_by_type": {"LUT6": 7, "FDRE": 3, "top.sub": 1, "$scopeinfo": 2}}}
+    assert synth.cell_counts(stat, "top") == {"LUT6": 7, "FDRE": 3}
+    res = synth.resources_from_cells({"LUT6": 7, "LUT2": 1, "FDRE": 3, "RAMB36E1": 1}, synth.TARGETS["xilinx"])
+    assert res["LUT"]["used"] == 8 and res["FF"]["used"] == 3 and res["BRAM (RAMB18 halves)"]["used"] == 2
