@@ -96,7 +96,8 @@ def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 
         cfg_path = cfg.save(Path(tmp) / "config.json")
         rep_path = Path(tmp) / "report.json"
         env = {"A2Q_PROGRAM": str(Path(program_dir).resolve()), "A2Q_CONFIG": str(cfg_path),
-               "A2Q_REPORT": str(rep_path), "A2Q_SIMULATOR": sim, "A2Q_IO": io}
+               "A2Q_REPORT": str(rep_path), "A2Q_SIMULATOR": sim, "A2Q_IO": io,
+               "A2Q_ZERO_INIT": "1" if sim in runner.ZERO_INIT_SIMULATORS else "0"}
         runner.run(build_dir, toplevel, test_module, sim, extra_env=env, test_dir=Path(tmp),
                    log_file=Path(tmp) / "sim.log")
         if not rep_path.exists():
