@@ -72,12 +72,13 @@ def main(argv=None) -> int:
             row = {"avg_bits": programs[name].avg_bits(), "rtl_cycles": rep["rtl_cycles"],
                    "model_cycles": rep["model_cycles"], "cycles_match": rep["cycles_match"],
                    "mismatches": rep["mismatches"], "unresolved_words": rep["unresolved_words"],
-                   "sim_wall_s": rep["wall_s"], "sim_cycles_per_s": rep["sim_cycles_per_s"],
+                   "sim_wall_s": rep["wall_s"], "sim_cpu_s": rep.get("cpu_s"),
+                   "sim_cycles_per_s": rep["sim_cycles_per_s"],
                    "load_words": rep["load_words"], "io": io, "wall_s": time.perf_counter() - t0}
             rows.setdefault(name, {})[io] = row
             print(f"{name} [{io}]: {rep['rtl_cycles']['total']:,} cycles, mismatches {rep['mismatches']}, "
                   f"load {rep['wall_s']['load']:.1f} s, run {rep['wall_s']['run']:.1f} s, "
-                  f"read {rep['wall_s']['read']:.1f} s", flush=True)
+                  f"read {rep['wall_s']['read']:.1f} s (CPU {rep['cpu_s']['total']:.1f} s)", flush=True)
     for by_io in rows.values():
         for r in by_io.values():
             for base in ("INT4", "INT8"):
@@ -96,19 +97,23 @@ def markdown(result) -> str:
     cfg = result["config"]
     lines = [f"{result['dataset']} GCN programs on one config (L={cfg['lanes']}, P={cfg['pes']}), "
              f"{result['simulator']}, {result.get('threads', 1)} torch thread; RTL cycles (model cycles are "
-             "identical where marked); testbench I/O through the memory arrays (backdoor) or the load port.", "",
+             "identical where marked); testbench I/O through the memory arrays (backdoor) or the load port; "
+             "wall times, and the CPU time of the simulator process.", "",
              "| program | I/O | avg bits | combine | aggregate | requant | stall | total | = model | bit-exact | "
-             "vs INT4 | vs INT8 | load (s) | run (s) | read (s) | load+run+read (s) | sim cycles/s |",
-             "|---|" + "---|" * 16]
+             "vs INT4 | vs INT8 | load (s) | run (s) | read (s) | load+run+read (s) | CPU load+run+read (s) | "
+             "sim cycles/s |",
+             "|---|" + "---|" * 17]
     sp = lambda r, k: f"{r[k]:.2f}x" if k in r else "-"  # noqa: E731
     for name, by_io in result["programs"].items():
         for io, r in by_io.items():
             c, w = r["rtl_cycles"], r["sim_wall_s"]
+            cpu = f"{r['sim_cpu_s']['total']:.1f}" if r.get("sim_cpu_s") else "-"
             lines.append(f"| {name} | {io} | {r['avg_bits']:.2f} | " + " | ".join(f"{c[k]:,}" for k in PHASES) +
                          f" | {'yes' if r['cycles_match'] else 'NO'} | "
                          f"{'yes' if r['mismatches'] == 0 and r['unresolved_words'] == 0 else 'NO'} | "
                          f"{sp(r, 'speedup_vs_INT4')} | {sp(r, 'speedup_vs_INT8')} | {w['load']:.1f} | "
-                         f"{w['run']:.1f} | {w['read']:.1f} | {w['total']:.1f} | {r['sim_cycles_per_s']:,.0f} |")
+                         f"{w['run']:.1f} | {w['read']:.1f} | {w['total']:.1f} | {cpu} | "
+                         f"{r['sim_cycles_per_s']:,.0f} |")
     return "\n".join(lines) + "\n"
 
 
