@@ -4,16 +4,20 @@ It reproduces the RTL cycle counters exactly (tests assert equality on every sim
 the program's per-node bits, layer dims, CSR row lengths and the datapath shape (L lanes, P PEs).
 For layer l with F_in -> F_out, T_in = ceil(F_in/L), T_out = ceil(F_out/P), T_next = ceil(F_out/L):
 
-* combine   = COMBINE_FIXED + T_in * T_out * sum_j b_j
-* aggregate = AGGREGATE_FIXED + T_out * sum_i max(len_i, 1)
+* combine   = COMBINE_FIXED + T_out * sum_j max(w_j, 1), w_j = node j's stored bit-plane words:
+              with zero-word skipping (the default) the words that are not all zero, else b_j * T_in
+              (a node with no word still costs one cycle per output tile: its y = 0 is written)
+* aggregate = AGGREGATE_FIXED + T_out * sum_i ceil(max(len_i, 1) / E)  (E = edges per cycle)
 * stall     = sum over consecutive groups g-1, g of max(0, W_{g-1} - A_g)
-              (groups g = (i, t_o) in row-major order, A_g = max(len_i, 1),
+              (groups g = (i, t_o) in row-major order, A_g = ceil(max(len_i, 1) / E),
               W_g = 1 on the last layer, else b'_i * ntiles(t_o) with b' the next layer's bits and
               ntiles = 1 if P <= L else min(P/L, T_next - t_o * P/L))
 * requant   = REQUANT_FIXED + W_last (drain of the requantizer and packer after the last entry)
 * total     = DESC_CYCLES + combine + aggregate + stall + requant, summed over layers.
 
-Imports numpy only (no torch, no Amaranth).
+The hidden layers' stored words depend on the data (ReLU outputs are sparse): with skipping on they
+are counted on the integer reference's activations (``a2q.integer.run``, imported lazily; torch), so
+the model stays closed-form from the program, without simulating the RTL. Otherwise numpy only.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import numpy as np
 
 #: Fixed overheads per layer, in cycles (see docs/hardware.md for where each cycle goes).
 DESC_CYCLES = 1       # the sequencer addresses the descriptor table
-COMBINE_FIXED = 8     # engine start + setup (read-next of node 0) + 5-stage drain + hand-back
+COMBINE_FIXED = 9     # engine start + setup (read-next of node 0) + 6-stage drain + hand-back
 AGGREGATE_FIXED = 2   # engine start + setup (read-next of entry 0 and row 0)
 REQUANT_FIXED = 7     # S2 + group register + 4 requantizer stages + packer latch ... + hand-back
 
@@ -41,7 +45,9 @@ class LayerCycles:
     stall: int
     requant: int
     desc: int = DESC_CYCLES
-    combine_ideal: int = 0   # T_in * T_out * sum_j b_j: the bit-serial work, no overhead
+    combine_ideal: int = 0   # T_out * sum_j w_j: one cycle per stored word and output tile, no overhead
+    words: int = 0           # stored feature words of the layer's input (sum_j w_j)
+    dense_words: int = 0     # T_in * sum_j b_j: the words without skipping
 
     @property
     def total(self) -> int:
@@ -56,6 +62,8 @@ class CycleReport:
     lanes: int
     pes: int
     layers: list[LayerCycles]
+    skip: bool = True
+    edges: int = 1
 
     def phase(self, name: str) -> int:
         return sum(getattr(layer, name) for layer in self.layers)
@@ -86,7 +94,7 @@ class CycleReport:
                 "cyc_requant": self.requant, "cyc_stall": self.stall}
 
     def to_json(self) -> dict:
-        return {"lanes": self.lanes, "pes": self.pes, **self.counters(),
+        return {"lanes": self.lanes, "pes": self.pes, "skip": self.skip, "edges": self.edges, **self.counters(),
                 "layers": [layer.to_json() for layer in self.layers]}
 
 
@@ -103,13 +111,51 @@ def pack_words(next_bits: np.ndarray, f_out: int, lanes: int, pes: int) -> np.nd
     return (np.asarray(next_bits, dtype=np.int64)[:, None] * ntiles[None, :]).reshape(-1)
 
 
-def layer_cycles(program, layer: int, lanes: int, pes: int) -> LayerCycles:
+def nonzero_words(x, bits, lanes: int) -> np.ndarray:
+    """Per node: the bit-plane words of features ``x`` [N, F] (two's complement, node j's ``bits[j]``
+    planes, L-lane tiles) that are not all zero -- the words the sparse layout stores."""
+    x = np.asarray(x, dtype=np.int64)
+    n, f = x.shape
+    t = _ceil_div(f, lanes)
+    u = np.zeros((n, t * lanes), dtype=np.int64)
+    u[:, :f] = x & 0xFF
+    u = u.reshape(n, t, lanes)
+    bits = np.asarray(bits, dtype=np.int64)
+    out = np.zeros(n, dtype=np.int64)
+    for p in range(int(bits.max(initial=0))):
+        nz = ((u >> p) & 1).any(axis=2).sum(axis=1)
+        out += np.where(bits > p, nz, 0)
+    return out
+
+
+def stored_words(program, lanes: int, skip: bool = True) -> list[np.ndarray]:
+    """Per layer, per node: the feature words the combination engine walks (w_j in the module doc).
+    Without skipping b_j * T_in; with skipping the non-zero words of the layer's input, which for a
+    hidden layer is the integer reference's output of the layer before (``a2q.integer.run``)."""
+    dense = [program.layer(i, "bits").astype(np.int64) * _ceil_div(s.in_features, lanes)
+             for i, s in enumerate(program.layers)]
+    if not skip:
+        return dense
+    xs = [program.arrays["x"]]
+    if program.num_layers > 1:
+        from . import integer
+
+        xs += [t.out.numpy() for t in integer.run(program)[:-1]]
+    return [nonzero_words(x, program.layer(i, "bits"), lanes) for i, x in enumerate(xs)]
+
+
+def layer_cycles(program, layer: int, lanes: int, pes: int, words: np.ndarray | None = None,
+                 edges: int = 1) -> LayerCycles:
+    """Cycles of one layer; ``words``: its per-node stored words (default: dense, no skipping);
+    ``edges``: edge-stream entries aggregated per cycle (E)."""
     spec = program.layers[layer]
     n = program.num_nodes
     t_in, t_out = _ceil_div(spec.in_features, lanes), _ceil_div(spec.out_features, pes)
-    bits = program.layer(layer, "bits").astype(np.int64)
-    ideal = int(bits.sum()) * t_in * t_out
-    a_row = np.maximum(np.diff(np.asarray(program.arrays["row_ptr"], dtype=np.int64)), 1)
+    dense = int(program.layer(layer, "bits").astype(np.int64).sum()) * t_in
+    words = (program.layer(layer, "bits").astype(np.int64) * t_in) if words is None else np.asarray(words)
+    ideal = int(words.sum()) * t_out
+    issued = int(np.maximum(words, 1).sum()) * t_out
+    a_row = -(-np.maximum(np.diff(np.asarray(program.arrays["row_ptr"], dtype=np.int64)), 1) // edges)
     a = np.repeat(a_row, t_out)                                       # A_g, row-major groups
     next_bits = program.out_bits_of(layer)
     if next_bits is None:
@@ -117,18 +163,35 @@ def layer_cycles(program, layer: int, lanes: int, pes: int) -> LayerCycles:
     else:
         w = pack_words(next_bits, spec.out_features, lanes, pes)
     stall = int(np.maximum(w[:-1] - a[1:], 0).sum())
-    return LayerCycles(combine=COMBINE_FIXED + ideal, aggregate=AGGREGATE_FIXED + int(a.sum()), stall=stall,
-                       requant=REQUANT_FIXED + int(w[-1]), combine_ideal=ideal)
+    return LayerCycles(combine=COMBINE_FIXED + issued, aggregate=AGGREGATE_FIXED + int(a.sum()), stall=stall,
+                       requant=REQUANT_FIXED + int(w[-1]), combine_ideal=ideal, words=int(words.sum()),
+                       dense_words=dense)
 
 
-def cycles(program, lanes: int = 16, pes: int = 16) -> CycleReport:
-    """Cycle counts of ``program`` on an accelerator with ``lanes`` L and ``pes`` P (any config that
-    fits the program: memory depths do not change the cycle count)."""
-    return CycleReport(lanes=lanes, pes=pes,
-                       layers=[layer_cycles(program, i, lanes, pes) for i in range(program.num_layers)])
+def cycles(program, lanes: int = 16, pes: int = 16, skip: bool = True, edges: int = 1) -> CycleReport:
+    """Cycle counts of ``program`` on an accelerator with ``lanes`` L and ``pes`` P, with or without
+    zero-word skipping, aggregating ``edges`` entries per cycle (any config that fits the program:
+    memory depths do not change the count)."""
+    words = stored_words(program, lanes, skip)
+    return CycleReport(lanes=lanes, pes=pes, skip=bool(skip), edges=edges,
+                       layers=[layer_cycles(program, i, lanes, pes, words[i], edges)
+                               for i in range(program.num_layers)])
 
 
 def cycles_for_config(program, config) -> CycleReport:
-    """``cycles`` with L and P taken from an ``hw.config.AcceleratorConfig`` (or anything with
-    ``lanes`` and ``pes``)."""
-    return cycles(program, config.lanes, config.pes)
+    """``cycles`` with L, P, skipping and E taken from an ``hw.config.AcceleratorConfig``."""
+    return cycles(program, config.lanes, config.pes, bool(getattr(config, "zero_skip", 1)),
+                  int(getattr(config, "edges_per_cycle", 1)))
+
+
+def speedup(report, baseline) -> dict:
+    """``baseline``'s cycles over ``report``'s, in total and per layer (both ``CycleReport`` or their
+    ``to_json()``): how many times fewer cycles ``report`` takes."""
+    def parts(r):
+        if isinstance(r, CycleReport):
+            return r.total, [layer.total for layer in r.layers]
+        return r["cyc_total"], [layer["total"] for layer in r["layers"]]
+
+    tot, layers = parts(report)
+    btot, blayers = parts(baseline)
+    return {"total": btot / tot, "layers": [b / a for a, b in zip(layers, blayers, strict=True)]}

@@ -58,6 +58,31 @@ def quantize_weight(weight: np.ndarray, step: np.ndarray, bits: int) -> np.ndarr
     return np.clip(np.floor(weight / step[None, :] + 0.5), lo, hi).astype(np.int8)
 
 
+def binary_input(layers: list[dict], x_int: np.ndarray, num_nodes: int) -> tuple[list[dict], np.ndarray, int]:
+    """The exact one-bit encoding of a binary input layer, for any quantizer (the fair baseline).
+
+    A node whose layer-0 codes take only the values {0, c_j} (a bag-of-words row under a uniform step:
+    every non-zero entry of a row-normalised binary row is the same code) is stored as the bits
+    ``x > 0`` with 1 bit and the per-node step ``c_j * s_j``; the real values ``x * s`` are unchanged,
+    so the exporter folds ``c_j`` into the node's source multiplier. A2Q learns this encoding; a uniform
+    INT-k program gets it here. Signed inputs and other rows are left as they are. Returns the new
+    layers, codes and the number of nodes re-encoded.
+    """
+    L0 = dict(layers[0])
+    x = np.asarray(x_int, np.int64)
+    if L0["in_signed"]:
+        return layers, x_int, 0
+    c = x.max(axis=1, initial=0)
+    binary = ((x == 0) | (x == c[:, None])).all(axis=1)
+    bits = np.broadcast_to(np.asarray(L0["in_bits"]), (num_nodes,)).astype(np.int64)
+    step = np.broadcast_to(np.asarray(L0["in_step"], np.float64), (num_nodes,)).astype(np.float64)
+    change = binary & (bits > 1)
+    L0["in_bits"] = np.where(change, 1, bits)
+    L0["in_step"] = np.where(change & (c > 0), step * np.maximum(c, 1), step)
+    x = np.where(change[:, None], (x > 0).astype(np.int64), x)
+    return [L0, *layers[1:]], x, int(change.sum())
+
+
 def build_program(layers: list[dict], x_int: np.ndarray, edge_index: np.ndarray, num_nodes: int,
                   labels: np.ndarray | None = None, test_mask: np.ndarray | None = None,
                   meta: dict | None = None) -> Program:
@@ -111,8 +136,9 @@ def build_program(layers: list[dict], x_int: np.ndarray, edge_index: np.ndarray,
     return Program(layers=specs, arrays=arrays, meta={**(meta or {}), "scales": scales})
 
 
-def export_checkpoint(ckpt_path: str | Path, data_root: str | None = None) -> Program:
-    """Load a checkpoint written by ``a2q train`` and fold it into a program."""
+def export_checkpoint(ckpt_path: str | Path, data_root: str | None = None, binary: bool = False) -> Program:
+    """Load a checkpoint written by ``a2q train`` and fold it into a program. ``binary``: encode a
+    binary input layer at one bit (``binary_input``), as A2Q does; meta ``input_encoding`` says which."""
     from .ckpt import load_checkpoint
     from .data import load_dataset
 
@@ -125,9 +151,13 @@ def export_checkpoint(ckpt_path: str | Path, data_root: str | None = None) -> Pr
         layers = model.export_layers(data)
         x_int = model.quantized_input(data)
     keep = ("dataset", "method", "bits", "seed", "hidden", "fakequant_test_acc", "target_bits")
-    return build_program(layers, np.asarray(x_int), data.edge_index.numpy(), int(data.num_nodes),
+    x_int, encoding = np.asarray(x_int), {"input_encoding": "codes"}
+    if binary:
+        layers, x_int, changed = binary_input(layers, x_int, int(data.num_nodes))
+        encoding = {"input_encoding": "binary", "binary_input_nodes": changed}
+    return build_program(layers, x_int, data.edge_index.numpy(), int(data.num_nodes),
                          labels=data.y.numpy(), test_mask=data.test_mask.numpy(),
-                         meta={k: meta[k] for k in keep if k in meta} | {"checkpoint": str(ckpt_path)})
+                         meta={k: meta[k] for k in keep if k in meta} | {"checkpoint": str(ckpt_path)} | encoding)
 
 
 def add_export_arguments(p) -> None:

@@ -2,6 +2,9 @@
 
 The A2Q model and a uniform INT4 baseline are trained, exported and simulated on the *same*
 accelerator config, so the speedup is measured, not modelled (the model's figure is shown beside it).
+Every speedup is given against two baselines: the INT4 program as trained (``int4``: its input layer at
+4 bits), and the fair one (``int4-bin``, "INT4 (binary input)"): the same model with the exact one-bit
+encoding of a binary input layer that A2Q learns (``a2q.export.binary_input``).
 """
 from __future__ import annotations
 
@@ -9,6 +12,9 @@ import time
 from pathlib import Path
 
 from .jsonio import write_json, write_text
+
+#: Name suffix of a program exported with the one-bit binary-input encoding (the fair baseline).
+BINARY_SUFFIX = "-bin"
 
 
 def add_flow_arguments(p) -> None:
@@ -22,6 +28,8 @@ def add_flow_arguments(p) -> None:
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--lanes", type=int, default=16)
     p.add_argument("--pes", type=int, default=16)
+    p.add_argument("--no-skip", action="store_true", help="accelerator without zero-word skipping")
+    p.add_argument("--edges", type=int, default=1, help="edge-stream entries aggregated per cycle (E)")
     p.add_argument("--sim", default="verilator", choices=["verilator", "icarus", "none"])
     p.add_argument("--out", default=None, help="run directory (default runs/<dataset>-<method>)")
     p.add_argument("--data-root", default=None, help="dataset root (default: $A2Q_DATA_ROOT)")
@@ -44,6 +52,7 @@ def run_flow(args) -> dict:
 
     from . import integer
     from .cycle_model import cycles as model_cycles
+    from .cycle_model import speedup
     from .export import export_checkpoint
     from .program import save
     from .progress import Progress
@@ -52,39 +61,51 @@ def run_flow(args) -> dict:
     out = Path(args.out or f"runs/{args.dataset}-{args.method}")
     out.mkdir(parents=True, exist_ok=True)
     if args.method == "a2q":
-        variants = {"a2q": ["--method", "a2q", "--target-bits", str(args.target_bits)]}
+        trained = {"a2q": ["--method", "a2q", "--target-bits", str(args.target_bits)]}
     else:
-        variants = {f"{'int' if args.method == 'uniform' else 'dq'}{args.bits}":
-                    ["--method", args.method, "--bits", str(args.bits)]}
-    if args.baseline_bits and f"int{args.baseline_bits}" not in variants:
-        variants[f"int{args.baseline_bits}"] = ["--method", "uniform", "--bits", str(args.baseline_bits)]
-    stages = [f"train {v}" for v in variants] + ["export", "generate Verilog"] + \
+        trained = {f"{'int' if args.method == 'uniform' else 'dq'}{args.bits}":
+                   ["--method", args.method, "--bits", str(args.bits)]}
+    if args.baseline_bits and f"int{args.baseline_bits}" not in trained:
+        trained[f"int{args.baseline_bits}"] = ["--method", "uniform", "--bits", str(args.baseline_bits)]
+    # every uniform / Degree-Quant model is exported twice: its input codes as trained (the naive
+    # baseline) and with the exact one-bit encoding of a binary input layer that A2Q learns (the fair one)
+    variants = {}
+    for name in trained:
+        variants[name] = (name, False)
+        if name != "a2q":
+            variants[f"{name}{BINARY_SUFFIX}"] = (name, True)
+    stages = [f"train {v}" for v in trained] + ["export", "generate Verilog"] + \
              ([f"simulate {v}" for v in variants] if args.sim != "none" else [])
     bar = Progress(len(stages), "a2q flow", unit="stage")  # a bar on a terminal, a line per stage in a log
     t0 = time.perf_counter()
     res = {name: {} for name in variants}
-    for name, margv in variants.items():
+    for name, margv in trained.items():
         bar.set_postfix(stage=f"train {name}")
         m = _train(args, name, margv, out)
-        res[name].update(test_acc_mean=m["test_acc_mean"], test_acc_std=m["test_acc_std"])
+        for v, (tname, _) in variants.items():
+            if tname == name:
+                res[v].update(test_acc_mean=m["test_acc_mean"], test_acc_std=m["test_acc_std"])
         bar.update(1, note=f"acc {m['test_acc_mean']:.4f}")
     bar.set_postfix(stage="export")
     programs = {}
-    for name in variants:
-        programs[name] = export_checkpoint(out / name / "train" / "model.pt", args.data_root)
+    for name, (tname, binary) in variants.items():
+        programs[name] = export_checkpoint(out / tname / "train" / "model.pt", args.data_root, binary=binary)
         save(programs[name], out / name / "program")
         res[name].update(avg_bits=programs[name].avg_bits(), int_test_acc=integer.accuracy(programs[name]),
+                         input_encoding=programs[name].meta.get("input_encoding"),
                          fakequant_test_acc_exported=programs[name].meta.get("fakequant_test_acc"))
     bar.update(1)
     bar.set_postfix(stage="generate Verilog")
     from hw.config import AcceleratorConfig
     from hw.generate import generate
 
-    cfg = AcceleratorConfig.covering(programs.values(), lanes=args.lanes, pes=args.pes)
+    cfg = AcceleratorConfig.covering(programs.values(), lanes=args.lanes, pes=args.pes,
+                                     zero_skip=0 if args.no_skip else 1, edges_per_cycle=args.edges)
     gen = generate(cfg, out / "a2q_accel.v")
     bar.update(1)
     for name, program in programs.items():
-        res[name]["model_cycles"] = model_cycles(program, cfg.lanes, cfg.pes).to_json()
+        res[name]["model_cycles"] = model_cycles(program, cfg.lanes, cfg.pes, bool(cfg.zero_skip),
+                                                 cfg.edges_per_cycle).to_json()
         if args.sim != "none":
             from sim.simulate import simulate
 
@@ -96,29 +117,47 @@ def run_flow(args) -> dict:
             bar.update(1)
     bar.close()
     base = f"int{args.baseline_bits}" if args.baseline_bits else None
+    bases = [base, f"{base}{BINARY_SUFFIX}"] if base else []
     for r in res.values():
-        cyc = (r.get("rtl_cycles") or {}).get("total") or r["model_cycles"]["cyc_total"]
-        r["cycles"] = cyc
-        if base:
-            bc = (res[base].get("rtl_cycles") or {}).get("total") or res[base]["model_cycles"]["cyc_total"]
-            r["speedup_vs_baseline"] = bc / cyc
+        r["cycles"] = (r.get("rtl_cycles") or {}).get("total") or r["model_cycles"]["cyc_total"]
+    for r in res.values():
+        # per layer from the model (the RTL counters equal it phase by phase: cycles_match)
+        r["speedup"] = {b: speedup(r["model_cycles"], res[b]["model_cycles"]) for b in bases}
+        for b in bases:
+            r["speedup"][b]["total"] = res[b]["cycles"] / r["cycles"]
     summary = {"dataset": args.dataset, "method": args.method, "config": cfg.to_json(), "verilog": gen["verilog"],
-               "simulator": args.sim, "results": res, "wall_s": time.perf_counter() - t0, "threads": args.threads}
+               "simulator": args.sim, "zero_skip": cfg.zero_skip, "baselines": bases, "results": res,
+               "wall_s": time.perf_counter() - t0, "threads": args.threads}
     write_json(out / "flow.json", summary)
-    table = flow_table(summary, base)
+    table = flow_table(summary)
     write_text(out / "flow.md", table)
     print(table)
     return summary
 
 
-def flow_table(summary: dict, base: str | None) -> str:
+def baseline_label(name: str) -> str:
+    """``int4`` -> ``INT4``, ``int4-bin`` -> ``INT4 (binary input)``."""
+    if name.endswith(BINARY_SUFFIX):
+        return f"{name[:-len(BINARY_SUFFIX)].upper()} (binary input)"
+    return name.upper()
+
+
+def flow_table(summary: dict) -> str:
+    bases = summary.get("baselines", [])
+    nl = len(next(iter(summary["results"].values()))["model_cycles"]["layers"])
     lines = [f"{summary['dataset']} on L={summary['config']['lanes']} P={summary['config']['pes']} "
-             f"({summary['simulator']})", "",
-             "| model | test acc (%) | int-only acc (%) | avg bits | bit-exact | cycles | speedup vs " +
-             (base.upper() if base else "-") + " |", "|---|---|---|---|---|---|---|"]
+             f"E={summary['config'].get('edges_per_cycle', 1)} ({summary['simulator']}, zero-word skipping "
+             f"{'on' if summary.get('zero_skip', 1) else 'off'}); "
+             "speedups: total (per layer)", "",
+             "| model | test acc (%) | int-only acc (%) | avg bits | bit-exact | cycles | " +
+             " | ".join(f"layer {i}" for i in range(nl)) + "".join(f" | vs {baseline_label(b)}" for b in bases) +
+             " |", "|---|" + "---|" * (5 + nl + len(bases))]
     for name, r in summary["results"].items():
         exact = {True: "yes", False: "NO"}.get(r.get("bit_exact"), "not simulated")
-        lines.append(f"| {name} | {100 * r['test_acc_mean']:.2f} ± {100 * r['test_acc_std']:.2f} | "
-                     f"{100 * r['int_test_acc']:.2f} | {r['avg_bits']:.2f} | {exact} | {r['cycles']:,} | "
-                     f"{r.get('speedup_vs_baseline', float('nan')):.2f}x |")
+        per = " | ".join(f"{layer['total']:,}" for layer in r["model_cycles"]["layers"])
+        sp = "".join(f" | {r['speedup'][b]['total']:.2f}x (" +
+                     ", ".join(f"{x:.2f}" for x in r["speedup"][b]["layers"]) + ")" for b in bases)
+        lines.append(f"| {baseline_label(name) if name != 'a2q' else 'a2q'} | {100 * r['test_acc_mean']:.2f} ± "
+                     f"{100 * r['test_acc_std']:.2f} | {100 * r['int_test_acc']:.2f} | {r['avg_bits']:.2f} | "
+                     f"{exact} | {r['cycles']:,} | {per}{sp} |")
     return "\n".join(lines) + "\n"

@@ -27,11 +27,16 @@ from .jsonio import write_json, write_text
 from .pareto import dominates_all, pareto_front
 
 COLUMNS = [
-    "dataset", "method", "target", "lanes", "pes", "status", "error",
-    "acc_mean", "acc_std", "int_acc", "avg_bits", "feature_kb", "seeds",
-    "cycles_combine", "cycles_aggregate", "cycles_requant", "cycles_stall", "cycles_total",
+    "dataset", "method", "target", "hidden", "lanes", "pes", "status", "error",
+    "acc_mean", "acc_std", "int_acc", "avg_bits", "feature_kb", "feature_kb_sparse", "seeds",
+    "cycles_combine", "cycles_aggregate", "cycles_requant", "cycles_stall", "cycles_total", "cycles_layers",
     "rtl_cycles_total", "rtl_bit_exact", "wall_s", "threads",
 ]
+#: Suffix of the rows of a uniform / Degree-Quant point exported with the one-bit binary-input encoding
+#: (``a2q.export.binary_input``): "int4-bin" is the fair baseline, "int4" the model's codes as trained.
+BINARY_SUFFIX = "-bin"
+#: The baseline every speedup in the sweep report is measured against (naive and binary input).
+BASELINE = "int4"
 #: fp32, a2q, uniform INT-k as ``intK`` and Degree-Quant INT-k as ``dqK`` (K in 1..8)
 UNIFORM_PREFIXES = {"int": "uniform", "dq": "dq"}
 METHODS = ("fp32", "a2q", *(f"{p}{k}" for p in UNIFORM_PREFIXES for k in range(1, 9)))
@@ -48,28 +53,36 @@ class Point:
     dataset: str
     method: str   # fp32 | a2q | intK | dqK
     target: str   # a2q: average-bit target; intK: K; fp32: "32"
+    hidden: int = 16
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.dataset, self.method, self.target)
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.dataset, self.method, self.target, str(self.hidden))
 
     @property
     def slug(self) -> str:
-        return f"{self.dataset}-{self.method}-{self.target}".replace(".", "p")
+        tail = "" if self.hidden == 16 else f"-h{self.hidden}"
+        return f"{self.dataset}-{self.method}-{self.target}{tail}".replace(".", "p")
 
 
-def grid(datasets, methods, targets) -> list[Point]:
+def row_key(r: dict) -> tuple[str, str, str, str]:
+    """A CSV row's point key (rows written before ``hidden`` existed are 16 wide)."""
+    return (r["dataset"], r["method"], r["target"], str(int(float(r.get("hidden") or 16))))
+
+
+def grid(datasets, methods, targets, hiddens=(16,)) -> list[Point]:
     points = []
-    for ds in datasets:
-        for m in methods:
-            if m not in METHODS:
-                raise ValueError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
-            if m == "a2q":
-                points += [Point(ds, m, f"{float(t):g}") for t in targets]
-            elif m == "fp32":
-                points.append(Point(ds, m, "32"))
-            else:
-                points.append(Point(ds, m, uniform_method(m)[1]))
+    for h in hiddens:
+        for ds in datasets:
+            for m in methods:
+                if m not in METHODS:
+                    raise ValueError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
+                if m == "a2q":
+                    points += [Point(ds, m, f"{float(t):g}", int(h)) for t in targets]
+                elif m == "fp32":
+                    points.append(Point(ds, m, "32", int(h)))
+                else:
+                    points.append(Point(ds, m, uniform_method(m)[1], int(h)))
     return points
 
 
@@ -89,7 +102,7 @@ def train_args(point: Point, seeds: str, epochs: int, out_dir: Path, data_root: 
     from .trainer import parse_train_args
 
     argv = ["--model", "gcn", "--dataset", point.dataset, "--seeds", seeds, "--epochs", str(epochs),
-            "--out", str(out_dir), "--threads", str(threads)]
+            "--out", str(out_dir), "--threads", str(threads), "--hidden", str(point.hidden)]
     if data_root:
         argv += ["--data-root", data_root]
     if point.method == "fp32":
@@ -117,27 +130,37 @@ def run_point(point: Point, configs, seeds: str, epochs: int, work: Path, data_r
     from .trainer import run_train
 
     metrics = run_train(train_args(point, seeds, epochs, out_dir, data_root, threads))
-    base = {"dataset": point.dataset, "method": point.method, "target": point.target, "status": "ok",
-            "error": "", "acc_mean": metrics["test_acc_mean"], "acc_std": metrics["test_acc_std"],
+    base = {"dataset": point.dataset, "method": point.method, "target": point.target, "hidden": point.hidden,
+            "status": "ok", "error": "", "acc_mean": metrics["test_acc_mean"], "acc_std": metrics["test_acc_std"],
             "seeds": seeds, "threads": threads}
     if point.method == "fp32":
         return [{**base, "avg_bits": 32.0, "wall_s": time.perf_counter() - t0}]
-    program = export_checkpoint(out_dir / "model.pt", data_root)
-    save(program, out_dir / "program")
-    base.update(int_acc=integer.accuracy(program), avg_bits=program.avg_bits(),
-                feature_kb=feature_kb(program))
+    # a uniform / Degree-Quant model is priced twice: its codes as trained, and with the exact one-bit
+    # encoding of a binary input layer that A2Q learns (the fair baseline, method "<name>-bin")
+    encodings = {point.method: False} if point.method == "a2q" else {point.method: False,
+                                                                     point.method + BINARY_SUFFIX: True}
     rows = []
-    for lanes, pes in configs:
-        cyc = model_cycles(program, lanes=lanes, pes=pes)
-        row = {**base, "lanes": lanes, "pes": pes, **{f"cycles_{k}": getattr(cyc, k) for k in
-                                                      ("combine", "aggregate", "requant", "stall", "total")}}
-        if rtl:
-            from sim.simulate import simulate
+    for method, binary in encodings.items():
+        program = export_checkpoint(out_dir / "model.pt", data_root, binary=binary)
+        pdir = save(program, out_dir / ("program" + (BINARY_SUFFIX if binary else "")))
+        vbase = {**base, "method": method, "int_acc": integer.accuracy(program), "avg_bits": program.avg_bits(),
+                 "feature_kb": feature_kb(program)}
+        for lanes, pes in configs:
+            from hw.config import AcceleratorConfig
+            from hw.memory_map import feature_kb as hw_feature_kb
 
-            rep = simulate(out_dir / "program", config=shared_config(program, lanes, pes),
-                           out=out_dir / f"rtl_{lanes}x{pes}.json")
-            row.update(rtl_cycles_total=rep["rtl_cycles"]["total"], rtl_bit_exact=rep["mismatches"] == 0)
-        rows.append(row)
+            cfg = AcceleratorConfig.fit(program, lanes=lanes, pes=pes)
+            cyc = model_cycles(program, lanes=lanes, pes=pes)
+            row = {**vbase, "lanes": lanes, "pes": pes, "feature_kb_sparse": hw_feature_kb(program, cfg)["sparse"],
+                   "cycles_layers": ";".join(str(layer.total) for layer in cyc.layers),
+                   **{f"cycles_{k}": getattr(cyc, k) for k in ("combine", "aggregate", "requant", "stall", "total")}}
+            if rtl:
+                from sim.simulate import simulate
+
+                rep = simulate(pdir, config=shared_config(program, lanes, pes),
+                               out=out_dir / f"rtl_{method}_{lanes}x{pes}.json")
+                row.update(rtl_cycles_total=rep["rtl_cycles"]["total"], rtl_bit_exact=rep["mismatches"] == 0)
+            rows.append(row)
     for r in rows:
         r["wall_s"] = time.perf_counter() - t0
     return rows
@@ -187,8 +210,8 @@ def write_rows(csv_path: Path, rows: list[dict]) -> None:
 
 
 def _crash_row(point: Point, err: str) -> dict:
-    return {"dataset": point.dataset, "method": point.method, "target": point.target, "status": "error",
-            "error": err}
+    return {"dataset": point.dataset, "method": point.method, "target": point.target, "hidden": point.hidden,
+            "status": "error", "error": err}
 
 
 class SweepError(ValueError):
@@ -207,8 +230,8 @@ def run_grid(points, configs, out: Path, seeds="0-2", epochs=200, data_root=None
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "sweep.csv"
     rows = read_rows(csv_path)
-    done = {(r["dataset"], r["method"], r["target"]) for r in rows if r.get("status") == "ok"}
-    rows = [r for r in rows if (r["dataset"], r["method"], r["target"]) in done]  # retry crashed points
+    done = {row_key(r) for r in rows if r.get("status") == "ok"}
+    rows = [r for r in rows if row_key(r) in done or (r["method"].endswith(BINARY_SUFFIX) and r.get("status") == "ok")]
     todo = [p for p in points if p.key not in done]
     data_root = data_root or os.environ.get("A2Q_DATA_ROOT")
     threads = 1 if jobs > 1 or executor == "ray" else max(1, int(os.environ.get("A2Q_THREADS", "1")))
@@ -302,9 +325,35 @@ def _f(v):
         return None
 
 
+def speedups(rows: list[dict]) -> None:
+    """Add ``speedup_vs_<baseline>`` (total) and ``speedup_layers_vs_<baseline>`` to every ok row: the
+    baseline's model cycles over the row's, for INT4 as trained and INT4 (binary input), on the same
+    dataset, hidden width and config."""
+    def where(r):
+        return (r["dataset"], str(int(float(r.get("hidden") or 16))), str(r.get("lanes")), str(r.get("pes")))
+
+    bases = {}
+    for r in rows:
+        ok = r.get("status") == "ok" and _f(r.get("cycles_total"))
+        if ok and r["method"] in (BASELINE, BASELINE + BINARY_SUFFIX):
+            bases[(r["method"], *where(r))] = r
+    for r in rows:
+        if r.get("status") != "ok" or not _f(r.get("cycles_total")):
+            continue
+        for b in (BASELINE, BASELINE + BINARY_SUFFIX):
+            br = bases.get((b, *where(r)))
+            if br is None:
+                continue
+            r[f"speedup_vs_{b}"] = _f(br["cycles_total"]) / _f(r["cycles_total"])
+            mine, theirs = str(r.get("cycles_layers", "")).split(";"), str(br.get("cycles_layers", "")).split(";")
+            if len(mine) == len(theirs) and all(mine):
+                r[f"speedup_layers_vs_{b}"] = [float(t) / float(m) for m, t in zip(mine, theirs, strict=True)]
+
+
 def summarise(rows: list[dict], out: Path) -> dict:
     """Pareto fronts per dataset and config, a markdown table and the two-panel PNG."""
     ok = [r for r in rows if r.get("status") == "ok"]
+    speedups(ok)
     summary = {"datasets": {}}
     for ds in sorted({r["dataset"] for r in ok}):
         fp32 = [r for r in ok if r["dataset"] == ds and r["method"] == "fp32"]
@@ -329,18 +378,32 @@ def summarise(rows: list[dict], out: Path) -> dict:
 
 
 def markdown_table(rows: list[dict], summary: dict, failed: list[dict] = ()) -> str:
-    lines = ["| dataset | method | target | L x P | acc (%) | int acc (%) | avg bits | feature KB | "
-             "model cycles | RTL cycles | Pareto |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["dataset"], r["method"], _f(r["target"]) or 0, str(r.get("lanes")))):
+    b, bb = BASELINE, BASELINE + BINARY_SUFFIX
+    lines = ["| dataset | hidden | method | target | L x P | acc (%) | int acc (%) | avg bits | feature KB | "
+             "sparse KB | model cycles | per layer | RTL cycles | "
+             f"vs {b.upper()} | vs {b.upper()} (binary input) | Pareto |", "|---|" + "---|" * 15]
+
+    def sp(r, base):
+        if r.get(f"speedup_vs_{base}") is None:
+            return "-"
+        per = r.get(f"speedup_layers_vs_{base}") or []
+        return f"{r[f'speedup_vs_{base}']:.2f}x" + (f" ({', '.join(f'{x:.2f}' for x in per)})" if per else "")
+
+    for r in sorted(rows, key=lambda r: (r["dataset"], int(float(r.get("hidden") or 16)), r["method"],
+                                         _f(r["target"]) or 0, str(r.get("lanes")))):
         cfg = f"{int(float(r['lanes']))}x{int(float(r['pes']))}" if _f(r.get("lanes")) else "-"
         front = summary["datasets"].get(r["dataset"], {}).get("configs", {}).get(cfg, {}).get("front", [])
         on_front = "yes" if f"{r['method']}@{r['target']}" in front else ""
         acc = f"{100 * _f(r['acc_mean']):.2f} ± {100 * _f(r['acc_std']):.2f}"
         ia = f"{100 * _f(r['int_acc']):.2f}" if _f(r.get("int_acc")) is not None else "-"
         fmt = lambda v, spec: format(_f(v), spec) if _f(v) is not None else "-"  # noqa: E731
-        lines.append(f"| {r['dataset']} | {r['method']} | {r['target']} | {cfg} | {acc} | {ia} | "
+        per_layer = str(r.get("cycles_layers") or "-").replace(";", " + ")
+        lines.append(f"| {r['dataset']} | {int(float(r.get('hidden') or 16))} | {r['method']} | {r['target']} | "
+                     f"{cfg} | {acc} | {ia} | "
                      f"{fmt(r.get('avg_bits'), '.2f')} | {fmt(r.get('feature_kb'), '.1f')} | "
-                     f"{fmt(r.get('cycles_total'), ',.0f')} | {fmt(r.get('rtl_cycles_total'), ',.0f')} | {on_front} |")
+                     f"{fmt(r.get('feature_kb_sparse'), '.1f')} | "
+                     f"{fmt(r.get('cycles_total'), ',.0f')} | {per_layer} | {fmt(r.get('rtl_cycles_total'), ',.0f')} | "
+                     f"{sp(r, b)} | {sp(r, bb)} | {on_front} |")
     reasons: dict[str, list[str]] = {}
     for r in failed:  # one line per distinct reason, naming the points it stopped
         reason = str(r.get("error") or "unknown error").splitlines()[0].split(" (expected")[0].replace("|", "/")
@@ -415,10 +478,11 @@ def add_sweep_arguments(p) -> None:
     p.add_argument("--methods", default="fp32,a2q,int2,int3,int4,int8",
                    help="comma list of fp32, a2q, intK (uniform INT-K) and dqK (Degree-Quant INT-K), K in 1..8")
     p.add_argument("--targets", default="1.25,1.5,2,3,4", help="A2Q average-bit targets, comma list")
+    p.add_argument("--hidden", default="16", help="hidden channels of the GCN, comma list (e.g. 16,64,128)")
     p.add_argument("--configs", default="16x16", help="accelerator configs LANESxPES, comma list")
     p.add_argument("--seeds", default="0-2", help="seeds per point, e.g. 0-9")
     p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--rtl", default="", help="points to also simulate on Verilator: dataset:method:target,...")
+    p.add_argument("--rtl", default="", help="points to also simulate on Verilator: dataset:method:target[:hidden],...")
     p.add_argument("--jobs", type=int, default=1, help="local executor: points run in parallel processes "
                    "(one torch thread each)")
     p.add_argument("--executor", default="local", choices=EXECUTORS,
@@ -433,8 +497,13 @@ def add_sweep_arguments(p) -> None:
 
 def run_sweep(args) -> dict:
     os.environ["A2Q_THREADS"] = str(args.threads)
-    points = grid(args.datasets.split(","), args.methods.split(","), args.targets.split(","))
-    rtl_keys = {tuple(k.split(":")) for k in args.rtl.split(",") if k}
+    try:
+        hiddens = [int(h) for h in str(args.hidden).split(",")]
+    except ValueError:
+        raise ValueError(f"--hidden {args.hidden!r} is not a comma list of integers, e.g. 16,64,128") from None
+    points = grid(args.datasets.split(","), args.methods.split(","), args.targets.split(","), hiddens)
+    rtl_keys = {(*k.split(":")[:3], k.split(":")[3] if len(k.split(":")) > 3 else "16")
+                for k in args.rtl.split(",") if k}
     out = Path(args.out)
     t0 = time.perf_counter()
     rows = run_grid(points, parse_configs(args.configs), out, seeds=args.seeds, epochs=args.epochs,

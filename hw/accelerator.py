@@ -38,7 +38,7 @@ from .combine import CombineEngine
 from .config import AcceleratorConfig, addr_bits
 from .counters import COUNTERS, CycleCounters
 from .memories import BankedMemory
-from .packer import Packer, feat_write_granularity
+from .packer import Packer
 from .requant import Requantizer
 from .sequencer import Phase, Sequencer
 
@@ -91,7 +91,8 @@ class Accelerator(wiring.Component):
         seq = m.submodules.sequencer = Sequencer(cfg)
         comb = m.submodules.combine = CombineEngine(cfg)
         agg = m.submodules.aggregate = AggregateEngine(cfg)
-        payload_bits = len(agg.g_bits) + len(agg.g_base) + len(agg.g_t_o) + len(agg.g_index)
+        payload = (agg.g_bits, agg.g_base, agg.g_t_o, agg.g_index, agg.g_cnt_addr)
+        payload_bits = sum(len(sig) for sig in payload)
         req = m.submodules.requant = Requantizer(cfg, payload_bits=payload_bits)
         pk = m.submodules.packer = Packer(cfg)
         ctr = m.submodules.counters = CycleCounters(cfg)
@@ -116,9 +117,7 @@ class Accelerator(wiring.Component):
 
         r = {name: rport(name) for name in mm.MEMORIES}     # port 0: engine / debug read
         node_b = rport("node")                              # aggregation: next layer's node entry
-        w = {name: wport(name) for name in mm.MEMORIES if name != "feat"}
-        gran = feat_write_granularity(cfg)
-        w["feat"] = wport("feat", gran)
+        w = {name: wport(name) for name in mm.MEMORIES}
 
         def low(value, width):
             return value[:width]
@@ -138,6 +137,8 @@ class Accelerator(wiring.Component):
             r["node"].addr.eq(Mux(in_comb, comb.node_addr, Mux(in_agg, agg.node_addr, addr("node")))),
             node_b.addr.eq(agg.next_addr),
             comb.node_data.eq(r["node"].data),
+            r["count"].addr.eq(Mux(in_comb, comb.node_addr, addr("count"))),
+            comb.count_data.eq(r["count"].data),
             agg.node_data.eq(r["node"].data),
             agg.next_data.eq(node_b.data),
         ]
@@ -148,14 +149,19 @@ class Accelerator(wiring.Component):
             r["weight"].addr.eq(Mux(busy, comb.w_addr, addr("weight"))),
             comb.w_data.eq(r["weight"].data),
         ]
+        # the aggregation engine reads E XW rows per cycle: port 0 (shared with the debug read) + E-1
+        xaw = addr_bits(self.shapes["xw"][1])
+        xw_ports = [r["xw"]] + [rport("xw") for _ in range(cfg.edges_per_cycle - 1)]
+        for q, port in enumerate(xw_ports[1:], start=1):
+            m.d.comb += port.addr.eq(agg.xw_addr[q * xaw:(q + 1) * xaw])
+        m.d.comb += agg.xw_data.eq(Cat(*[port.data for port in xw_ports]))
         # chan, edge, xw reads: aggregate
         m.d.comb += [
             r["chan"].addr.eq(Mux(busy, agg.chan_addr, addr("chan"))),
             agg.chan_data.eq(r["chan"].data),
             r["edge"].addr.eq(Mux(busy, agg.edge_addr, addr("edge"))),
             agg.edge_data.eq(r["edge"].data),
-            r["xw"].addr.eq(Mux(busy, agg.xw_addr, addr("xw"))),
-            agg.xw_data.eq(r["xw"].data),
+            r["xw"].addr.eq(Mux(busy, agg.xw_addr[:xaw], addr("xw"))),
             r["out"].addr.eq(addr("out")),
         ]
         # writes: the load port while idle; xw from combine, feat/out from the packer while busy
@@ -171,8 +177,11 @@ class Accelerator(wiring.Component):
             w["out"].data.eq(Mux(busy, pk.out_data, low(self.mem_wdata, self.shapes["out"][0]))),
             w["out"].en.eq(Mux(busy, pk.out_en, load_we["out"])),
             w["feat"].addr.eq(Mux(busy, pk.feat_addr, addr("feat"))),
-            w["feat"].data.eq(Mux(busy, pk.feat_data, low(self.mem_wdata, cfg.lanes))),
-            w["feat"].en.eq(Mux(busy, pk.feat_en, Mux(load_we["feat"], (1 << len(w["feat"].en)) - 1, 0))),
+            w["feat"].data.eq(Mux(busy, pk.feat_data, low(self.mem_wdata, self.shapes["feat"][0]))),
+            w["feat"].en.eq(Mux(busy, pk.feat_en, load_we["feat"])),
+            w["count"].addr.eq(Mux(busy, pk.count_addr, addr("count"))),
+            w["count"].data.eq(Mux(busy, pk.count_data, low(self.mem_wdata, self.shapes["count"][0]))),
+            w["count"].en.eq(Mux(busy, pk.count_en, load_we["count"])),
         ]
 
         # ---- read-back mux (latency 1) ------------------------------------------------------------
@@ -204,18 +213,18 @@ class Accelerator(wiring.Component):
             req.valid.eq(agg.g_valid), req.sums.eq(agg.g_sum), req.chan.eq(agg.g_chan),
             req.dst_mult.eq(agg.g_dst_mult), req.dst_shift.eq(agg.g_dst_shift), req.bits.eq(agg.g_bits),
             req.out_signed.eq(d("out_signed")), req.last.eq(d("last")),
-            req.payload.eq(Cat(agg.g_bits, agg.g_base, agg.g_t_o, agg.g_index)),
+            req.payload.eq(Cat(*payload)),
         ]
         pay = req.out_payload
         o = 0
         fields = []
-        for sig in (agg.g_bits, agg.g_base, agg.g_t_o, agg.g_index):
+        for sig in payload:
             fields.append(pay[o:o + len(sig)])
             o += len(sig)
         m.d.comb += [
             pk.valid.eq(req.out_valid), pk.q.eq(req.q),
             pk.bits.eq(fields[0]), pk.base.eq(fields[1]), pk.t_o.eq(fields[2]), pk.index.eq(fields[3]),
-            pk.t_next.eq(d("t_next")), pk.last.eq(d("last")),
+            pk.cnt_addr.eq(fields[4]), pk.t_out.eq(d("t_out")), pk.t_next.eq(d("t_next")), pk.last.eq(d("last")),
         ]
         # error flag and counters
         with m.If(self.start & ~busy):

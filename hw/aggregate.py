@@ -1,17 +1,19 @@
 """Aggregation engine: walks the CSR edge stream and sums neighbour rows of the XW buffer,
 ``a[i, o] = sum_{e in row i} y[col[e], o]`` (plain integer adds; empty rows give 0).
 
-Loop order: destination row i, output tile t_o (P channels), the row's entries. One entry per cycle;
-the row is walked once per output tile (the walker jumps back to the row start). An empty row is one
-placeholder entry in the edge stream (see ``memory_map.edge_stream``), so row i costs
-``max(len_i, 1)`` cycles per output tile, and a *group* (i, t_o) completes on the row's ``last`` entry.
+Loop order: destination row i, output tile t_o (P channels), the row's edge words. One word of E
+entries (``edges_per_cycle``) per cycle: E XW rows are read (E read ports of the XW buffer) and added
+in one step; the row is walked once per output tile (the walker jumps back to the row start). A row's
+entries fill ``ceil(len_i / E)`` words (padding entries are placeholders; an empty row is one
+placeholder word, see ``memory_map.edge_words``), so row i costs ``ceil(max(len_i, 1) / E)`` cycles per
+output tile, and a *group* (i, t_o) completes on the row's ``last`` word.
 
 Back-pressure, made exact: group g's requantized values take ``W_g`` cycles to write (``pack_words``:
 b'_i bit-plane words per L-lane tile of the next layer; 1 output word for the last layer). The last
 entry of group g+1 may issue only ``W_g`` or more cycles after the last entry of group g, which keeps
 the bit-plane packer (a fixed number of cycles downstream) free of overlap without a FIFO. The engine
 therefore stalls ``max(0, W_g - A_{g+1})`` cycles before completing group g+1, where A is the group's
-entry count: a closed form the cycle model reproduces.
+word count: a closed form the cycle model reproduces.
 
 Stages (entry visible in S1 at cycle c): S1 decides issue/stall, addresses XW (col + t_o*N) and the
 channel table; S2 (c+1) accumulates; on a ``last`` entry the sums leave in the group registers (c+2).
@@ -89,8 +91,8 @@ class AggregateEngine(wiring.Component):
             "node_data": In(self.dw["node"]),
             "next_addr": Out(self.aw["node"]),        # next layer's entry of row i (bits, base)
             "next_data": In(self.dw["node"]),
-            "xw_addr": Out(self.aw["xw"]),
-            "xw_data": In(self.dw["xw"]),
+            "xw_addr": Out(self.aw["xw"] * cfg.edges_per_cycle),   # E addresses, entry e at [e*aw, ...)
+            "xw_data": In(self.dw["xw"] * cfg.edges_per_cycle),     # E XW words, entry e at [e*dw, ...)
             "chan_addr": Out(self.aw["chan"]),
             "chan_data": In(self.dw["chan"]),
             # group output (to the requantizer)
@@ -103,6 +105,7 @@ class AggregateEngine(wiring.Component):
             "g_base": Out(unsigned(self.aw["feat"])),
             "g_t_o": Out(unsigned(count_bits(cfg.max_tiles_out))),
             "g_index": Out(unsigned(self.aw["out"])),   # group number i*T_out + t_o = output address
+            "g_cnt_addr": Out(unsigned(self.aw["count"])),  # next layer's count entry of node i
         })
 
     def elaborate(self, platform):
@@ -114,7 +117,9 @@ class AggregateEngine(wiring.Component):
             off, width = fields.offsets[name]
             return data[off:off + width]
 
-        e_col, e_last, e_empty = (fld(ef, self.edge_data, k) for k in ("col", "last", "empty"))
+        E = cfg.edges_per_cycle
+        e_cols, e_last, e_empty = (fld(ef, self.edge_data, k) for k in ("col", "last", "empty"))
+        cw = len(e_cols) // E
         nxt_bits, nxt_base = fld(nf, self.next_data, "bits"), fld(nf, self.next_data, "base")
         md, sd = fld(nf, self.node_data, "dst_mult"), fld(nf, self.node_data, "dst_shift")
 
@@ -143,7 +148,7 @@ class AggregateEngine(wiring.Component):
             self.edge_addr.eq(e_next),
             self.node_addr.eq(self.node_off + i_next),
             self.next_addr.eq(self.next_node_off + i_next),
-            self.xw_addr.eq(e_col + toff),
+            self.xw_addr.eq(Cat(*[(e_cols[q * cw:(q + 1) * cw] + toff)[:self.aw["xw"]] for q in range(E)])),
             self.chan_addr.eq(self.ch_off + t_o),
             self.issuing.eq(issue), self.stalled.eq(stall), self.walking.eq(active),
         ]
@@ -167,19 +172,22 @@ class AggregateEngine(wiring.Component):
                             m.d.sync += active.eq(0)
 
         # ---- S2: accumulate -----------------------------------------------------------------------
-        s2_valid, s2_first, s2_last, s2_empty = Signal(), Signal(), Signal(), Signal()
+        s2_valid, s2_first, s2_last, s2_empty = Signal(), Signal(), Signal(), Signal(E)
         s2_md, s2_sd = Signal.like(md), Signal.like(sd)
         s2_bits, s2_base = Signal.like(nxt_bits), Signal.like(nxt_base)
         s2_t_o, s2_g = Signal.like(t_o), Signal.like(g)
+        s2_cnt = Signal(unsigned(self.aw["count"]))
         m.d.sync += [s2_valid.eq(issue), s2_first.eq(first), s2_last.eq(e_last), s2_empty.eq(e_empty),
                      s2_md.eq(md), s2_sd.eq(sd), s2_bits.eq(nxt_bits), s2_base.eq(nxt_base),
-                     s2_t_o.eq(t_o), s2_g.eq(g)]
+                     s2_t_o.eq(t_o), s2_g.eq(g), s2_cnt.eq(self.next_node_off + i)]
         accs, nexts = [], []
         for o in range(P):
             acc = Signal(signed(wd.aggregate_acc), name=f"acc{o}")
-            y = self.xw_data[o * fp.Y_BITS:(o + 1) * fp.Y_BITS].as_signed()
+            dw = self.dw["xw"]
+            ys = [Mux(s2_empty[q], 0, self.xw_data[q * dw + o * fp.Y_BITS:q * dw + (o + 1) * fp.Y_BITS].as_signed())
+                  for q in range(E)]
             nx = Signal(signed(wd.aggregate_acc), name=f"acc_next{o}")
-            m.d.comb += nx.eq(Mux(s2_first, 0, acc) + Mux(s2_empty, 0, y))
+            m.d.comb += nx.eq(Mux(s2_first, 0, acc) + sum(ys[1:], ys[0]))
             with m.If(s2_valid):
                 m.d.sync += acc.eq(nx)
             accs.append(acc)
@@ -191,6 +199,7 @@ class AggregateEngine(wiring.Component):
         with m.If(done):
             m.d.sync += [self.g_sum.eq(Cat(*nexts)), self.g_chan.eq(self.chan_data),
                          self.g_dst_mult.eq(s2_md), self.g_dst_shift.eq(s2_sd), self.g_bits.eq(s2_bits),
-                         self.g_base.eq(s2_base), self.g_t_o.eq(s2_t_o), self.g_index.eq(s2_g)]
+                         self.g_base.eq(s2_base), self.g_t_o.eq(s2_t_o), self.g_index.eq(s2_g),
+                         self.g_cnt_addr.eq(s2_cnt)]
         m.d.comb += self.busy.eq(self.start | setup | active | s2_valid | self.g_valid)
         return m

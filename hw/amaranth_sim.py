@@ -32,7 +32,7 @@ class SimResult:
     words: dict[str, list[int]] = field(default_factory=dict)   # read-back memories (see ``read``)
 
     def features(self, program, config, layer: int) -> np.ndarray:
-        return mm.decode_features(self.words["feat"], program, config, layer)
+        return mm.decode_features(self.words["feat"], self.words["count"], program, config, layer)
 
 
 def garbage_images(config: AcceleratorConfig, seed: int) -> dict[str, list[int]]:
@@ -84,7 +84,7 @@ def run_program(program, config: AcceleratorConfig | None = None, *, load: str =
     dut = Accelerator(cfg, sim_init=init)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    read = tuple(dict.fromkeys(("out",) + tuple(read)))
+    read = tuple(dict.fromkeys(("out",) + tuple(read) + (("count",) if "feat" in read else ())))
     n_words = {name: cfg.depth(name) for name in read}
     n_words["out"] = program.num_nodes * -(-program.layers[-1].out_features // cfg.pes)
     state: dict = {}

@@ -1,17 +1,20 @@
 """Combination engine: P bit-serial PEs compute ``acc[j, o] = sum_k x[j, k] W[k, o]``, then SRC_RESCALE
 ``y = sat16(rescale(acc, Ms[j], Ss[j]))`` writes the XW buffer.
 
-Loop order (outer to inner): node j, output tile t_o (P channels), input tile t_i (L features), plane
-p (b_j planes). One (j, t_o, t_i, p) is issued per cycle with no bubble between nodes, so node j costs
-exactly ``b_j * T_in * T_out`` cycles. Feature word of (j, t_i, p) is at ``base_j + t_i*b_j + p``: for
-a fixed t_o the addresses run consecutively from ``base_j``; the weight word of (t_o, t_i) is at
-``w_off + t_o*T_in + t_i``, which also runs consecutively over a node.
+Loop order (outer to inner): node j, output tile t_o (P channels), stored word k of node j. A node's
+feature words are stored consecutively from ``base_j`` (``count_j`` of them), each tagged with its
+(input tile t_i, plane p); with zero-word skipping the all-zero words are not stored, so they cost no
+cycle. One (j, t_o, k) is issued per cycle with no bubble between nodes, so node j costs exactly
+``max(count_j, 1) * T_out`` cycles (a node with no stored word is issued once per t_o with its lanes
+gated to 0, so its y = 0 is still written). The weight word of (t_o, t_i) is at
+``w_off + t_o*T_in + t_i``: its address comes from the tag, one cycle after the feature read.
 
-Node table reads are "read-next": the table port is addressed with the *next* node index, so in every
-cycle its data is the entry of the current node (base, bits, Ms, Ss) -- no per-node bubble.
+Node table and count reads are "read-next": the ports are addressed with the *next* node index, so in
+every cycle their data is the entry of the current node (base, bits, Ms, Ss, count) -- no bubble.
 
-Pipeline (issue in cycle c): c+1 feature/weight words arrive, PE adder tree; c+2 PE accumulate;
-c+3 PE sum complete -> rescale stage 1; c+4 rescale stage 2; c+5 XW write. See docs/hardware.md.
+Pipeline (issue in cycle c): c+1 feature word arrives, weight address from its tag; c+2 weight word
+arrives, PE adder tree; c+3 PE accumulate; c+4 PE sum complete -> rescale stage 1; c+5 rescale stage
+2; c+6 XW write. See docs/hardware.md.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from .pe import PLANE_BITS, BitSerialPE
 from .rescale import Rescaler
 
 #: Cycles from the last issue to the XW write of the last group (inclusive of the write cycle).
-DRAIN = 5
+DRAIN = 6
 
 
 class CombineEngine(wiring.Component):
@@ -51,6 +54,7 @@ class CombineEngine(wiring.Component):
             # memory ports
             "node_addr": Out(self.aw["node"]),
             "node_data": In(self.dw["node"]),
+            "count_data": In(self.dw["count"]),     # count memory, addressed with node_addr
             "feat_addr": Out(self.aw["feat"]),
             "feat_data": In(self.dw["feat"]),
             "w_addr": Out(self.aw["weight"]),
@@ -70,64 +74,72 @@ class CombineEngine(wiring.Component):
             return self.node_data[off:off + width]
 
         base, bits, ms, ss = field("base"), field("bits"), field("src_mult"), field("src_shift")
+        ff = mm.feat_fields(cfg)
+
+        def tag(name):
+            off, width = ff.offsets[name]
+            return self.feat_data[off:off + width]
+
+        cnt = self.count_data
 
         # ---- issue stage ------------------------------------------------------------------------
         setup = Signal()
         active = Signal()
         j = Signal(unsigned(count_bits(cfg.max_nodes)))
         t_o = Signal(unsigned(count_bits(cfg.max_tiles_out)))
-        t_i = Signal(unsigned(count_bits(cfg.max_tiles_in)))
-        p = Signal(unsigned(PLANE_BITS))
-        off = Signal(unsigned(self.aw["feat"] + 1))        # t_i * b_j + p within the node
-        waddr = Signal(unsigned(self.aw["weight"]))
+        k = Signal(unsigned(len(cnt)))                     # stored word of node j
+        wrow = Signal(unsigned(self.aw["weight"]))          # w_off + t_o * T_in
         xw_row = Signal(unsigned(self.aw["xw"]))            # t_o * N + j
 
-        last_p = p == (bits - 1)[:PLANE_BITS]
-        last_ti = t_i == self.t_in - 1
+        empty = cnt == 0
+        last_k = empty | (k == cnt - 1)
         last_to = t_o == self.t_out - 1
         last_j = j == self.n_nodes - 1
-        node_end = active & last_p & last_ti & last_to
+        node_end = active & last_k & last_to
 
         j_next = Mux(node_end & ~last_j, j + 1, j)
         m.d.comb += [
             self.node_addr.eq(self.node_off + j_next),
-            self.feat_addr.eq(base + off),
-            self.w_addr.eq(waddr),
+            self.feat_addr.eq(base + k),
         ]
 
         with m.If(self.start):
-            m.d.sync += [setup.eq(1), j.eq(0), t_o.eq(0), t_i.eq(0), p.eq(0), off.eq(0),
-                         waddr.eq(self.w_off), xw_row.eq(0)]
+            m.d.sync += [setup.eq(1), j.eq(0), t_o.eq(0), k.eq(0), wrow.eq(self.w_off), xw_row.eq(0)]
         with m.If(setup):
             m.d.sync += [setup.eq(0), active.eq(1)]
         with m.If(active):
-            with m.If(~last_p):
-                m.d.sync += [p.eq(p + 1), off.eq(off + 1)]
+            with m.If(~last_k):
+                m.d.sync += k.eq(k + 1)
             with m.Else():
-                m.d.sync += p.eq(0)
-                with m.If(~last_ti):
-                    m.d.sync += [t_i.eq(t_i + 1), off.eq(off + 1), waddr.eq(waddr + 1)]
+                m.d.sync += k.eq(0)
+                with m.If(~last_to):
+                    m.d.sync += [t_o.eq(t_o + 1), wrow.eq(wrow + self.t_in), xw_row.eq(xw_row + self.n_nodes)]
                 with m.Else():
-                    m.d.sync += [t_i.eq(0), off.eq(0)]
-                    with m.If(~last_to):
-                        m.d.sync += [t_o.eq(t_o + 1), waddr.eq(waddr + 1), xw_row.eq(xw_row + self.n_nodes)]
-                    with m.Else():
-                        m.d.sync += [t_o.eq(0), waddr.eq(self.w_off), j.eq(j + 1), xw_row.eq(j + 1)]
-                        with m.If(last_j):
-                            m.d.sync += active.eq(0)
+                    m.d.sync += [t_o.eq(0), wrow.eq(self.w_off), j.eq(j + 1), xw_row.eq(j + 1)]
+                    with m.If(last_j):
+                        m.d.sync += active.eq(0)
 
-        # ---- stage 1: memory data arrives; control registered alongside -----------------------
-        c1_valid, c1_first, c1_last, c1_neg = Signal(), Signal(), Signal(), Signal()
-        c1_plane = Signal(unsigned(PLANE_BITS))
+        # ---- stage 1: the feature word and its tag arrive; the weight address follows the tag -----
+        c1_valid, c1_first, c1_last, c1_zero = Signal(), Signal(), Signal(), Signal()
+        c1_wrow = Signal.like(wrow)
+        c1_bits = Signal.like(bits)
+        m.d.sync += [c1_valid.eq(active), c1_first.eq(k == 0), c1_last.eq(last_k), c1_zero.eq(empty),
+                     c1_wrow.eq(wrow), c1_bits.eq(bits)]
+        # a node without stored words reads no real word: its lanes, plane and sign are gated to 0
+        m.d.comb += self.w_addr.eq(Mux(c1_zero, c1_wrow, c1_wrow + tag("tile")))
+
+        # ---- stage 2: the weight word arrives; PE inputs registered ------------------------------
+        c2_valid, c2_first, c2_last, c2_neg = Signal(), Signal(), Signal(), Signal()
+        c2_plane = Signal(unsigned(PLANE_BITS))
+        c2_lanes = Signal(unsigned(L))
         m.d.sync += [
-            c1_valid.eq(active),
-            c1_first.eq((t_i == 0) & (p == 0)),
-            c1_last.eq(last_p & last_ti),
-            c1_neg.eq(self.in_signed & last_p),
-            c1_plane.eq(p),
+            c2_valid.eq(c1_valid), c2_first.eq(c1_first), c2_last.eq(c1_last),
+            c2_neg.eq(self.in_signed & ~c1_zero & (tag("plane") == (c1_bits - 1)[:PLANE_BITS])),
+            c2_plane.eq(Mux(c1_zero, 0, tag("plane"))),
+            c2_lanes.eq(Mux(c1_zero, 0, tag("lanes"))),
         ]
-        # side information, delayed to line up with the PE result (issue + 3: Ms, Ss) and with the
-        # rescaled values (issue + 5: the XW address)
+        # side information, delayed to line up with the PE result (issue + 4: Ms, Ss) and with the
+        # rescaled values (issue + 6: the XW address)
         def delay(value, cycles, name):
             stages = [value]
             for k in range(cycles):
@@ -136,22 +148,22 @@ class CombineEngine(wiring.Component):
                 stages.append(r)
             return stages[-1]
 
-        scale3 = delay(Cat(ms, ss), 3, "scale")
-        xw5 = delay(xw_row, DRAIN, "xw")
+        scale4 = delay(Cat(ms, ss), 4, "scale")
+        xw6 = delay(xw_row, DRAIN, "xw")
 
         pes = []
         for o in range(P):
             pe = BitSerialPE(L, wb, wd.combine_acc)
             m.submodules[f"pe{o}"] = pe
             m.d.comb += [
-                pe.valid.eq(c1_valid), pe.first.eq(c1_first), pe.last.eq(c1_last),
-                pe.plane.eq(c1_plane), pe.negate.eq(c1_neg), pe.bits.eq(self.feat_data),
+                pe.valid.eq(c2_valid), pe.first.eq(c2_first), pe.last.eq(c2_last),
+                pe.plane.eq(c2_plane), pe.negate.eq(c2_neg), pe.bits.eq(c2_lanes),
                 pe.weights.eq(self.w_data[o * L * wb:(o + 1) * L * wb]),
             ]
             pes.append(pe)
 
-        # ---- SRC_RESCALE: issue + 3 (PE done) -> issue + 5 (XW write) ----------------------------
-        r_ms, r_ss = scale3[:fp.MULT_BITS], scale3[fp.MULT_BITS:]
+        # ---- SRC_RESCALE: issue + 4 (PE done) -> issue + 6 (XW write) ----------------------------
+        r_ms, r_ss = scale4[:fp.MULT_BITS], scale4[fp.MULT_BITS:]
         results = []
         for o, pe in enumerate(pes):
             rs = Rescaler(wd.combine_acc, fp.Y_BITS)
@@ -160,7 +172,7 @@ class CombineEngine(wiring.Component):
             results.append(rs)
         m.d.comb += [
             self.xw_en.eq(results[0].out_valid),
-            self.xw_addr.eq(xw5),
+            self.xw_addr.eq(xw6),
             self.xw_data.eq(Cat(*[rs.result for rs in results])),
         ]
         # issue-valid delayed 1..DRAIN cycles: the engine is busy until the last XW write is done

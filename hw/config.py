@@ -63,6 +63,7 @@ _DESCRIBE = {
     "weight_words": "weight memory (words)",
     "chan_words": "channel table (words)",
     "edge_words": "edge memory (words)",
+    "edges_per_cycle": "edges per cycle",
     "xw_words": "XW buffer (words)",
     "out_words": "output memory (words)",
 }
@@ -103,6 +104,8 @@ class AcceleratorConfig:
     xw_words: int = 1024        # XW buffer: N * ceil(F_out / P), the widest layer
     out_words: int = 1024       # output logits: N * ceil(F_out / P) of the last layer
     counter_bits: int = 32      # width of the cycle counters
+    zero_skip: int = 1          # 1: all-zero bit-plane words are not stored and cost no combine cycle
+    edges_per_cycle: int = 1    # E: edge-stream entries the aggregation engine adds per cycle
 
     def __post_init__(self):
         self.validate()
@@ -113,7 +116,10 @@ class AcceleratorConfig:
             v = getattr(self, f.name)
             if not isinstance(v, int) or isinstance(v, bool):
                 raise ConfigError(f"config field '{f.name}' must be an integer, got {v!r}")
-            if v < 1:
+            if f.name == "zero_skip":
+                if v not in (0, 1):
+                    raise ConfigError(f"config field 'zero_skip' must be 0 or 1, got {v}")
+            elif v < 1:
                 raise ConfigError(f"config field '{f.name}' must be >= 1, got {v}")
         if not _pow2(self.lanes) or self.lanes > 64:
             raise ConfigError(f"lanes must be a power of two in [1, 64], got {self.lanes}")
@@ -124,6 +130,8 @@ class AcceleratorConfig:
         if not fp.MIN_NODE_BITS <= self.max_feature_bits <= fp.MAX_NODE_BITS:
             raise ConfigError(f"max_feature_bits must lie in [{fp.MIN_NODE_BITS}, {fp.MAX_NODE_BITS}], "
                               f"got {self.max_feature_bits}")
+        if not 1 <= self.edges_per_cycle <= 8:
+            raise ConfigError(f"edges_per_cycle must lie in [1, 8], got {self.edges_per_cycle}")
         if not 16 <= self.counter_bits <= 64:
             raise ConfigError(f"counter_bits must lie in [16, 64], got {self.counter_bits}")
         if self.node_words < self.max_nodes:
@@ -156,7 +164,7 @@ class AcceleratorConfig:
 
     def depth(self, name: str) -> int:
         """Physical depth of memory ``name`` (at least 2, so every address port is >= 1 bit wide)."""
-        words = {"desc": self.max_layers, "node": self.node_words, "feat": self.feat_words,
+        words = {"desc": self.max_layers, "node": self.node_words, "count": self.node_words, "feat": self.feat_words,
                  "weight": self.weight_words, "chan": self.chan_words, "edge": self.edge_words,
                  "xw": self.xw_words, "out": self.out_words}[name]
         return max(2, words)
@@ -195,8 +203,14 @@ class AcceleratorConfig:
 
     # -- programs ---------------------------------------------------------------------------------
     @staticmethod
-    def requirements(program, lanes: int = 16, pes: int = 16) -> dict:
-        """What ``program`` needs from a config with L=lanes, P=pes (every depth and limit)."""
+    def requirements(program, lanes: int = 16, pes: int = 16, zero_skip: int = 1, edges_per_cycle: int = 1) -> dict:
+        """What ``program`` needs from a config with L=lanes, P=pes (every depth and limit).
+
+        Feature memory: layer 0's region holds its stored words (only the non-zero ones with
+        ``zero_skip``); every hidden layer's region is reserved at the dense size b_j * T_in per node,
+        since the packer fills it at run time."""
+        from a2q.cycle_model import nonzero_words
+
         n = program.num_nodes
         rows = program.row_lengths
         f_max = max(max(s.in_features, s.out_features) for s in program.layers)
@@ -205,7 +219,10 @@ class AcceleratorConfig:
         for i, spec in enumerate(program.layers):
             t_in = ceil_div(spec.in_features, lanes)
             t_out = ceil_div(spec.out_features, pes)
-            feat += int(program.layer(i, "bits").astype(np.int64).sum()) * t_in
+            if i == 0 and zero_skip:
+                feat += int(nonzero_words(program.arrays["x"], program.layer(0, "bits"), lanes).sum())
+            else:
+                feat += int(program.layer(i, "bits").astype(np.int64).sum()) * t_in
             weight += t_in * t_out
             chan += t_out
         t_out_all = [ceil_div(s.out_features, pes) for s in program.layers]
@@ -216,11 +233,11 @@ class AcceleratorConfig:
             "max_features": f_max,
             "max_nodes": n,
             "max_row_len": max(1, int(rows.max()) if rows.size else 1),
-            "feat_words": feat,
+            "feat_words": max(1, feat),
             "node_words": program.num_layers * n,
             "weight_words": weight,
             "chan_words": chan,
-            "edge_words": int(program.nnz + np.count_nonzero(rows == 0)),
+            "edge_words": int((-(-np.maximum(rows, 1) // edges_per_cycle)).sum()),
             "xw_words": n * max(t_out_all),
             "out_words": n * t_out_all[-1],
         }
@@ -228,22 +245,25 @@ class AcceleratorConfig:
     @classmethod
     def fit(cls, program, lanes: int = 16, pes: int = 16, **overrides) -> AcceleratorConfig:
         """The smallest config with ``lanes`` and ``pes`` that runs ``program``."""
-        req = cls.requirements(program, lanes, pes)
+        req = cls.requirements(program, lanes, pes, overrides.get("zero_skip", 1),
+                               overrides.get("edges_per_cycle", 1))
         return cls(lanes=lanes, pes=pes, **{**req, **overrides})
 
 
     @classmethod
-    def covering(cls, programs, lanes: int = 16, pes: int = 16) -> AcceleratorConfig:
+    def covering(cls, programs, lanes: int = 16, pes: int = 16, zero_skip: int = 1,
+                 edges_per_cycle: int = 1) -> AcceleratorConfig:
         """The smallest config that runs every one of ``programs`` (field-wise max of their fits), so
         several programs can be compared on one piece of hardware."""
-        fits = [cls.fit(p, lanes=lanes, pes=pes) for p in programs]
+        fits = [cls.fit(p, lanes=lanes, pes=pes, zero_skip=zero_skip, edges_per_cycle=edges_per_cycle)
+                for p in programs]
         if not fits:
             raise ConfigError("covering() needs at least one program")
         return cls(**{f.name: max(getattr(c, f.name) for c in fits) for f in fields(cls)})
 
     def check(self, program) -> None:
         """Raise ``ConfigError`` if ``program`` does not fit this config (names the first misfit)."""
-        req = self.requirements(program, self.lanes, self.pes)
+        req = self.requirements(program, self.lanes, self.pes, self.zero_skip, self.edges_per_cycle)
         for key, need in req.items():
             have = getattr(self, key)
             if need > have:

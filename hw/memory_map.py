@@ -19,13 +19,18 @@ name   word                                                     address
 ====== ======================================================== ===================================
 desc   layer descriptor (``desc_fields``)                       layer
 node   node table entry (``node_fields``)                       layer * N + node
-feat   one bit-plane of one L-lane tile of one node (L bits)    base[l][j] + tile * b_j + plane
+feat   one bit-plane word of one L-lane tile of one node, with  base[l][j] + k (k-th stored word of
+       its (tile, plane) tag (``feat_fields``)                  node j, (tile, plane) order)
 weight P*L weights of one (output tile, input tile), wb each    w_off[l] + t_out * T_in + t_in
 chan   P channel entries (``chan_lane_fields``)                 ch_off[l] + t_out
-edge   CSR edge stream entry (``edge_fields``)                  entry (rows in order)
+edge   E CSR edge stream entries of one row (``edge_fields``)   word (rows in order)
 xw     P 16-bit y values of one (node, output tile)             t_out * N + node
 out    P 16-bit logits of one (node, output tile)               node * T_out + t_out
+count  number of stored feature words of one node               layer * N + node
 ====== ======================================================== ===================================
+
+With ``zero_skip`` only the bit-plane words that are not all zero are stored (layer 0 by this module,
+hidden layers by the packer at run time, which also writes their counts); without it every word is.
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ from a2q import fixedpoint as fp
 
 from .config import NODE_BITS_FIELD, SHIFT_BITS, AcceleratorConfig, addr_bits, ceil_div, count_bits
 
-MEMORIES = ("desc", "node", "feat", "weight", "chan", "edge", "xw", "out")
+MEMORIES = ("desc", "node", "feat", "weight", "chan", "edge", "xw", "out", "count")
 MEM_SEL = {name: i for i, name in enumerate(MEMORIES)}
 #: Memories the engines write while running (not loaded by a testbench; readable afterwards).
 RESULT_MEMORIES = ("xw", "out")
@@ -101,6 +106,17 @@ def feat_addr_bits(cfg: AcceleratorConfig) -> int:
     return addr_bits(cfg.depth("feat"))
 
 
+def feat_fields(cfg: AcceleratorConfig) -> Fields:
+    """Feature word: L lanes of one plane of one tile, tagged with the tile and the plane, so a node's
+    words can be stored compacted (all-zero words left out) and still be matched to their weights."""
+    return Fields([("lanes", cfg.lanes), ("tile", max(1, addr_bits(cfg.max_tiles_in))), ("plane", 3)])
+
+
+def count_width(cfg: AcceleratorConfig) -> int:
+    """Width of a count word: up to T_in * 8 stored words per node."""
+    return count_bits(cfg.max_tiles_in * cfg.max_feature_bits)
+
+
 def node_fields(cfg: AcceleratorConfig) -> Fields:
     """Node table: the node's feature base address and bits in this layer, and its multipliers."""
     return Fields([("base", feat_addr_bits(cfg)), ("bits", NODE_BITS_FIELD),
@@ -114,8 +130,11 @@ def chan_lane_fields() -> Fields:
 
 
 def edge_fields(cfg: AcceleratorConfig) -> Fields:
-    """Edge stream entry: source node, last entry of its row, placeholder of an empty row."""
-    return Fields([("col", addr_bits(max(2, cfg.max_nodes))), ("last", 1), ("empty", 1)])
+    """Edge stream word: E source nodes of one row (entry e at bits [e*cw, (e+1)*cw) of ``col``), the
+    row's last word, and per entry a placeholder bit (``empty``: padding, or the one entry of an empty
+    row). With E = 1 this is one (col, last, empty) entry per word."""
+    e = cfg.edges_per_cycle
+    return Fields([("col", e * addr_bits(max(2, cfg.max_nodes))), ("last", 1), ("empty", e)])
 
 
 def desc_fields(cfg: AcceleratorConfig) -> Fields:
@@ -140,12 +159,13 @@ def word_widths(cfg: AcceleratorConfig) -> dict[str, int]:
     return {
         "desc": desc_fields(cfg).width,
         "node": node_fields(cfg).width,
-        "feat": cfg.lanes,
+        "feat": feat_fields(cfg).width,
         "weight": cfg.pes * cfg.lanes * cfg.weight_bits,
         "chan": cfg.pes * chan_lane_fields().width,
         "edge": edge_fields(cfg).width,
         "xw": cfg.pes * fp.Y_BITS,
         "out": cfg.pes * fp.OUT_BITS,
+        "count": count_width(cfg),
     }
 
 
@@ -178,12 +198,14 @@ class LayerLayout:
 
 def layout(program, cfg: AcceleratorConfig) -> list[LayerLayout]:
     """Where each layer lives. Layer l's input features occupy their own region of the feature memory
-    (layer 0 loaded, layer l+1 written by layer l's packer), so every layer's input stays readable."""
+    (layer 0 loaded, layer l+1 written by layer l's packer), so every layer's input stays readable.
+    Layer 0's region holds exactly its stored words; a hidden layer's region is reserved at the dense
+    size (b_j * T_in words per node), of which the packer fills the first ``count`` words per node."""
     L, P, n = cfg.lanes, cfg.pes, program.num_nodes
     out, feat, w, ch = [], 0, 0, 0
     for i, spec in enumerate(program.layers):
         t_in, t_out = ceil_div(spec.in_features, L), ceil_div(spec.out_features, P)
-        words = int(program.layer(i, "bits").astype(np.int64).sum()) * t_in
+        words = int(_region_words(program, cfg, i).sum())
         out.append(LayerLayout(t_in=t_in, t_out=t_out, t_next=ceil_div(spec.out_features, L),
                                feat_base=feat, feat_words=words, node_off=i * n, w_off=w, ch_off=ch))
         feat += words
@@ -192,11 +214,23 @@ def layout(program, cfg: AcceleratorConfig) -> list[LayerLayout]:
     return out
 
 
-def node_bases(program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
-    """Feature base address of every node in ``layer`` (nodes packed in order, b_j * T_in words each)."""
-    lay = layout(program, cfg)[layer]
+def _region_words(program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
+    """Words reserved per node in ``layer``'s feature region."""
+    from a2q.cycle_model import nonzero_words
+
     bits = program.layer(layer, "bits").astype(np.int64)
-    return lay.feat_base + np.concatenate([[0], np.cumsum(bits * lay.t_in)[:-1]]).astype(np.int64)
+    if layer == 0 and cfg.zero_skip:
+        return nonzero_words(program.arrays["x"], bits, cfg.lanes)
+    return bits * ceil_div(program.layers[layer].in_features, cfg.lanes)
+
+
+def node_bases(program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
+    """Feature base address of every node in ``layer`` (nodes in order, each with its reserved words;
+    a node that stores no word gets base 0, which the engine never reads)."""
+    lay = layout(program, cfg)[layer]
+    words = _region_words(program, cfg, layer)
+    bases = lay.feat_base + np.concatenate([[0], np.cumsum(words)[:-1]]).astype(np.int64)
+    return np.where(words > 0, bases, 0)
 
 
 def _to_unsigned(v: np.ndarray, bits: int) -> np.ndarray:
@@ -221,6 +255,29 @@ def feature_words(x: np.ndarray, bits: np.ndarray, lanes: int) -> np.ndarray:
     keep = np.arange(fp.MAX_NODE_BITS)[None, None, :] < np.asarray(bits, dtype=np.int64)[:, None, None]
     keep = np.broadcast_to(keep, planes.shape)
     return planes[keep].astype(np.int64) if lanes < 64 else planes[keep]
+
+
+def stored_features(x: np.ndarray, bits: np.ndarray, cfg: AcceleratorConfig) -> tuple[list[int], np.ndarray]:
+    """The tagged feature words of ``x`` [N, F] as the engines store them, and the count per node.
+
+    Node j's words in (tile, plane) order; with ``cfg.zero_skip`` the all-zero ones are left out.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    n, f = x.shape
+    L, t = cfg.lanes, ceil_div(f, cfg.lanes)
+    ff = feat_fields(cfg)
+    dense = feature_words(x, bits, L)            # every node's b_j * T words, (tile, plane) order
+    bits = np.asarray(bits, dtype=np.int64)
+    node = np.repeat(np.arange(n), bits * t)
+    starts = np.concatenate([[0], np.cumsum(bits * t)[:-1]])
+    k = np.arange(dense.shape[0]) - starts[node]   # index within the node
+    tile, plane = k // bits[node], k % bits[node]
+    keep = dense != 0 if cfg.zero_skip else np.ones(dense.shape[0], dtype=bool)
+    counts = np.bincount(node[keep], minlength=n).astype(np.int64)
+    lo, ti, pl = ff.offsets["lanes"][0], ff.offsets["tile"][0], ff.offsets["plane"][0]
+    words = [(int(w) & ((1 << L) - 1)) << lo | int(a) << ti | int(b) << pl
+             for w, a, b in zip(dense[keep], tile[keep], plane[keep], strict=True)]
+    return words, counts
 
 
 def weight_words(weight: np.ndarray, cfg: AcceleratorConfig) -> list[int]:
@@ -277,6 +334,24 @@ def edge_stream(row_ptr: np.ndarray, col_idx: np.ndarray) -> tuple[np.ndarray, n
     return np.array(cols, dtype=np.int64), np.array(last, dtype=np.int64), np.array(empty, dtype=np.int64)
 
 
+def edge_words(row_ptr: np.ndarray, col_idx: np.ndarray, cfg: AcceleratorConfig) -> list[int]:
+    """Edge memory words: each row's entries in words of E (a row starts a new word; the last word
+    is padded with placeholders), ``last`` on the row's final word; an empty row is one placeholder."""
+    e, ef = cfg.edges_per_cycle, edge_fields(cfg)
+    cw = ef.offsets["col"][1] // e
+    lens = np.diff(np.asarray(row_ptr, dtype=np.int64))
+    words = []
+    for i, ln in enumerate(lens):
+        cols = [int(c) for c in col_idx[int(row_ptr[i]):int(row_ptr[i]) + ln]]
+        nw = max(1, -(-int(ln) // e))
+        for k in range(nw):
+            chunk = cols[k * e:(k + 1) * e]
+            col = sum(c << (cw * q) for q, c in enumerate(chunk))
+            empty = ((1 << e) - 1) & ~((1 << len(chunk)) - 1)
+            words.append(ef.pack(col=col, last=int(k == nw - 1), empty=empty))
+    return words
+
+
 def descriptors(program, cfg: AcceleratorConfig) -> list[int]:
     df = desc_fields(cfg)
     lay = layout(program, cfg)
@@ -315,27 +390,61 @@ def images(program, cfg: AcceleratorConfig) -> dict[str, list[int]]:
         weight += weight_words(program.layer(i, "weight").astype(np.int64), cfg)
         chan += chan_words(program.layer(i, "ch_mult"), program.layer(i, "ch_shift"),
                            program.layer(i, "bias"), cfg)
-    col, last, empty = edge_stream(program.arrays["row_ptr"], program.arrays["col_idx"])
-    feat = feature_words(program.arrays["x"], program.layer(0, "bits"), cfg.lanes)
+    feat, counts = stored_features(program.arrays["x"], program.layer(0, "bits"), cfg)
     return {
         "desc": descriptors(program, cfg),
         "node": node,
-        "feat": [int(w) for w in feat],
+        "feat": feat,
         "weight": weight,
         "chan": chan,
-        "edge": edge_fields(cfg).pack_arrays(col=col, last=last, empty=empty),
+        "edge": edge_words(program.arrays["row_ptr"], program.arrays["col_idx"], cfg),
         "xw": [],
         "out": [],
+        "count": [int(c) for c in counts],
     }
 
 
-def feature_image(program, cfg: AcceleratorConfig, xs) -> list[int]:
-    """The whole feature memory with every layer's input ``xs[l]`` [N, F_in(l)] in its region (what
-    the memory holds after a run: ``xs[l] = integer.run(program)[l].x``). For tests and debugging."""
-    words = []
+def feature_image(program, cfg: AcceleratorConfig, xs) -> tuple[list[int], list[int]]:
+    """The feature memory and the count memory with every layer's input ``xs[l]`` [N, F_in(l)] in its
+    region (what they hold after a run: ``xs[l] = integer.run(program)[l].x``; the unused tail of a
+    node's reserved words is 0 here). For tests and debugging."""
+    lay = layout(program, cfg)
+    feat = [0] * (lay[-1].feat_base + lay[-1].feat_words)
+    counts = []
     for i, x in enumerate(xs):
-        words += [int(w) for w in feature_words(np.asarray(x), program.layer(i, "bits"), cfg.lanes)]
-    return words
+        words, cnt = stored_features(np.asarray(x), program.layer(i, "bits"), cfg)
+        bases = node_bases(program, cfg, i)
+        starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+        for j in range(program.num_nodes):
+            feat[bases[j]:bases[j] + cnt[j]] = words[starts[j]:starts[j] + cnt[j]]
+        counts += [int(c) for c in cnt]
+    return feat, counts
+
+
+def feature_kb(program, cfg: AcceleratorConfig) -> dict[str, float]:
+    """Feature storage of ``program`` in KB (1024 bytes), summed over every layer's input: ``dense``,
+    every bit-plane word of L bits; ``sparse``, the stored (non-zero) words with their (tile, plane)
+    tags plus the count memory; ``reserved``, the feature memory the layout reserves (layer 0 as
+    stored, hidden layers at the dense size, tagged words) plus the count memory."""
+    from a2q.cycle_model import stored_words
+
+    ff = feat_fields(cfg)
+    dense = sum(stored_words(program, cfg.lanes, skip=False)[i].sum() for i in range(program.num_layers))
+    nz = sum(w.sum() for w in stored_words(program, cfg.lanes, skip=bool(cfg.zero_skip)))
+    counts = program.num_layers * program.num_nodes * count_width(cfg)
+    reserved = sum(lay.feat_words for lay in layout(program, cfg))
+    kb = 8 * 1024
+    return {"dense": float(dense * cfg.lanes / kb), "sparse": float((nz * ff.width + counts) / kb),
+            "reserved": float((reserved * ff.width + counts) / kb)}
+
+
+def feature_addresses(count_words, program, cfg: AcceleratorConfig, layer: int) -> list[int]:
+    """Addresses of the words ``layer``'s region really holds (the first count_j of every node), given
+    the count memory (from address 0): what a testbench reads back."""
+    n = program.num_nodes
+    cnt = np.array([int(c) for c in list(count_words)[layer * n:(layer + 1) * n]], dtype=np.int64)
+    bases = node_bases(program, cfg, layer)
+    return [int(a) for j in range(n) for a in range(bases[j], bases[j] + cnt[j])]
 
 
 def xw_image(y, cfg: AcceleratorConfig) -> list[int]:
@@ -395,29 +504,34 @@ def decode_xw(words, program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
     return v.transpose(1, 0, 2).reshape(n, t_out * cfg.pes)[:, :f_out]
 
 
-def decode_features(words, program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
-    """Feature memory words (from address 0) -> int64 input features [N, F_in] of ``layer``.
+def decode_features(words, count_words, program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
+    """Feature memory words (from address 0, or a dict {address: word}) and count memory words -> int64
+    input features [N, F_in] of ``layer``: node j's first count_j words from its base, placed by their
+    (tile, plane) tags; words left out are zero.
 
-    Layer 0 is what was loaded; layer l >= 1 is what layer l-1's requantizer wrote.
+    Layer 0 is what was loaded; layer l >= 1 is what layer l-1's packer wrote.
     """
     lay = layout(program, cfg)[layer]
     spec = program.layers[layer]
+    ff = feat_fields(cfg)
     bits = program.layer(layer, "bits").astype(np.int64)
     bases = node_bases(program, cfg, layer)
     L, n, t = cfg.lanes, program.num_nodes, lay.t_in
-    end = lay.feat_base + lay.feat_words
-    mem = np.array([int(w) for w in list(words)[:end]], dtype=np.uint64)
-    if mem.size < end:
-        raise ValueError(f"feature words end at {mem.size}, layer {layer} needs {end}")
-    lanes = np.arange(L, dtype=np.uint64)
+    cnt = [int(c) for c in list(count_words)[layer * n:(layer + 1) * n]]
+    if len(cnt) < n:
+        raise ValueError(f"count words end at {len(count_words)}, layer {layer} needs {(layer + 1) * n}")
+    get = words.__getitem__ if isinstance(words, dict) else list(words).__getitem__
     out = np.zeros((n, t, L), dtype=np.int64)
-    for p in range(fp.MAX_NODE_BITS):
-        has = bits > p
-        if not has.any():
-            break
-        addr = bases[has, None] + np.arange(t)[None, :] * bits[has, None] + p       # [n', T]
-        planes = ((mem[addr][..., None] >> lanes) & np.uint64(1)).astype(np.int64)  # [n', T, L]
-        out[has] |= planes << p
+    lanes = np.arange(L)
+    for j in range(n):
+        if cnt[j] > bits[j] * t:
+            raise ValueError(f"layer {layer} node {j}: count {cnt[j]} exceeds its {bits[j] * t} words")
+        for k in range(cnt[j]):
+            f = ff.unpack(get(int(bases[j]) + k))
+            if f["tile"] >= t or f["plane"] >= bits[j]:
+                raise ValueError(f"layer {layer} node {j} word {k}: tag (tile {f['tile']}, plane "
+                                 f"{f['plane']}) is outside its {t} tiles x {bits[j]} planes")
+            out[j, f["tile"]] |= ((f["lanes"] >> lanes) & 1) << f["plane"]
     out = out.reshape(n, t * L)
     if spec.in_signed:
         top = (1 << bits)[:, None]

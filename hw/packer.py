@@ -2,18 +2,24 @@
 bitwidth, or (last layer) writes the 16-bit logits into the output memory.
 
 A group is P values of node i (channels t_o*P .. t_o*P+P-1), clamped to b' bits. The next layer's
-feature words of node i are at ``base' + tile*b' + plane`` (L lanes per word):
+words of node i are stored compacted from ``base'`` (its dense-size reserved region), each tagged with
+its (tile, plane); the packer keeps the running count ``wr`` of node i's stored words and, in the
+last slot of the node's last group, writes the final count into the count memory. With zero-word
+skipping a word is stored only if it is not all zero (without: every word).
 
-* P >= L: the group covers ntiles = min(P/L, T_next - t_o*P/L) whole tiles; the packer writes
-  ``b' * ntiles`` full words, tile by tile, plane by plane (consecutive addresses).
-* P <  L: the group is chunk ``c = t_o mod L/P`` (P lanes) of tile ``t_o div L/P``; the packer writes
-  ``b'`` words with a per-chunk write enable. Chunk 0 writes the whole word (zeros outside the chunk),
-  so lanes past the last channel read as 0 (clean words for zero-plane skipping).
+* P >= L: the group covers ntiles = min(P/L, T_next - t_o*P/L) whole tiles; the packer takes
+  ``b' * ntiles`` slots, tile by tile, plane by plane, one word per slot.
+* P <  L: the group is chunk ``c = t_o mod L/P`` (P lanes) of tile ``t_o div L/P``. A word is known
+  only when its tile is complete, so each of the ``b'`` slots merges the chunk into a buffer of the
+  tile's planes (chunk 0 starts from zeros, so lanes past the last channel read as 0); the group that
+  completes the tile (the last chunk, or the node's last group) stores the words in its slots.
 * last layer: one output word (P x 16 bits) at the group number ``i*T_out + t_o``.
 
-The group is latched in the cycle it arrives; word k is written k+1 cycles later. A new group may
-arrive in the cycle of the previous group's last write (the aggregation engine guarantees it never
-comes earlier; ``overrun`` flags a violation, for tests).
+The slot count W = b' * ntiles (1 on the last layer) does not depend on the data, so the aggregation
+engine's back-pressure (and the cycle model) is the same with or without skipping. The group is
+latched in the cycle it arrives; slot k is k+1 cycles later. A new group may arrive in the cycle of
+the previous group's last slot (the aggregation engine guarantees it never comes earlier;
+``overrun`` flags a violation, for tests).
 """
 from __future__ import annotations
 
@@ -27,11 +33,6 @@ from . import memory_map as mm
 from .aggregate import pack_words
 from .config import NODE_BITS_FIELD, AcceleratorConfig, addr_bits, count_bits
 from .pe import PLANE_BITS
-
-
-def feat_write_granularity(cfg: AcceleratorConfig):
-    """Write-enable granularity of the feature memory (None: whole word)."""
-    return cfg.pes if cfg.pes < cfg.lanes else None
 
 
 class Packer(wiring.Component):
@@ -48,13 +49,18 @@ class Packer(wiring.Component):
             "base": In(unsigned(self.aw["feat"])),
             "t_o": In(unsigned(count_bits(cfg.max_tiles_out))),
             "index": In(unsigned(self.aw["out"])),
+            "cnt_addr": In(unsigned(self.aw["count"])),     # next layer's count entry of the group's node
+            "t_out": In(unsigned(count_bits(cfg.max_tiles_out))),
             "t_next": In(unsigned(count_bits(cfg.max_tiles_in))),
             "last": In(1),
             "busy": Out(1),
             "overrun": Out(1),
             "feat_addr": Out(self.aw["feat"]),
-            "feat_data": Out(unsigned(L)),
-            "feat_en": Out(unsigned(self.chunks)),
+            "feat_data": Out(unsigned(mm.feat_fields(cfg).width)),
+            "feat_en": Out(1),
+            "count_addr": Out(self.aw["count"]),
+            "count_data": Out(unsigned(mm.count_width(cfg))),
+            "count_en": Out(1),
             "out_addr": Out(self.aw["out"]),
             "out_data": Out(unsigned(P * fp.OUT_BITS)),
             "out_en": Out(1),
@@ -64,6 +70,7 @@ class Packer(wiring.Component):
         m = Module()
         cfg = self.cfg
         L, P = cfg.lanes, cfg.pes
+        ff = mm.feat_fields(cfg)
 
         w, _ntiles, first_tile = pack_words(m, cfg, self.bits, self.t_o, self.t_next, self.last, name="in_w")
 
@@ -72,11 +79,16 @@ class Packer(wiring.Component):
         b = Signal(unsigned(NODE_BITS_FIELD))
         last = Signal()
         index = Signal.like(self.index)
+        base = Signal(unsigned(self.aw["feat"]))
+        cnt_addr = Signal.like(self.cnt_addr)
+        tile0 = Signal(unsigned(ff.offsets["tile"][1]))   # first tile of the group
+        node_last = Signal()                               # the node's last group: write its count
+        store = Signal()                                   # this group's slots store words
         chunk = Signal(unsigned(max(1, (self.chunks - 1).bit_length())))
-        left = Signal(unsigned(len(w)))             # words still to write
-        addr = Signal(unsigned(self.aw["feat"]))
+        left = Signal(unsigned(len(w)))             # slots still to go
         plane = Signal(unsigned(PLANE_BITS))
         tile = Signal(unsigned(count_bits(max(1, P // L))))   # tile within the group (P >= L)
+        wr = Signal(unsigned(mm.count_width(cfg)))            # words of the node stored so far
 
         writing = left != 0
         m.d.comb += [self.busy.eq(writing), self.overrun.eq(self.valid & (left > 1))]
@@ -85,30 +97,44 @@ class Packer(wiring.Component):
         plane_words = Array(Cat(*[q[o * fp.OUT_BITS + p] for o in range(P)]) for p in range(fp.MAX_NODE_BITS))
         pw = Signal(unsigned(P))
         m.d.comb += pw.eq(plane_words[plane])
+        word = Signal(unsigned(L))
         if P >= L:
-            data = pw.word_select(tile, L) if P > L else pw
-            en = 1
+            m.d.comb += word.eq(pw.word_select(tile, L) if P > L else pw)
         else:
-            data = pw << (chunk * P)
-            en = Mux(chunk == 0, (1 << self.chunks) - 1, 1 << chunk)
+            buf = Array(Signal(unsigned(L), name=f"buf{p}") for p in range(fp.MAX_NODE_BITS))
+            m.d.comb += word.eq(Mux(chunk == 0, 0, buf[plane]) | (pw << (chunk * P))[:L])
+            with m.If(writing):
+                m.d.sync += buf[plane].eq(word)
+        we = Signal()
+        keep = word.any() if cfg.zero_skip else 1
+        m.d.comb += we.eq(writing & ~last & store & keep)
         m.d.comb += [
-            self.feat_addr.eq(addr),
-            self.feat_data.eq(data),
-            self.feat_en.eq(Mux(writing & ~last, en, 0)),
+            self.feat_addr.eq(base + wr),
+            self.feat_data.eq(Cat(word, (tile0 + tile)[:ff.offsets["tile"][1]], plane)),
+            self.feat_en.eq(we),
+            self.count_addr.eq(cnt_addr),
+            self.count_data.eq(wr + we),
+            self.count_en.eq(writing & ~last & node_last & (left == 1)),
             self.out_addr.eq(index),
             self.out_data.eq(q),
             self.out_en.eq(writing & last),
         ]
 
         with m.If(writing):
-            m.d.sync += [left.eq(left - 1), addr.eq(addr + 1)]
+            m.d.sync += [left.eq(left - 1), wr.eq(wr + we)]
             with m.If(plane == b - 1):
                 m.d.sync += [plane.eq(0), tile.eq(tile + 1)]
             with m.Else():
                 m.d.sync += plane.eq(plane + 1)
         with m.If(self.valid):
             m.d.sync += [q.eq(self.q), b.eq(self.bits), last.eq(self.last), index.eq(self.index),
-                         left.eq(w), addr.eq(self.base + first_tile * self.bits), plane.eq(0), tile.eq(0)]
+                         left.eq(w), base.eq(self.base), cnt_addr.eq(self.cnt_addr), plane.eq(0), tile.eq(0),
+                         tile0.eq(first_tile), node_last.eq(self.t_o == self.t_out - 1)]
+            with m.If(self.t_o == 0):
+                m.d.sync += wr.eq(0)
             if self.chunks > 1:
-                m.d.sync += chunk.eq(self.t_o[:len(chunk)])
+                c = self.t_o[:len(chunk)]
+                m.d.sync += [chunk.eq(c), store.eq((c == self.chunks - 1) | (self.t_o == self.t_out - 1))]
+            else:
+                m.d.sync += store.eq(1)
         return m

@@ -14,7 +14,7 @@ from . import memory_map as mm
 from .aggregate import AggregateEngine
 from .combine import CombineEngine
 from .config import AcceleratorConfig
-from .packer import Packer, feat_write_granularity
+from .packer import Packer
 from .requant import Requantizer
 
 
@@ -60,14 +60,16 @@ def _layer_desc(program, cfg: AcceleratorConfig, layer: int) -> dict:
 
 
 class CombineHarness(wiring.Component):
-    """CombineEngine + node/feature/weight memories (preloaded) + the XW buffer, for one layer."""
+    """CombineEngine + node/count/feature/weight memories (preloaded) + the XW buffer, for one layer.
+    ``images``: (feature words, count words) of every layer, ``memory_map.feature_image``."""
 
-    def __init__(self, cfg: AcceleratorConfig, program, layer: int, feat_image: list[int]):
+    def __init__(self, cfg: AcceleratorConfig, program, layer: int, images: tuple[list[int], list[int]]):
         self.cfg, self.program, self.layer_index = cfg, program, layer
         imgs = mm.images(program, cfg)
         shapes = mm.memory_shapes(cfg)
+        feat_image, count_image = images
         self.mems = {name: Memory(shape=unsigned(shapes[name][0]), depth=shapes[name][1], init=init)
-                     for name, init in (("node", imgs["node"]), ("feat", feat_image),
+                     for name, init in (("node", imgs["node"]), ("count", count_image), ("feat", feat_image),
                                         ("weight", imgs["weight"]), ("xw", []))}
         super().__init__({"start": In(1), "busy": Out(1)})
 
@@ -77,13 +79,14 @@ class CombineHarness(wiring.Component):
             m.submodules[name] = mem
         eng = m.submodules.engine = CombineEngine(self.cfg)
         desc = _layer_desc(self.program, self.cfg, self.layer_index)
-        rn, rf, rw = (self.mems[k].read_port() for k in ("node", "feat", "weight"))
+        rn, rc, rf, rw = (self.mems[k].read_port() for k in ("node", "count", "feat", "weight"))
         wx = self.mems["xw"].write_port()
         m.d.comb += [
             eng.start.eq(self.start), self.busy.eq(eng.busy),
             eng.t_in.eq(desc["t_in"]), eng.t_out.eq(desc["t_out"]), eng.in_signed.eq(desc["in_signed"]),
             eng.n_nodes.eq(desc["n_nodes"]), eng.node_off.eq(desc["node_off"]), eng.w_off.eq(desc["w_off"]),
             rn.addr.eq(eng.node_addr), eng.node_data.eq(rn.data),
+            rc.addr.eq(eng.node_addr), eng.count_data.eq(rc.data),
             rf.addr.eq(eng.feat_addr), eng.feat_data.eq(rf.data),
             rw.addr.eq(eng.w_addr), eng.w_data.eq(rw.data),
             wx.addr.eq(eng.xw_addr), wx.data.eq(eng.xw_data), wx.en.eq(eng.xw_en),
@@ -100,7 +103,7 @@ class AggregateHarness(wiring.Component):
         imgs = mm.images(program, cfg)
         shapes = mm.memory_shapes(cfg)
         inits = {"node": imgs["node"], "edge": imgs["edge"], "chan": imgs["chan"],
-                 "xw": mm.xw_image(y, cfg), "feat": [], "out": []}
+                 "xw": mm.xw_image(y, cfg), "feat": [], "out": [], "count": []}
         self.mems = {name: Memory(shape=unsigned(shapes[name][0]), depth=shapes[name][1], init=init)
                      for name, init in inits.items()}
         super().__init__({"start": In(1), "busy": Out(1), "stalled": Out(1), "issuing": Out(1),
@@ -112,14 +115,16 @@ class AggregateHarness(wiring.Component):
         for name, mem in self.mems.items():
             m.submodules[name] = mem
         agg = m.submodules.agg = AggregateEngine(cfg)
-        pay = Cat(agg.g_bits, agg.g_base, agg.g_t_o, agg.g_index)
+        payload = (agg.g_bits, agg.g_base, agg.g_t_o, agg.g_index, agg.g_cnt_addr)
+        pay = Cat(*payload)
         req = m.submodules.req = Requantizer(cfg, payload_bits=len(pay))
         pk = m.submodules.packer = Packer(cfg)
         d = _layer_desc(self.program, cfg, self.layer_index)
         rn, rb = self.mems["node"].read_port(), self.mems["node"].read_port()
-        re, rc, rx = (self.mems[k].read_port() for k in ("edge", "chan", "xw"))
-        wf = self.mems["feat"].write_port(granularity=feat_write_granularity(cfg))
-        wo = self.mems["out"].write_port()
+        re, rc = (self.mems[k].read_port() for k in ("edge", "chan"))
+        rxs = [self.mems["xw"].read_port() for _ in range(cfg.edges_per_cycle)]
+        xaw = len(rxs[0].addr)
+        wf, wo, wc = (self.mems[k].write_port() for k in ("feat", "out", "count"))
         m.d.comb += [
             agg.start.eq(self.start),
             self.busy.eq(agg.busy | req.busy | pk.busy), self.stalled.eq(agg.stalled),
@@ -130,20 +135,23 @@ class AggregateHarness(wiring.Component):
             re.addr.eq(agg.edge_addr), agg.edge_data.eq(re.data),
             rn.addr.eq(agg.node_addr), agg.node_data.eq(rn.data),
             rb.addr.eq(agg.next_addr), agg.next_data.eq(rb.data),
-            rx.addr.eq(agg.xw_addr), agg.xw_data.eq(rx.data),
+            *[rx.addr.eq(agg.xw_addr[q * xaw:(q + 1) * xaw]) for q, rx in enumerate(rxs)],
+            agg.xw_data.eq(Cat(*[rx.data for rx in rxs])),
             rc.addr.eq(agg.chan_addr), agg.chan_data.eq(rc.data),
             req.valid.eq(agg.g_valid), req.sums.eq(agg.g_sum), req.chan.eq(agg.g_chan),
             req.dst_mult.eq(agg.g_dst_mult), req.dst_shift.eq(agg.g_dst_shift), req.bits.eq(agg.g_bits),
             req.out_signed.eq(d["out_signed"]), req.last.eq(d["last"]), req.payload.eq(pay),
         ]
         o, parts = 0, []
-        for sig in (agg.g_bits, agg.g_base, agg.g_t_o, agg.g_index):
+        for sig in payload:
             parts.append(req.out_payload[o:o + len(sig)])
             o += len(sig)
         m.d.comb += [
             pk.valid.eq(req.out_valid), pk.q.eq(req.q), pk.bits.eq(parts[0]), pk.base.eq(parts[1]),
-            pk.t_o.eq(parts[2]), pk.index.eq(parts[3]), pk.t_next.eq(d["t_next"]), pk.last.eq(d["last"]),
+            pk.t_o.eq(parts[2]), pk.index.eq(parts[3]), pk.cnt_addr.eq(parts[4]), pk.t_out.eq(d["t_out"]),
+            pk.t_next.eq(d["t_next"]), pk.last.eq(d["last"]),
             wf.addr.eq(pk.feat_addr), wf.data.eq(pk.feat_data), wf.en.eq(pk.feat_en),
+            wc.addr.eq(pk.count_addr), wc.data.eq(pk.count_data), wc.en.eq(pk.count_en),
             wo.addr.eq(pk.out_addr), wo.data.eq(pk.out_data), wo.en.eq(pk.out_en),
         ]
         return m
@@ -258,4 +266,20 @@ def signed_hidden_program(seed: int = 0, n: int = 8, dims=(9, 6, 5, 3), **kw):
     p = _copy(synth.random_program(seed=seed, n=n, dims=dims, **kw))
     p.layers[0].relu = False
     p.layers[1].in_signed = True
+    return p
+
+
+def sparse_program(program, seed: int = 0, density: float = 0.2, empty_nodes: int = 2):
+    """A copy of ``program`` whose layer-0 features are mostly zero (density ``density``) and whose
+    first ``empty_nodes`` nodes are all zero, plus a strongly negative bias in the hidden layers so
+    ReLU zeroes many outputs: exercises zero-word skipping, nodes without any stored word (layer 0 and
+    the packer's hidden layers) and compacted words on every (L, P)."""
+    rng = np.random.default_rng(seed)
+    p = _copy(program)
+    x = p.arrays["x"].astype(np.int64)
+    x[rng.random(x.shape) >= density] = 0
+    x[:empty_nodes] = 0
+    p.arrays["x"] = x.astype(np.int16)
+    for i in range(p.num_layers - 1):
+        p.arrays[f"l{i}_bias"] = (p.arrays[f"l{i}_bias"].astype(np.int64) - 3000).astype(np.int32)
     return p

@@ -10,15 +10,15 @@ from a2q import integer
 from hw import memory_map as mm
 
 
-def compare_run(program, cfg, out_words, feat_regions: dict[int, list[int]], xw_words, counters: dict,
-                model) -> dict:
-    """``feat_regions[l]``: words of layer l's feature region (l >= 1); ``xw_words``: last layer's y."""
+def compare_run(program, cfg, out_words, feat_words: dict[int, int], count_words: list[int], xw_words,
+                counters: dict, model) -> dict:
+    """``feat_words``: {address: word} of the hidden layers' stored feature words (the first count_j
+    words of every node, ``memory_map.feature_addresses``); ``count_words``: the count memory from
+    address 0 (every layer); ``xw_words``: last layer's y."""
     ref = integer.run(program)
-    lay = mm.layout(program, cfg)
     checks = []  # (layer, phase, got [N, F]) in dataflow order
     for i in range(1, program.num_layers):
-        words = [0] * lay[i].feat_base + list(feat_regions[i])
-        checks.append((i - 1, "out", mm.decode_features(words, program, cfg, i)))
+        checks.append((i - 1, "out", mm.decode_features(feat_words, count_words, program, cfg, i)))
     last = program.num_layers - 1
     checks.append((last, "y", mm.decode_xw(xw_words, program, cfg, last)))
     checks.append((last, "out", mm.decode_output(out_words, program, cfg)))

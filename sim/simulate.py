@@ -55,7 +55,7 @@ def verilog_for(cfg: AcceleratorConfig, build_root: Path = runner.DEFAULT_BUILD_
 
 
 def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 16, pes: int = 16,
-             sim: str = "verilator", out: str | os.PathLike | None = None,
+             sim: str = "verilator", out: str | os.PathLike | None = None, zero_skip: int = 1,
              build_root: Path = runner.DEFAULT_BUILD_ROOT, progress=None, io: str = "backdoor") -> dict:
     """Run ``program_dir`` on the RTL; returns the report (also written to ``out`` if given).
 
@@ -67,7 +67,7 @@ def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 
     if io not in IO_METHODS:
         raise ValueError(f"io must be one of {IO_METHODS}, got {io!r}")
     program = prog.load(program_dir)
-    cfg = config or AcceleratorConfig.fit(program, lanes=lanes, pes=pes)
+    cfg = config or AcceleratorConfig.fit(program, lanes=lanes, pes=pes, zero_skip=zero_skip)
     cfg.check(program)
     runner.ensure_simulator(sim)
     t0 = time.perf_counter()

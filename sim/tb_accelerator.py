@@ -17,7 +17,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer, with_timeout
 
 from a2q import program as prog
-from a2q.cycle_model import cycles as model_cycles
+from a2q.cycle_model import cycles_for_config
 from a2q.jsonio import write_json as write_report
 from hw import memory_map as mm
 from hw.config import AcceleratorConfig
@@ -67,7 +67,7 @@ async def run_program(dut):
     """Load, start, wait for done, read back, compare with the integer reference and the cycle model."""
     program = prog.load(os.environ["A2Q_PROGRAM"])
     cfg = AcceleratorConfig.load(os.environ["A2Q_CONFIG"])
-    model = model_cycles(program, cfg.lanes, cfg.pes)
+    model = cycles_for_config(program, cfg)
     imgs = mm.images(program, cfg)
     io = os.environ.get("A2Q_IO", "backdoor")
     if io not in ("backdoor", "port"):
@@ -122,13 +122,22 @@ async def run_program(dut):
         async def read(name, start, count):
             return mems[name].read(start, count, unresolved)
     out_words = await read("out", 0, program.num_nodes * -(-last.out_features // cfg.pes))
-    feat_regions = {}
-    for i in range(1, program.num_layers):  # what each layer's packer wrote (layer 0 was loaded)
-        feat_regions[i] = await read("feat", lay[i].feat_base, lay[i].feat_words)
+    n = program.num_nodes
+    count_words = [int(c) for c in imgs["count"]]   # layer 0's counts were loaded
+    count_words += await read("count", n, (program.num_layers - 1) * n)
+    feat_words = {}
+    for i in range(1, program.num_layers):  # what each layer's packer wrote: node j's first count_j words
+        bases = mm.node_bases(program, cfg, i)
+        reserved = program.layer(i, "bits").astype(int) * lay[i].t_in
+        for j, c in enumerate(count_words[i * n:(i + 1) * n]):
+            c = min(int(c), int(reserved[j]))   # a count past the node's region is caught by the decoder
+            if c:
+                words = await read("feat", int(bases[j]), c)
+                feat_words.update(zip(range(int(bases[j]), int(bases[j]) + c), words, strict=True))
     xw_words = await read("xw", 0, program.num_nodes * lay[-1].t_out)
     t_read, c_read = time.perf_counter() - t2, time.process_time() - c2
 
-    result = compare_run(program, cfg, out_words, feat_regions, xw_words, counters, model)
+    result = compare_run(program, cfg, out_words, feat_words, count_words, xw_words, counters, model)
     report = {
         **result,
         "simulator": os.environ.get("A2Q_SIMULATOR", "unknown"),

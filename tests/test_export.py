@@ -63,3 +63,33 @@ def test_integer_program_tracks_fake_quant_on_karate_club(seed):
     agree = (logits.argmax(1) == ref.argmax(1)).mean()
     assert agree >= 0.97, agree
     np.testing.assert_array_equal(p.arrays["expected_out"], tr[-1].out.numpy())
+
+
+def test_binary_input_encoding_keeps_the_real_values_and_the_predictions():
+    """Uniform codes of binary rows ({0, c_j} per row) re-encoded at one bit with step c_j * s: the
+    first layer's reals are unchanged, so the integer logits agree up to multiplier rounding and the
+    predictions agree; a row that is not binary keeps its bits."""
+    from a2q.export import binary_input
+
+    data = KarateClub()[0]
+    rng = np.random.default_rng(3)
+    n = data.num_nodes
+    layers = random_layers(rng, n, (data.num_features, 16, 4), bits_choices=(4,))
+    layers[0]["in_step"] = np.full(n, 0.1)
+    c = rng.integers(1, 16, size=n)
+    x_int = rng.integers(0, 2, size=(n, data.num_features)) * c[:, None]
+    x_int[5, :3] = [1, 2, 3]                               # not binary: stays at 4 bits
+    new_layers, x_bin, changed = binary_input(layers, x_int, n)
+    assert changed == n - 1
+    assert new_layers[0]["in_bits"][5] == 4 and (np.delete(new_layers[0]["in_bits"], 5) == 1).all()
+    np.testing.assert_allclose(x_bin * new_layers[0]["in_step"][:, None], x_int * 0.1)
+    a = build_program(layers, x_int, data.edge_index.numpy(), n)
+    b = build_program(new_layers, x_bin, data.edge_index.numpy(), n)
+    la, lb = integer.logits(a).numpy(), integer.logits(b).numpy()
+    assert (la.argmax(1) == lb.argmax(1)).all()
+    assert np.abs(la - lb).max() <= 2                     # multiplier rounding only
+    # power-of-two codes fold into the shift exactly: the integers are identical
+    pow2 = rng.integers(0, 2, size=(n, data.num_features)) * (1 << rng.integers(0, 4, size=n))[:, None]
+    l2, x2, _ = binary_input(layers, pow2, n)
+    np.testing.assert_array_equal(integer.logits(build_program(layers, pow2, data.edge_index.numpy(), n)).numpy(),
+                                  integer.logits(build_program(l2, x2, data.edge_index.numpy(), n)).numpy())

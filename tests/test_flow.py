@@ -21,25 +21,33 @@ def _flow(tmp_path, *extra):
 
 def test_flow_without_simulation_prices_both_programs(tmp_path):
     s = _flow(tmp_path, "--sim", "none")
-    assert json.loads((tmp_path / "flow.json").read_text())["results"].keys() == {"a2q", "int4"}
+    assert json.loads((tmp_path / "flow.json").read_text())["results"].keys() == {"a2q", "int4", "int4-bin"}
     assert (tmp_path / "a2q_accel.v").stat().st_size > 0
     res = s["results"]
-    for name in ("a2q", "int4"):
+    for name in ("a2q", "int4", "int4-bin"):
         program = load(tmp_path / name / "program")
         assert res[name]["cycles"] == cycles(program, 4, 4).total
         assert res[name]["avg_bits"] == pytest.approx(program.avg_bits())
+    # KarateClub's input is one-hot: the fair baseline stores it at one bit, with the same integer accuracy
+    naive, fair = load(tmp_path / "int4" / "program"), load(tmp_path / "int4-bin" / "program")
+    assert (naive.layer(0, "bits") == 4).all() and (fair.layer(0, "bits") == 1).all()
+    assert (naive.layer(1, "bits") == fair.layer(1, "bits")).all()
+    assert res["int4"]["int_test_acc"] == res["int4-bin"]["int_test_acc"]
     assert res["int4"]["avg_bits"] == 4.0 and res["a2q"]["avg_bits"] <= 2.0
-    assert res["a2q"]["speedup_vs_baseline"] == pytest.approx(res["int4"]["cycles"] / res["a2q"]["cycles"])
-    assert res["int4"]["speedup_vs_baseline"] == 1.0
+    for b in ("int4", "int4-bin"):
+        assert res["a2q"]["speedup"][b]["total"] == pytest.approx(res[b]["cycles"] / res["a2q"]["cycles"])
+        assert res[b]["speedup"][b]["total"] == 1.0 and res[b]["speedup"][b]["layers"] == [1.0, 1.0]
+    assert res["int4-bin"]["cycles"] < res["int4"]["cycles"]
     table = (tmp_path / "flow.md").read_text()
-    assert "| a2q |" in table and "not simulated" in table
+    assert "| a2q |" in table and "not simulated" in table and "vs INT4 (binary input)" in table
 
 
 def test_flow_runs_degree_quant_against_the_uniform_baseline(tmp_path):
-    s = _flow(tmp_path, "--method", "dq", "--bits", "4", "--sim", "none")
-    assert list(s["results"]) == ["dq4", "int4"]
-    # the same bits on the same graph cost the same cycles, whatever trained them
+    s = _flow(tmp_path, "--method", "dq", "--bits", "4", "--sim", "none", "--no-skip")
+    assert list(s["results"]) == ["dq4", "dq4-bin", "int4", "int4-bin"]
+    # without skipping, the same bits on the same graph cost the same cycles, whatever trained them
     assert s["results"]["dq4"]["cycles"] == s["results"]["int4"]["cycles"]
+    assert s["results"]["dq4-bin"]["cycles"] == s["results"]["int4-bin"]["cycles"]
 
 
 @pytest.mark.rtl

@@ -10,7 +10,7 @@ from a2q import cycle_model, integer, synth
 from hw import memory_map as mm
 from hw.amaranth_sim import run_program
 from hw.config import AcceleratorConfig
-from hw.testing import saturating_program, signed_hidden_program, with_bits
+from hw.testing import saturating_program, signed_hidden_program, sparse_program, with_bits
 
 
 def _check(p, cfg, **kw):
@@ -35,11 +35,33 @@ def test_small_program_through_the_load_port():
 
 
 @given(seed=st.integers(0, 10_000), lp=st.sampled_from([(4, 4), (8, 4), (4, 8), (16, 2), (2, 16), (1, 1)]),
-       signed=st.booleans(), dims=st.sampled_from([(9, 6, 3), (5, 17, 2), (3, 4, 5, 2), (7, 3)]))
-@settings(max_examples=6, deadline=None)
-def test_random_programs(seed, lp, signed, dims):
+       signed=st.booleans(), dims=st.sampled_from([(9, 6, 3), (5, 17, 2), (3, 4, 5, 2), (7, 3)]),
+       sparse=st.booleans(), skip=st.sampled_from([0, 1]), edges=st.sampled_from([1, 2, 4]))
+@settings(max_examples=8, deadline=None)
+def test_random_programs(seed, lp, signed, dims, sparse, skip, edges):
     p = synth.random_program(seed=seed, n=7, dims=dims, first_signed=signed, isolated=2)
-    _check(p, AcceleratorConfig.fit(p, lanes=lp[0], pes=lp[1]))
+    if sparse:
+        p = sparse_program(p, seed=seed)
+    _check(p, AcceleratorConfig.fit(p, lanes=lp[0], pes=lp[1], zero_skip=skip, edges_per_cycle=edges))
+
+
+@pytest.mark.parametrize("skip", [0, 1])
+def test_sparse_program_with_empty_nodes(skip):
+    """Sparse inputs, nodes without any stored word in layer 0 and (after ReLU) in the hidden layer:
+    bit-exact, counters == model, with skipping on and off; skipping saves combine cycles."""
+    p = sparse_program(synth.random_program(seed=21, n=9, dims=(13, 6, 3)), seed=21, density=0.15)
+    assert (integer.run(p)[1].x.numpy() == 0).all(axis=1).any()    # a hidden node with no word
+    res = _check(p, AcceleratorConfig.fit(p, lanes=4, pes=2, zero_skip=skip))
+    dense = cycle_model.cycles(p, 4, 2, skip=False).combine
+    assert (res.counters["cyc_combine"] < dense) == bool(skip)
+
+
+def test_two_edges_per_cycle_halve_the_aggregation_walk():
+    """E = 2: bit-exact, counters == model, and the walk takes ceil(len/2) cycles per row and tile."""
+    p = synth.random_program(seed=22, n=10, dims=(9, 6, 3), hub=True, isolated=1)
+    res = _check(p, AcceleratorConfig.fit(p, lanes=4, pes=4, edges_per_cycle=2))
+    one = cycle_model.cycles(p, 4, 4, edges=1)
+    assert res.counters["cyc_aggregate"] < one.aggregate
 
 
 def test_signed_hidden_layer_with_saturation():

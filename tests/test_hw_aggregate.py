@@ -2,6 +2,7 @@
 (next layer's bit-plane features, ReLU or signed clamp) and the last layer (16-bit logits), with
 empty rows, a hub row, XW values at the 16-bit extremes, and the engine's exact stall count."""
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 from a2q import cycle_model, integer, synth
 from hw import memory_map as mm
 from hw.config import AcceleratorConfig
-from hw.testing import AggregateHarness, run_engine, saturating_program, signed_hidden_program
+from hw.testing import AggregateHarness, run_engine, saturating_program, signed_hidden_program, sparse_program
 
 
 def _reference(p, layer, y):
@@ -31,10 +32,14 @@ def _check(p, cfg, layer, y):
     if last:
         got = mm.decode_output(res["mems"]["out"], p, cfg)
     else:
-        got = mm.decode_features(res["mems"]["feat"], p, cfg, layer + 1)
+        got = mm.decode_features(res["mems"]["feat"], res["mems"]["count"], p, cfg, layer + 1)
+        # the packer stored exactly the words the sparse layout keeps, and counted them
+        _, counts = mm.stored_features(want, p.layer(layer + 1, "bits"), cfg)
+        n = p.num_nodes
+        assert res["mems"]["count"][(layer + 1) * n:(layer + 2) * n] == [int(c) for c in counts]
     np.testing.assert_array_equal(got, want)
-    model = cycle_model.layer_cycles(p, layer, cfg.lanes, cfg.pes)
-    rows = np.maximum(p.row_lengths, 1)
+    model = cycle_model.layer_cycles(p, layer, cfg.lanes, cfg.pes, edges=cfg.edges_per_cycle)
+    rows = -(-np.maximum(p.row_lengths, 1) // cfg.edges_per_cycle)
     t_out = -(-p.layers[layer].out_features // cfg.pes)
     assert res["issuing"] == t_out * rows.sum()
     assert res["stalled"] == model.stall
@@ -45,21 +50,26 @@ def _check(p, cfg, layer, y):
 
 
 @given(seed=st.integers(0, 10_000), lp=st.sampled_from([(4, 4), (8, 2), (2, 8), (4, 16), (1, 1)]),
-       extreme=st.booleans())
-@settings(max_examples=8, deadline=None)
-def test_random_layers(seed, lp, extreme):
+       extreme=st.booleans(), sparse=st.booleans(), skip=st.sampled_from([0, 1]), edges=st.sampled_from([1, 2, 3]))
+@settings(max_examples=12, deadline=None)
+def test_random_layers(seed, lp, extreme, sparse, skip, edges):
     p = synth.random_program(seed=seed, n=8, dims=(5, 7, 3), isolated=2)
-    cfg = AcceleratorConfig.fit(p, lanes=lp[0], pes=lp[1])
+    if sparse:
+        p = sparse_program(p, seed=seed)
+    cfg = AcceleratorConfig.fit(p, lanes=lp[0], pes=lp[1], zero_skip=skip, edges_per_cycle=edges)
     rng = np.random.default_rng(seed)
     for layer in range(p.num_layers):
         shape = (p.num_nodes, p.layers[layer].out_features)
         y = rng.choice([-32768, 32767], size=shape) if extreme else rng.integers(-32768, 32768, size=shape)
+        if sparse:
+            y[rng.random(shape) < 0.7] = -32768      # many nodes requantize to 0 after ReLU
         _check(p, cfg, layer, y)
 
 
-def test_hub_row_drives_the_accumulator_to_its_bound():
+@pytest.mark.parametrize("edges", [1, 4])
+def test_hub_row_drives_the_accumulator_to_its_bound(edges):
     p = synth.random_program(seed=1, n=12, dims=(4, 4, 3), hub=True)
-    cfg = AcceleratorConfig.fit(p, lanes=4, pes=2)
+    cfg = AcceleratorConfig.fit(p, lanes=4, pes=2, edges_per_cycle=edges)
     y = np.full((p.num_nodes, 3), -32768)
     a = _check(p, cfg, 1, y)
     hub = int(p.row_lengths.max())

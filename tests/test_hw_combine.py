@@ -1,5 +1,6 @@
 """The combination engine (P bit-serial PEs + SRC_RESCALE into the XW buffer) against a2q.integer,
-layer by layer, with its cycle count: 1 start + 1 setup + sum_j b_j*T_in*T_out issue + 5 drain."""
+layer by layer, with its cycle count: 1 start + 1 setup + T_out*sum_j max(words_j, 1) issue + 6 drain,
+with and without zero-word skipping."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,28 +10,33 @@ from a2q import cycle_model, integer, synth
 from hw import memory_map as mm
 from hw.combine import DRAIN
 from hw.config import AcceleratorConfig
-from hw.testing import CombineHarness, run_engine, saturating_program, worst_case_program
+from hw.testing import CombineHarness, run_engine, saturating_program, sparse_program, worst_case_program
 
 
 def _check_layer(p, cfg, layer, traces=None):
     traces = traces or integer.run(p)
-    feat = mm.feature_image(p, cfg, [t.x for t in traces])
-    res = run_engine(CombineHarness(cfg, p, layer, feat))
+    images = mm.feature_image(p, cfg, [t.x for t in traces])
+    res = run_engine(CombineHarness(cfg, p, layer, images))
     y = mm.decode_xw(res["mems"]["xw"], p, cfg, layer)
     np.testing.assert_array_equal(y, traces[layer].y.numpy())
-    ideal = cycle_model.layer_cycles(p, layer, cfg.lanes, cfg.pes).combine_ideal
-    assert res["busy"] == 2 + ideal + DRAIN
+    model = cycle_model.cycles_for_config(p, cfg).layers[layer]
+    t_out = -(-p.layers[layer].out_features // cfg.pes)
+    words = np.array(images[1][layer * p.num_nodes:(layer + 1) * p.num_nodes])
+    assert model.words == words.sum()
+    assert res["busy"] == 2 + t_out * np.maximum(words, 1).sum() + DRAIN
     # the sequencer adds one cycle to hand back: the cycle model's combine phase
-    assert res["busy"] + 1 == cycle_model.layer_cycles(p, layer, cfg.lanes, cfg.pes).combine
+    assert res["busy"] + 1 == model.combine
     return y
 
 
 @given(seed=st.integers(0, 10_000), lp=st.sampled_from([(4, 4), (8, 2), (2, 8), (16, 4), (1, 2)]),
-       signed=st.booleans())
-@settings(max_examples=8, deadline=None)
-def test_random_programs_every_layer(seed, lp, signed):
+       signed=st.booleans(), sparse=st.booleans(), skip=st.sampled_from([0, 1]))
+@settings(max_examples=10, deadline=None)
+def test_random_programs_every_layer(seed, lp, signed, sparse, skip):
     p = synth.random_program(seed=seed, n=7, dims=(11, 6, 5), first_signed=signed)
-    cfg = AcceleratorConfig.fit(p, lanes=lp[0], pes=lp[1])
+    if sparse:
+        p = sparse_program(p, seed=seed)
+    cfg = AcceleratorConfig.fit(p, lanes=lp[0], pes=lp[1], zero_skip=skip)
     traces = integer.run(p)
     for layer in range(p.num_layers):
         _check_layer(p, cfg, layer, traces)
@@ -53,3 +59,19 @@ def test_src_rescale_saturates():
     y = traces[0].y.numpy()
     assert (np.abs(y) == 32768).any() or (y == 32767).any()
     _check_layer(p, AcceleratorConfig.fit(p, lanes=4, pes=4), 0, traces)
+
+
+@pytest.mark.parametrize("skip", [0, 1])
+def test_zero_words_cost_no_cycle(skip):
+    """Sparse features: with skipping the engine issues only the non-zero words (and one cycle per output
+    tile for a node without any), without it every word; y is the same."""
+    p = sparse_program(synth.random_program(seed=4, n=6, dims=(20, 6, 3)), seed=4, density=0.1, empty_nodes=2)
+    cfg = AcceleratorConfig.fit(p, lanes=4, pes=4, zero_skip=skip)
+    traces = integer.run(p)
+    _check_layer(p, cfg, 0, traces)
+    words = cycle_model.stored_words(p, 4, bool(skip))[0]
+    dense = p.layer(0, "bits").astype(np.int64) * 5
+    if skip:
+        assert (words[:2] == 0).all() and words.sum() < dense.sum() // 2
+    else:
+        assert (words == dense).all()

@@ -54,9 +54,15 @@ def test_fit_is_the_smallest_config_that_runs_the_program():
     cfg = AcceleratorConfig.fit(p, lanes=8, pes=4)
     cfg.check(p)
     assert cfg.weight_bits == 5 and cfg.max_nodes == 11 and cfg.max_features == 21
-    assert cfg.feat_words == int(p.layer(0, "bits").sum()) * 3 + int(p.layer(1, "bits").sum()) * 2
+    # layer 0 stores its non-zero words, the hidden layer is reserved at the dense size
+    from a2q.cycle_model import nonzero_words
+
+    nz0 = int(nonzero_words(p.arrays["x"], p.layer(0, "bits"), 8).sum())
+    assert cfg.feat_words == nz0 + int(p.layer(1, "bits").sum()) * 2
+    assert AcceleratorConfig.fit(p, lanes=8, pes=4, zero_skip=0).feat_words == \
+        int(p.layer(0, "bits").sum()) * 3 + int(p.layer(1, "bits").sum()) * 2
     for f in dataclasses.fields(cfg):
-        if f.name in ("lanes", "pes", "counter_bits"):
+        if f.name in ("lanes", "pes", "counter_bits", "zero_skip"):
             continue
         value = getattr(cfg, f.name)
         try:

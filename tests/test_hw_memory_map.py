@@ -22,11 +22,18 @@ def test_feature_words_round_trip(data):
     t = -(-f // lanes)
     assert len(words) == int(bits.sum()) * t          # node j: b_j * ceil(F/L) words
     assert all(0 <= int(w) < (1 << lanes) for w in words)
+    if data.draw(st.booleans()):
+        x[np.random.default_rng(n * f).random(x.shape) < 0.7] = 0     # sparse: many all-zero words
     p = synth.random_program(seed=0, n=n, dims=(f, 2), first_signed=signed)
     p.arrays["l0_bits"] = bits.astype(np.uint8)
     p.arrays["x"] = x.astype(np.int16)
-    cfg = AcceleratorConfig.fit(p, lanes=lanes, pes=2)
-    np.testing.assert_array_equal(mm.decode_features([int(w) for w in words], p, cfg, 0), x)
+    for skip in (0, 1):
+        cfg = AcceleratorConfig.fit(p, lanes=lanes, pes=2, zero_skip=skip)
+        imgs = mm.images(p, cfg)
+        stored = [int(w) for w in mm.feature_words(x, bits, lanes) if not skip or w != 0]
+        assert len(imgs["feat"]) == len(stored) == sum(imgs["count"]) == cfg.feat_words or not stored
+        assert [mm.feat_fields(cfg).get(w, "lanes") for w in imgs["feat"]] == stored
+        np.testing.assert_array_equal(mm.decode_features(imgs["feat"], imgs["count"], p, cfg, 0), x)
 
 
 def test_images_layout_and_edge_stream():
@@ -61,10 +68,28 @@ def test_images_layout_and_edge_stream():
     # node table: bases are contiguous in node order, layer 1's region after layer 0's
     nf = mm.node_fields(cfg)
     bases = [nf.get(w, "base") for w in imgs["node"]]
-    assert bases[9] == len(imgs["feat"])
+    assert bases[9] == len(imgs["feat"]) == sum(imgs["count"])
+    assert imgs["count"] == [int(c) for c in mm.stored_features(p.arrays["x"], p.layer(0, "bits"), cfg)[1]]
     load = list(mm.load_words(imgs))
     assert len(load) == sum(len(v) for v in imgs.values())
     assert load[0][:2] == (mm.MEM_SEL["desc"], 0)
+
+
+def test_edge_words_pack_e_entries_per_row_word():
+    p = synth.random_program(seed=1, n=9, dims=(10, 6, 3), isolated=2)
+    cfg = AcceleratorConfig.fit(p, lanes=4, pes=4, edges_per_cycle=3)
+    words = mm.images(p, cfg)["edge"]
+    ef, cw = mm.edge_fields(cfg), mm.edge_fields(cfg).offsets["col"][1] // 3
+    rows, cur = [], []
+    for w in words:
+        f = ef.unpack(w)
+        cur += [(f["col"] >> (cw * q)) & ((1 << cw) - 1) for q in range(3) if not (f["empty"] >> q) & 1]
+        if f["last"]:
+            rows.append(cur)
+            cur = []
+    rp, ci = p.arrays["row_ptr"], p.arrays["col_idx"]
+    assert rows == [list(ci[rp[i]:rp[i + 1]]) for i in range(p.num_nodes)]
+    assert len(words) == cfg.edge_words == sum(-(-max(int(n), 1) // 3) for n in p.row_lengths)
 
 
 def test_decoders_of_result_memories():
@@ -77,8 +102,8 @@ def test_decoders_of_result_memories():
     words = [sum((int(out[i, t * 4 + o]) & 0xFFFF) << (16 * o) for o in range(4) if t * 4 + o < 5)
              for i in range(5) for t in range(2)]
     np.testing.assert_array_equal(mm.decode_output(words, p, cfg), out)
-    feat = mm.feature_image(p, cfg, [t.x for t in tr])
-    np.testing.assert_array_equal(mm.decode_features(feat, p, cfg, 1), tr[1].x.numpy())
+    feat, count = mm.feature_image(p, cfg, [t.x for t in tr])
+    np.testing.assert_array_equal(mm.decode_features(feat, count, p, cfg, 1), tr[1].x.numpy())
 
 
 def test_images_refuse_a_program_that_does_not_fit():
@@ -96,4 +121,4 @@ def test_load_port_widths():
     cfg = AcceleratorConfig(lanes=16, pes=16, weight_bits=4)
     w = mm.load_port_widths(cfg)
     assert w["mem_data"] == 16 * 16 * 4 == mm.word_widths(cfg)["weight"]
-    assert w["mem_sel"] == 3
+    assert w["mem_sel"] == 4          # 9 memories

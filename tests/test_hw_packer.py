@@ -1,6 +1,7 @@
-"""The bit-plane packer: groups of P requantized values -> the next layer's bit-plane words at each
-node's own bitwidth (P < L, P = L, P > L), back to back at the tightest spacing the aggregation engine
-allows, and the last layer's output words."""
+"""The bit-plane packer: groups of P requantized values -> the next layer's tagged bit-plane words at
+each node's own bitwidth, compacted (all-zero words left out with skipping) with the node's count
+(P < L, P = L, P > L), back to back at the tightest spacing the aggregation engine allows, and the
+last layer's output words."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,7 +16,7 @@ from hw.testing import simulate
 
 
 def _drive(cfg, q, bits, last, f_out):
-    """Feed every group (i, t_o) W_g cycles apart; return the written feature and output words."""
+    """Feed every group (i, t_o) W_g cycles apart; return the written feature, count and output words."""
     L, P = cfg.lanes, cfg.pes
     n = q.shape[0]
     t_out, t_next = ceil_div(f_out, P), ceil_div(f_out, L)
@@ -27,20 +28,16 @@ def _drive(cfg, q, bits, last, f_out):
     else:
         w = cycle_model.pack_words(bits, f_out, L, P)
     dut = Packer(cfg)
-    feat, out, overrun = {}, {}, []
-    chunk_w = min(L, P)
+    feat, count, out, overrun = {}, {}, {}, []
 
     async def bench(ctx):
         def sample():
-            en = ctx.get(dut.feat_en)
-            if en:
-                a, d = ctx.get(dut.feat_addr), ctx.get(dut.feat_data)
-                old = feat.get(a, 0)
-                for c in range(len(dut.feat_en)):
-                    if (en >> c) & 1:
-                        mask = ((1 << chunk_w) - 1) << (c * chunk_w)
-                        old = (old & ~mask) | (d & mask)
-                feat[a] = old
+            if ctx.get(dut.feat_en):
+                a = ctx.get(dut.feat_addr)
+                assert a not in feat, f"feature word {a} written twice"
+                feat[a] = ctx.get(dut.feat_data)
+            if ctx.get(dut.count_en):
+                count[ctx.get(dut.count_addr)] = ctx.get(dut.count_data)
             if ctx.get(dut.out_en):
                 out[ctx.get(dut.out_addr)] = ctx.get(dut.out_data)
             overrun.append(ctx.get(dut.overrun))
@@ -50,7 +47,8 @@ def _drive(cfg, q, bits, last, f_out):
             for to in range(t_out):
                 word = sum((int(qp[i, to * P + o]) & 0xFFFF) << (16 * o) for o in range(P))
                 for name, v in (("q", word), ("bits", int(bits[i])), ("base", int(bases[i])), ("t_o", to),
-                                ("index", g), ("t_next", t_next), ("last", int(last)), ("valid", 1)):
+                                ("index", g), ("cnt_addr", 100 + i), ("t_out", t_out), ("t_next", t_next),
+                                ("last", int(last)), ("valid", 1)):
                     ctx.set(getattr(dut, name), v)
                 sample()
                 await ctx.tick()
@@ -65,25 +63,32 @@ def _drive(cfg, q, bits, last, f_out):
 
     simulate(dut, bench)
     assert not any(overrun)
-    return feat, out
+    return feat, count, out, bases
 
 
 @pytest.mark.parametrize("lanes,pes,f_out", [(4, 4, 7), (8, 2, 13), (4, 1, 5), (2, 8, 13), (4, 16, 8), (4, 8, 3)])
-def test_hidden_layer_words(lanes, pes, f_out):
+@pytest.mark.parametrize("skip", [0, 1])
+def test_hidden_layer_words(lanes, pes, f_out, skip):
     rng = np.random.default_rng(lanes * 100 + pes + f_out)
-    cfg = AcceleratorConfig(lanes=lanes, pes=pes, max_features=32)
-    n = 5
+    cfg = AcceleratorConfig(lanes=lanes, pes=pes, max_features=32, node_words=1024, zero_skip=skip)
+    n = 6
     for signed in (False, True):
         bits = rng.integers(1, 9, size=n)
         bits[0], bits[1] = 1, 8
         lo, hi = fp.feature_range(bits, signed)
         q = rng.integers(lo[:, None], hi[:, None] + 1, size=(n, f_out))
-        feat, _ = _drive(cfg, q, bits, last=False, f_out=f_out)
-        want = mm.feature_words(q, bits, lanes)
-        assert sorted(feat) == list(range(len(want)))          # every word written, nothing else
-        assert [feat[a] for a in range(len(want))] == [int(v) for v in want]
-
-
+        q[rng.random(q.shape) < 0.6] = 0       # sparse, as after a ReLU
+        q[2] = 0                               # a node without any non-zero word
+        feat, count, _, bases = _drive(cfg, q, bits, last=False, f_out=f_out)
+        words, counts = mm.stored_features(q, bits, cfg)
+        assert count == {100 + i: int(counts[i]) for i in range(n)}
+        if skip:
+            assert counts[2] == 0
+        else:
+            assert (counts == bits * ceil_div(f_out, lanes)).all()
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        want = {int(bases[i]) + k: words[starts[i] + k] for i in range(n) for k in range(counts[i])}
+        assert feat == want                    # every stored word at its compacted address, nothing else
 @given(st.data())
 @settings(max_examples=6, deadline=None)
 def test_last_layer_output_words(data):
@@ -94,7 +99,8 @@ def test_last_layer_output_words(data):
     cfg = AcceleratorConfig(lanes=lanes, pes=pes, max_features=16)
     q = np.array(data.draw(st.lists(st.lists(st.integers(-(1 << 15), (1 << 15) - 1), min_size=f_out,
                                              max_size=f_out), min_size=n, max_size=n)))
-    _, out = _drive(cfg, q, np.full(n, 8), last=True, f_out=f_out)
+    feat, count, out, _ = _drive(cfg, q, np.full(n, 8), last=True, f_out=f_out)
+    assert not feat and not count
     t_out = ceil_div(f_out, pes)
     words = [out[a] for a in range(n * t_out)]
     prog = type("P", (), {"num_nodes": n, "layers": [type("S", (), {"out_features": f_out})()]})()

@@ -27,8 +27,12 @@ def test_dominates_all():
 
 def test_grid_and_configs():
     pts = grid(["Cora"], ["fp32", "a2q", "int4", "dq3"], ["1.5", "2"])
-    assert [p.key for p in pts] == [("Cora", "fp32", "32"), ("Cora", "a2q", "1.5"), ("Cora", "a2q", "2"),
-                                    ("Cora", "int4", "4"), ("Cora", "dq3", "3")]
+    assert [p.key[:3] for p in pts] == [("Cora", "fp32", "32"), ("Cora", "a2q", "1.5"), ("Cora", "a2q", "2"),
+                                        ("Cora", "int4", "4"), ("Cora", "dq3", "3")]
+    assert {p.key[3] for p in pts} == {"16"}
+    wide = grid(["Cora"], ["a2q", "int4"], ["2"], hiddens=[16, 64])
+    assert [(p.method, p.hidden) for p in wide] == [("a2q", 16), ("int4", 16), ("a2q", 64), ("int4", 64)]
+    assert wide[2].slug == "Cora-a2q-2-h64" and train_args(wide[2], "0", 10, Path("r"), None, 1).hidden == 64
     args = [train_args(p, "0", 10, Path("run"), None, 1) for p in pts[3:]]
     assert [(a.method, a.bits) for a in args] == [("uniform", 4), ("dq", 3)]
     with pytest.raises(ValueError, match="unknown method 'int9'"):
@@ -52,13 +56,24 @@ def test_tiny_sweep_on_karate_club_resumes_and_records_crashes(tmp_path):
     points = grid(["KarateClub"], ["a2q", "int4"], ["2"])
     rows = run_grid(points, [(4, 4), (8, 4)], tmp_path, seeds="0", epochs=15, progress=False)
     ok = [r for r in rows if r["status"] == "ok"]
-    assert len(ok) == 4 and {(r["lanes"], r["pes"]) for r in ok} == {(4, 4), (8, 4)}
+    # A2Q, INT4 as trained and INT4 with the binary-input encoding, on both configs
+    assert len(ok) == 6 and {(r["lanes"], r["pes"]) for r in ok} == {(4, 4), (8, 4)}
+    assert {r["method"] for r in ok} == {"a2q", "int4", "int4-bin"}
     on_disk = read_rows(tmp_path / "sweep.csv")
-    assert list(on_disk[0]) == COLUMNS and len(on_disk) == 4
+    assert list(on_disk[0]) == COLUMNS and len(on_disk) == 6
     assert all(float(r["cycles_total"]) > 0 and float(r["avg_bits"]) > 0 for r in on_disk)
+    by = {(r["method"], r["lanes"]): r for r in on_disk}
+    assert float(by[("int4-bin", "4")]["cycles_total"]) < float(by[("int4", "4")]["cycles_total"])
+    assert by[("int4-bin", "4")]["int_acc"] == by[("int4", "4")]["int_acc"]
     mtime = (tmp_path / "sweep.csv").stat().st_mtime_ns
     again = run_grid(points, [(4, 4), (8, 4)], tmp_path, seeds="0", epochs=15, progress=False)
-    assert len(again) == 4 and (tmp_path / "sweep.csv").stat().st_mtime_ns == mtime  # nothing re-run
+    assert len(again) == 6 and (tmp_path / "sweep.csv").stat().st_mtime_ns == mtime  # nothing re-run
+    summarise(again, tmp_path)
+    a2q = [r for r in again if r["method"] == "a2q" and r["lanes"] == "4"][0]
+    assert a2q["speedup_vs_int4-bin"] == pytest.approx(float(by[("int4-bin", "4")]["cycles_total"]) /
+                                                       float(a2q["cycles_total"]))
+    assert len(a2q["speedup_layers_vs_int4"]) == 2
+    assert "vs INT4 (binary input)" in (tmp_path / "sweep.md").read_text()
     bad = run_grid([Point("NoSuchSet", "a2q", "2")], [(4, 4)], tmp_path, seeds="0", epochs=15, progress=False)
     crash = [r for r in bad if r["status"] == "error"]
     assert len(crash) == 1 and "unknown dataset" in crash[0]["error"]

@@ -13,7 +13,7 @@ import pytest
 from a2q import program as prog
 from a2q.synth import random_program
 from hw.config import AcceleratorConfig
-from hw.testing import saturating_program, signed_hidden_program, worst_case_program
+from hw.testing import saturating_program, signed_hidden_program, sparse_program, worst_case_program
 from sim import runner
 from sim.simulate import simulate
 
@@ -37,6 +37,8 @@ PROGRAMS = {
     "signed_hidden": lambda: signed_hidden_program(seed=15),
     "saturating": lambda: saturating_program(random_program(seed=16, n=12, dims=(20, 8, 4))),
     "worst_case": lambda: worst_case_program(),
+    # zero-word skipping: mostly-zero inputs, nodes without any stored word (layer 0, and after ReLU)
+    "sparse_empty_nodes": lambda: sparse_program(random_program(seed=17, n=20, dims=(24, 8, 4)), seed=17),
 }
 
 
@@ -86,11 +88,18 @@ def test_verilator_load_port(programs, name, tmp_path):
     assert back["rtl_cycles"] == rep["rtl_cycles"]
 
 
-@pytest.mark.parametrize("io", ["backdoor", "port"])
-def test_icarus_bit_and_cycle_exact(programs, tmp_path, io):
+@pytest.mark.parametrize("name,skip,edges,io", [("mixed_bits_hub_isolated", 1, 1, "backdoor"),
+                                                ("mixed_bits_hub_isolated", 1, 1, "port"),
+                                                ("sparse_empty_nodes", 1, 2, "backdoor"),
+                                                ("sparse_empty_nodes", 0, 1, "backdoor")])
+def test_icarus_bit_and_cycle_exact(programs, tmp_path, name, skip, edges, io):
+    """Icarus: the port and the backdoor; zero-word skipping on and off; E = 2 edges per cycle."""
     _require("icarus")
     paths, cfg = programs
-    rep = simulate(paths["mixed_bits_hub_isolated"], config=cfg, sim="icarus", out=tmp_path / "r.json", io=io)
+    fit = AcceleratorConfig.fit(prog.load(paths[name]), LANES, PES, zero_skip=skip, edges_per_cycle=edges)
+    cfg = cfg.replace(zero_skip=skip, edges_per_cycle=edges, feat_words=max(cfg.feat_words, fit.feat_words),
+                      edge_words=max(cfg.edge_words, fit.edge_words))
+    rep = simulate(paths[name], config=cfg, sim="icarus", out=tmp_path / "r.json", io=io)
     _check(rep)
     assert rep["io"] == io
 

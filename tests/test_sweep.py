@@ -29,7 +29,7 @@ def local_rows(tmp_path_factory):
     out = tmp_path_factory.mktemp("local")
     sweep.run_grid(sweep.grid(**GRID), out=out, **RUN)
     rows = _rows(out)
-    assert [r["status"] for r in rows] == ["ok"] * 3, rows
+    assert [r["status"] for r in rows] == ["ok"] * 4, rows   # fp32, a2q, int4 and int4 (binary input)
     return rows
 
 
@@ -38,7 +38,7 @@ def test_resume_skips_finished_points(local_rows, tmp_path):
     sweep.run_grid(sweep.grid(**{**GRID, "methods": ["fp32"]}), out=out, **RUN)
     first = (out / "sweep.csv").read_text()
     rows = sweep.run_grid(sweep.grid(**GRID), out=out, **RUN)
-    assert len(rows) == 3 and (out / "sweep.csv").read_text().startswith(first)
+    assert len(rows) == 4 and (out / "sweep.csv").read_text().startswith(first)
     assert _rows(out) == local_rows
 
 
@@ -49,7 +49,7 @@ def test_half_written_rows_are_dropped(tmp_path, local_rows):
     text = (out / "sweep.csv").read_text()
     (out / "sweep.csv").write_text(text[: len(text) - 20])  # a torn last line
     rows = sweep.read_rows(out / "sweep.csv")
-    assert len(rows) == 2 and all(len(r) == len(sweep.COLUMNS) for r in rows)
+    assert len(rows) == 3 and all(len(r) == len(sweep.COLUMNS) for r in rows)
 
 
 def test_sigkill_mid_point_resumes_without_lost_duplicated_or_torn_rows(local_rows, tmp_path):
@@ -77,7 +77,7 @@ def test_sigkill_mid_point_resumes_without_lost_duplicated_or_torn_rows(local_ro
     assert len(lines) == 2 and lines[0] == ",".join(sweep.COLUMNS)
     # resume with the same epochs as the reference so the numbers can be compared
     resumed = sweep.run_grid(sweep.grid(**GRID), out=out, **{**RUN, "epochs": 400})
-    assert sorted(r["method"] for r in resumed) == ["a2q", "fp32", "int4"]  # once each
+    assert sorted(r["method"] for r in resumed) == ["a2q", "fp32", "int4", "int4-bin"]  # once each
     ref = tmp_path / "ref"
     sweep.run_grid(sweep.grid(**GRID), out=ref, **{**RUN, "epochs": 400})
     assert _rows(out) == _rows(ref)
