@@ -101,30 +101,36 @@ class CombineEngine(wiring.Component):
         j = Signal(unsigned(count_bits(cfg.max_nodes)))
         t_o = Signal(unsigned(count_bits(cfg.max_tiles_out)))
         k = Signal(unsigned(len(cnt)))                     # stored word of node j
+        k1 = Signal(unsigned(len(cnt) + 1))                # k + 1, kept in a register (timing)
         wrow = Signal(unsigned(self.aw["weight"]))          # w_off + t_o * T_in
         xw_row = Signal(unsigned(self.aw["xw"]))            # t_o * N + j
 
+        # Timing: the count arrives from a block RAM late in the cycle (read-next) and decides the
+        # next node address. Only equality compares against it sit on that path: k + 1 is a
+        # register, and both candidate addresses are formed from registers before the count arrives.
         empty = cnt == 0
-        last_k = empty | (k == cnt - 1)
+        last_k = empty | (k1 == cnt)
         last_to = t_o == self.t_out - 1
         last_j = j == self.n_nodes - 1
         node_end = active & last_k & last_to
 
-        j_next = Mux(node_end & ~last_j, j + 1, j)
+        addr_j = Signal.like(self.node_addr)
+        addr_j1 = Signal.like(self.node_addr)
+        m.d.comb += [addr_j.eq(self.node_off + j), addr_j1.eq(self.node_off + j + 1)]
         m.d.comb += [
-            self.node_addr.eq(self.node_off + j_next),
+            self.node_addr.eq(Mux(node_end & ~last_j, addr_j1, addr_j)),
             self.feat_addr.eq(base + k),
         ]
 
         with m.If(self.start):
-            m.d.sync += [setup.eq(1), j.eq(0), t_o.eq(0), k.eq(0), wrow.eq(self.w_off), xw_row.eq(0)]
+            m.d.sync += [setup.eq(1), j.eq(0), t_o.eq(0), k.eq(0), k1.eq(1), wrow.eq(self.w_off), xw_row.eq(0)]
         with m.If(setup):
             m.d.sync += [setup.eq(0), active.eq(1)]
         with m.If(active):
             with m.If(~last_k):
-                m.d.sync += k.eq(k + 1)
+                m.d.sync += [k.eq(k1), k1.eq(k1 + 1)]
             with m.Else():
-                m.d.sync += k.eq(0)
+                m.d.sync += [k.eq(0), k1.eq(1)]
                 with m.If(~last_to):
                     m.d.sync += [t_o.eq(t_o + 1), wrow.eq(wrow + self.t_in), xw_row.eq(xw_row + self.n_nodes)]
                 with m.Else():
