@@ -30,7 +30,7 @@ def save_checkpoint(path: str | os.PathLike, model, meta: dict) -> Path:
 
 def load_checkpoint(path: str | os.PathLike):
     """Return (model, meta); a file that is not an a2q checkpoint raises ValueError."""
-    from .gcn import GCN
+    from .models import build_model
 
     path = Path(path)
     if not path.is_file():
@@ -41,7 +41,7 @@ def load_checkpoint(path: str | os.PathLike):
         raise ValueError(f"{path}: not a readable checkpoint ({e})") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise ValueError(f"{path}: not an a2q checkpoint (format {FORMAT!r} expected)")
-    model = GCN(**obj["config"])
+    model = build_model(obj["config"])
     model.load_state_dict(obj["state_dict"])
     model.eval()
     return model, obj["meta"]

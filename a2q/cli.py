@@ -24,6 +24,10 @@ VERBS = {
 }
 HW_VERBS = {
     "generate": ("hw.generate", "add_generate_arguments", "run_generate", "generate Verilog for a config"),
+    "synth": ("hw.synth", "add_synth_arguments", "run_synth",
+              "synthesise, place and route for an FPGA part; report resources and Fmax"),
+    "project": ("hw.project", "add_project_arguments", "run_project",
+                "write a Vivado / Quartus / Yosys-nextpnr project for the Verilog (edalize)"),
 }
 
 

@@ -136,6 +136,26 @@ def build_program(layers: list[dict], x_int: np.ndarray, edge_index: np.ndarray,
     return Program(layers=specs, arrays=arrays, meta={**(meta or {}), "scales": scales})
 
 
+class UnsupportedModelError(ValueError):
+    """A trained model the accelerator's program format cannot express (the message says which layer, why)."""
+
+
+def refuse_unexportable(model, ckpt_path) -> None:
+    """Only GCNs export to program format v1; say why the others do not."""
+    kind = getattr(model, "kind", "gcn")
+    if kind == "gat":
+        raise UnsupportedModelError(
+            f"{ckpt_path}: a GAT model cannot be exported: layer conv1 (QGATConv) weights every edge by a "
+            f"softmax attention coefficient (exp and a per-node division over data-dependent scores), and the "
+            f"accelerator only sums neighbours with fixed per-node factors (combine, sum-aggregate, rescale). "
+            f"GAT is for training and fake-quant evaluation only")
+    if kind == "gin":
+        raise UnsupportedModelError(
+            f"{ckpt_path}: a GIN model cannot be exported yet: it needs program format v2 (a two-linear MLP with "
+            f"BatchNorm folded per layer, an unnormalised sum aggregation, NNS per-node (step, bits) selection "
+            f"and graph pooling); format v1 holds one normalised GCN layer per layer")
+
+
 def export_checkpoint(ckpt_path: str | Path, data_root: str | None = None, binary: bool = False) -> Program:
     """Load a checkpoint written by ``a2q train`` and fold it into a program. ``binary``: encode a
     binary input layer at one bit (``binary_input``), as A2Q does; meta ``input_encoding`` says which."""
@@ -143,6 +163,7 @@ def export_checkpoint(ckpt_path: str | Path, data_root: str | None = None, binar
     from .data import load_dataset
 
     model, meta = load_checkpoint(ckpt_path)
+    refuse_unexportable(model, ckpt_path)
     if meta.get("method") == "fp32":
         raise ValueError(f"{ckpt_path}: an FP32 model has no quantizers to export; train uniform, dq or a2q")
     data = load_dataset(meta["dataset"], data_root)

@@ -8,7 +8,7 @@ import torch
 
 from . import integer
 from .jsonio import write_json
-from .program import load
+from .program import content_hash, load
 
 
 def add_infer_arguments(p) -> None:
@@ -30,6 +30,7 @@ def run_infer(args) -> dict:
         "fakequant_test_acc": program.meta.get("fakequant_test_acc"),
         "layer_avg_bits": [float(program.layer(i, "bits").mean()) for i in range(program.num_layers)],
         "avg_bits": program.avg_bits(),
+        "program_hash": content_hash(program),
         "matches_expected_out": None if expected is None else bool((out.numpy() == expected).all()),
         "wall_s": time.perf_counter() - t0,
         "threads": args.threads,

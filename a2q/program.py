@@ -117,6 +117,15 @@ class Program:
         }
 
 
+def content_hash(program: Program) -> str:
+    """SHA-256 of what the program computes: the manifest without ``meta`` (provenance such as the
+    checkpoint path), i.e. layers, arithmetic constants and every array's hash. Training with the same
+    seed, dataset, version and thread count gives the same hash (docs/program.md, "Determinism")."""
+    manifest = program.manifest()
+    manifest.pop("meta")
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
 def _hash(a: np.ndarray) -> str:
     h = hashlib.sha256()
     h.update(f"{a.dtype.str}{a.shape}".encode())

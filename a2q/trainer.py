@@ -1,7 +1,10 @@
-"""``a2q train``: FP32, uniform INT-k, Degree-Quant INT-k and A2Q GCNs over several seeds, with metrics.json.
+"""``a2q train``: FP32, uniform INT-k, Degree-Quant INT-k and A2Q models (GCN, GIN, GAT), with metrics.json.
 
-The model is selected by validation accuracy; ``test_acc`` is the test accuracy at the best-validation
-epoch (``test_acc_max_over_epochs`` is also recorded, labelled, because some papers report it).
+Node-level tasks (Planetoid, KarateClub) train here over several seeds; graph-level tasks (TU sets)
+train in ``a2q.graph_trainer`` over stratified folds. Both share the optimizer groups, the memory
+penalty and the epoch selection defined here. The model is selected by validation accuracy;
+``test_acc`` is the test accuracy at the best-validation epoch (``test_acc_max_over_epochs`` is also
+recorded, labelled, because some papers report it).
 """
 from __future__ import annotations
 
@@ -13,14 +16,77 @@ import torch
 import torch.nn.functional as F
 
 from .ckpt import save_checkpoint
-from .gcn import GCN, METHODS, UNIFORM_METHODS
 from .jsonio import write_json
-from .quantizers import MemoryPenalty
+from .models import GAT, GCN, GIN, TASKS
+from .progress import Progress
+from .quantizers import METHODS, UNIFORM_METHODS, MemoryPenalty
 
 #: Defaults tuned on the validation split (see docs/training.md).
 DEFAULTS = dict(hidden=16, lr=0.01, weight_decay=5e-4, dropout=0.5, epochs=200, quant_lr=0.02,
                 node_step_lr=0.05, bits_lr=0.1, penalty=1e4, margin=0.03, local_weight=1.0, local_norm="l2",
                 init_bits=4.0, bit_cost=0.0)
+#: What differs from DEFAULTS per model and task (GAT: Velickovic et al.'s Cora setting; graph-level
+#: GIN: Xu et al. / Degree-Quant's 5 layers x 64, batch 128, no weight decay).
+MODEL_DEFAULTS = {
+    ("gcn", "node"): {},
+    ("gin", "node"): dict(hidden=16, layers=2, weight_decay=0.01),
+    ("gat", "node"): dict(hidden=8, lr=0.005, dropout=0.6),
+    ("gin", "graph"): dict(hidden=64, layers=5, weight_decay=0.0, batch_size=128, target_bits=4.0),
+}
+
+
+def model_defaults(model: str, task: str) -> dict:
+    return {**DEFAULTS, "layers": 2, "batch_size": 128, "target_bits": 2.0, **MODEL_DEFAULTS[(model, task)]}
+
+
+def check_combination(model: str, task: str, dataset: str) -> None:
+    """Refuse a model/dataset pair that makes no sense, saying what is supported."""
+    if task not in TASKS.get(model, ()):
+        supported = "; ".join(f"{m}: {'/'.join(t)}-level" for m, t in TASKS.items())
+        raise ValueError(f"--model {model} does not support the {task}-level dataset {dataset} "
+                         f"(supported: {supported})")
+
+
+def optimizer_for(model, lr, weight_decay, quant_lr, node_step_lr, bits_lr) -> torch.optim.Optimizer:
+    """Adam with four groups: the network, weight/uniform steps, A2Q steps, A2Q bits (own learning rates)."""
+    named = list(model.named_parameters())
+    node = {id(p) for q in model.node_quantizers for p in q.parameters()}
+    bit_params = [q.bits for q in model.node_quantizers]
+    node_steps = [q.log_step for q in model.node_quantizers]
+    quant_params = [p for n, p in named if "quantizer" in n and id(p) not in node]
+    other = [p for n, p in named if "quantizer" not in n]
+    groups = [{"params": other, "weight_decay": weight_decay, "lr": lr},
+              {"params": quant_params, "weight_decay": 0.0, "lr": quant_lr},
+              {"params": node_steps, "weight_decay": 0.0, "lr": node_step_lr},
+              {"params": bit_params, "weight_decay": 0.0, "lr": bits_lr}]
+    return torch.optim.Adam([g for g in groups if g["params"]])
+
+
+def penalty_for(method, target_bits, target_kb, penalty, bit_cost, margin, default_target=2.0):
+    """The memory penalty of an A2Q run (None for the others)."""
+    if method != "a2q":
+        return None
+    if target_kb is not None:
+        # no default margin in KB: the first layer's one-bit floor is most of the memory, and 3% of the
+        # total can exceed all the hidden layer may use (Cora: 473.7 KB floor, 485 KB target)
+        return MemoryPenalty(target_kb, penalty, unit="kb", bit_cost=bit_cost, margin=margin or 0.0)
+    return MemoryPenalty(target_bits if target_bits is not None else default_target, penalty, unit="bits",
+                         bit_cost=bit_cost, margin=DEFAULTS["margin"] if margin is None else margin)
+
+
+def build_node_model(kind, data, method, **kw):
+    """A node-level model of ``kind`` for ``data`` (one A2Q quantizer row per node)."""
+    common = dict(method=method, bits=kw["bits"], weight_bits=kw["weight_bits"], init_bits=kw["init_bits"],
+                  local_gradient=kw["local_gradient"], local_norm=kw["local_norm"], dropout=kw["dropout"],
+                  aggregation_aware=kw["aggregation_weight"], first_signed=bool((data.x < 0).any()))
+    n, f, c = data.num_nodes, data.num_features, int(data.num_classes)
+    if kind == "gcn":
+        return GCN(n, f, c, hidden=kw["hidden"], **common)
+    if kind == "gin":
+        return GIN(f, c, task="node", num_nodes=n, hidden=kw["hidden"], layers=kw["layers"], **common)
+    if kind == "gat":
+        return GAT(f, c, n, hidden=kw["hidden"], **common)
+    raise ValueError(f"unknown model {kind!r}; known: gcn, gin, gat")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -55,38 +121,22 @@ def train_one(data, method: str, seed: int, bits: int = 4, weight_bits: int = 4,
               init_bits: float = DEFAULTS["init_bits"], local_gradient: bool = True,
               bit_cost: float = DEFAULTS["bit_cost"], bits_lr: float = DEFAULTS["bits_lr"],
               node_step_lr: float = DEFAULTS["node_step_lr"], margin: float | None = None,
-              local_norm: str = DEFAULTS["local_norm"], aggregation_weight: bool = True, progress=None):
-    """Train one seed; returns (best model state, row of metrics)."""
+              local_norm: str = DEFAULTS["local_norm"], aggregation_weight: bool = True, progress=None,
+              model_kind: str = "gcn", layers: int = 2):
+    """Train one seed of a node-level model; returns (best model, row of metrics)."""
     torch.manual_seed(seed)
     np.random.seed(seed)
-    model = GCN(data.num_nodes, data.num_features, int(data.num_classes), hidden=hidden, method=method,
-                bits=bits, weight_bits=weight_bits,
-                init_bits=init_bits, local_gradient=local_gradient, dropout=dropout, local_norm=local_norm,
-                aggregation_aware=aggregation_weight,
-                first_signed=bool((data.x < 0).any()))
-    model.eval()
-    with torch.no_grad():
-        model(data)  # initialise every quantizer's step from the data
-    named = list(model.named_parameters())
-    node = {id(p) for q in model.node_quantizers for p in q.parameters()}
-    bit_params = [q.bits for q in model.node_quantizers]
-    node_steps = [q.log_step for q in model.node_quantizers]
-    quant_params = [p for n, p in named if "quantizer" in n and id(p) not in node]
-    other = [p for n, p in named if "quantizer" not in n]
-    groups = [{"params": other, "weight_decay": weight_decay, "lr": lr},
-              {"params": quant_params, "weight_decay": 0.0, "lr": quant_lr},
-              {"params": node_steps, "weight_decay": 0.0, "lr": node_step_lr},
-              {"params": bit_params, "weight_decay": 0.0, "lr": bits_lr}]
-    opt = torch.optim.Adam([g for g in groups if g["params"]])
-    pen = None
-    if method == "a2q":
-        if target_kb is not None:
-            # no default margin in KB: the first layer's one-bit floor is most of the memory, and 3% of the
-            # total can exceed all the hidden layer may use (Cora: 473.7 KB floor, 485 KB target)
-            pen = MemoryPenalty(target_kb, penalty, unit="kb", bit_cost=bit_cost, margin=margin or 0.0)
-        else:
-            pen = MemoryPenalty(target_bits if target_bits is not None else 2.0, penalty, unit="bits",
-                                bit_cost=bit_cost, margin=DEFAULTS["margin"] if margin is None else margin)
+    model = build_node_model(model_kind, data, method, bits=bits, weight_bits=weight_bits, init_bits=init_bits,
+                             local_gradient=local_gradient, local_norm=local_norm, dropout=dropout,
+                             aggregation_weight=aggregation_weight, hidden=hidden, layers=layers)
+    if hasattr(model, "initialise_quantizers"):
+        model.initialise_quantizers(data)
+    else:
+        model.eval()
+        with torch.no_grad():
+            model(data)  # initialise every quantizer's step from the data
+    opt = optimizer_for(model, lr, weight_decay, quant_lr, node_step_lr, bits_lr)
+    pen = penalty_for(method, target_bits, target_kb, penalty, bit_cost, margin)
     best = ((-1.0, 0.0), None, None, -1)
     test_max = 0.0
     for epoch in range(epochs):
@@ -135,15 +185,23 @@ def train_one(data, method: str, seed: int, bits: int = 4, weight_bits: int = 4,
 
 
 def degree_bits_spearman(model, data) -> float | None:
-    """Spearman of in-degree against the hidden layer's learned bits (the first layer's bag-of-words rows
-    are exact at one bit everywhere, so the data decide only the hidden layer's); None if bits are equal."""
-    from scipy.stats import spearmanr
+    """Spearman of in-degree against each node's bits averaged over the quantized layers; None if the bits
+    are all equal. For GCN this ranks like the hidden layer alone: the first layer's bag-of-words rows are
+    exact at one bit everywhere, so the data decide only the hidden layer's bits."""
     from torch_geometric.utils import degree
 
-    hidden_bits = model.bits_per_layer()[-1].detach().numpy()
-    if hidden_bits.std() == 0:
+    bits = torch.stack([b.detach().float() for b in model.bits_per_layer()]).mean(0).numpy()
+    return spearman(degree(data.edge_index[1], data.num_nodes).numpy(), bits)
+
+
+def spearman(a, b) -> float | None:
+    """Spearman rank correlation; None when either side is constant."""
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.std() == 0 or b.std() == 0:
         return None
-    return float(spearmanr(degree(data.edge_index[1], data.num_nodes).numpy(), hidden_bits).statistic)
+    return float(spearmanr(a, b).statistic)
 
 
 def bit_statistics(model, data, rows: list[dict]) -> dict:
@@ -159,24 +217,43 @@ def bit_statistics(model, data, rows: list[dict]) -> dict:
             "compression_ratio": 32.0 / avg,
             "degree_bits_spearman": float(np.mean(rhos)) if rhos else None,
             "degree_bits_spearman_positive_seeds": sum(r > 0 for r in rhos),
-            "degree_bits_spearman_definition": "Spearman of in-degree against the hidden layer's learned "
-                                               "bits, mean over seeds (None: all bits equal)"}
+            "degree_bits_spearman_definition": "Spearman of in-degree against each node's learned bits "
+                                               "averaged over the quantized layers, mean over seeds "
+                                               "(None: all bits equal)"}
 
 
 def add_train_arguments(p) -> None:
-    p.add_argument("--model", default="gcn", choices=["gcn"], help="model kind")
-    p.add_argument("--dataset", default="Cora", help="Cora, CiteSeer, PubMed or KarateClub")
+    from .data import TU_DATASETS
+
+    p.add_argument("--model", default="gcn", choices=["gcn", "gin", "gat"],
+                   help="gcn (node-level), gin (node- and graph-level), gat (node-level)")
+    p.add_argument("--dataset", default="Cora",
+                   help=f"node-level: Cora, CiteSeer, PubMed, KarateClub; graph-level: {', '.join(TU_DATASETS)}")
     p.add_argument("--method", default="a2q", choices=METHODS,
                    help="fp32; uniform INT-k (LSQ); dq: Degree-Quant INT-k; a2q")
     p.add_argument("--bits", type=int, default=4, help="feature bits for --method uniform or dq")
     p.add_argument("--weight-bits", type=int, default=4, help="weight bits (uniform INT8 uses 8)")
     tgt = p.add_mutually_exclusive_group()
-    tgt.add_argument("--target-bits", type=float, default=None, help="A2Q average-bit target (default 2.0)")
+    tgt.add_argument("--target-bits", type=float, default=None,
+                     help="A2Q average-bit target (default 2.0 node-level, 4.0 graph-level)")
     tgt.add_argument("--target-kb", type=float, default=None, help="A2Q feature-memory target in KB")
     p.add_argument("--seeds", default="0", help="seeds: 0-9, 3 or 0,1,5")
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    p.add_argument("--hidden", type=int, default=DEFAULTS["hidden"])
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    p.add_argument("--hidden", type=int, default=None,
+                   help="hidden width (default: gcn 16; gin 16 node-level, 64 graph-level; gat 8 per head)")
+    p.add_argument("--layers", type=int, default=None, help="GIN layers (default 2 node-level, 5 graph-level)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 0.01; gat 0.005)")
+    p.add_argument("--weight-decay", type=float, default=None, help="default 5e-4; graph-level 0")
+    p.add_argument("--dropout", type=float, default=None, help="default 0.5; gat 0.6")
+    p.add_argument("--folds", type=int, default=10,
+                   help="graph-level: run the first K of the 10 stratified folds (a quick run uses fewer)")
+    p.add_argument("--num-folds", type=int, default=10, help="graph-level: folds of the cross-validation")
+    p.add_argument("--split-seed", type=int, default=12345, help="graph-level: seed of the fold split")
+    p.add_argument("--batch-size", type=int, default=128, help="graph-level: graphs per mini-batch")
+    p.add_argument("--pool", type=int, default=None,
+                   help="graph-level A2Q: (step, bits) pairs per layer in the NNS pool (default 16)")
+    p.add_argument("--readout", choices=("sum", "mean"), default="sum", help="graph-level pooling")
+    p.add_argument("--resume", action="store_true", help="graph-level: reuse folds already written under --out")
     p.add_argument("--quant-lr", type=float, default=DEFAULTS["quant_lr"], help="lr of weight and uniform steps")
     p.add_argument("--node-step-lr", type=float, default=DEFAULTS["node_step_lr"], help="lr of the A2Q node steps")
     p.add_argument("--penalty", type=float, default=DEFAULTS["penalty"], help="memory penalty weight lambda")
@@ -210,36 +287,71 @@ def parse_train_args(argv: list[str]):
     return p.parse_args(argv)
 
 
-def run_train(args) -> dict:
-    from .data import load_dataset
-    from .progress import Progress
+class _Silent:
+    def update(self, *a, **k):
+        pass
 
+    def write(self, message):
+        pass
+
+    def close(self):
+        pass
+
+
+def progress_bar(args, total: int, desc: str):
+    """One line per seed or fold in a log (``line_every=epochs``), a bar on a terminal; none with --no-progress."""
+    return _Silent() if args.no_progress else Progress(total, desc, unit="ep", line_every=args.epochs)
+
+
+def resolve(args, task: str) -> dict:
+    """The run's hyper-parameters: the command line where given, else the model's defaults."""
+    d = model_defaults(args.model, task)
+    return {k: (getattr(args, k) if getattr(args, k, None) is not None else d[k])
+            for k in ("hidden", "layers", "lr", "weight_decay", "dropout", "target_bits")}
+
+
+def run_train(args) -> dict:
+    from .data import TU_DATASETS, load_dataset
+
+    task = "graph" if args.dataset in TU_DATASETS else "node"
+    check_combination(args.model, task, args.dataset)
     torch.set_num_threads(args.threads)
+    if task == "graph":
+        from .graph_trainer import run_graph_train
+
+        return run_graph_train(args)
+    hp = resolve(args, task)
     data = load_dataset(args.dataset, args.data_root)
     seeds = parse_seeds(args.seeds)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     uniform = args.method in UNIFORM_METHODS
     wb = max(args.weight_bits, args.bits) if uniform and args.bits > 4 else args.weight_bits
+    target_bits = args.target_bits if args.target_bits is not None or args.target_kb is not None \
+        else (hp["target_bits"] if args.method == "a2q" else None)
     t0 = time.perf_counter()
     rows, best_row = [], None
-    # a bar on a terminal, one line per seed in a log
-    bar = None if args.no_progress else Progress(len(seeds) * args.epochs, f"{args.dataset} {args.method}",
-                                                 unit="ep", line_every=args.epochs)
+    desc = f"{args.dataset} {args.method}" + ("" if args.model == "gcn" else f" {args.model}")
+    bar = progress_bar(args, len(seeds) * args.epochs, desc)
     for seed in seeds:
         ts = time.perf_counter()
         model, row = train_one(data, args.method, seed, bits=args.bits, weight_bits=wb,
-                               target_bits=args.target_bits, target_kb=args.target_kb, epochs=args.epochs,
-                               hidden=args.hidden, lr=args.lr, quant_lr=args.quant_lr, penalty=args.penalty,
+                               target_bits=target_bits, target_kb=args.target_kb, epochs=args.epochs,
+                               hidden=hp["hidden"], lr=hp["lr"], weight_decay=hp["weight_decay"],
+                               dropout=hp["dropout"], quant_lr=args.quant_lr, penalty=args.penalty,
                                local_gradient=not args.no_local_gradient, bit_cost=args.bit_cost,
                                init_bits=args.init_bits, local_weight=args.local_weight,
                                bits_lr=args.bits_lr, node_step_lr=args.node_step_lr, margin=args.margin,
                                local_norm=args.local_norm, aggregation_weight=not args.no_aggregation_weight,
-                               progress=bar.update if bar else None)
+                               progress=bar.update, model_kind=args.model, layers=hp["layers"])
         row["wall_s"] = time.perf_counter() - ts
-        meta = {"dataset": args.dataset, "method": args.method, "bits": args.bits, "weight_bits": wb,
-                "target_bits": args.target_bits, "target_kb": args.target_kb, "seed": seed,
-                "hidden": args.hidden, "fakequant_test_acc": row["test_acc"], "val_acc": row["val_acc"]}
+        row["s_per_epoch"] = row["wall_s"] / max(args.epochs, 1)
+        bar.write(f"{desc}, seed {seed}: test {100 * row['test_acc']:.2f} %, "
+                  f"avg bits {row['avg_bits']:.2f}, epoch {row['best_epoch']}")
+        meta = {"dataset": args.dataset, "model": args.model, "task": task, "method": args.method,
+                "bits": args.bits, "weight_bits": wb, "target_bits": target_bits, "target_kb": args.target_kb,
+                "seed": seed, "hidden": hp["hidden"], "fakequant_test_acc": row["test_acc"],
+                "val_acc": row["val_acc"]}
         save_checkpoint(out / f"seed{seed}.pt", model, meta)
         if best_row is None or row["val_acc"] > best_row[0]["val_acc"]:
             best_row = (row, model, meta)
@@ -250,27 +362,28 @@ def run_train(args) -> dict:
     save_checkpoint(out / "model.pt", model, meta)
     accs = np.array([r["test_acc"] for r in rows])
     metrics = {
-        "dataset": args.dataset, "model": args.model, "method": args.method,
+        "dataset": args.dataset, "model": args.model, "task": task, "method": args.method,
         "bits": args.bits if uniform else None, "weight_bits": wb,
-        "target_bits": args.target_bits if args.method == "a2q" else None,
+        "target_bits": target_bits if args.method == "a2q" else None,
         "target_kb": args.target_kb if args.method == "a2q" else None,
-        "seeds": seeds, "epochs": args.epochs,
+        "seeds": seeds, "epochs": args.epochs, **{k: hp[k] for k in ("hidden", "lr", "weight_decay", "dropout")},
         "test_acc_mean": float(accs.mean()), "test_acc_std": float(accs.std()),
         "test_acc_max_over_epochs_mean": float(np.mean([r["test_acc_max_over_epochs"] for r in rows])),
         "avg_bits": float(np.mean([r["avg_bits"] for r in rows])),
         "layer_avg_bits": (np.mean([r["layer_avg_bits"] for r in rows], axis=0).tolist()
                            if "layer_avg_bits" in rows[0] else None),
         "best_seed": meta["seed"],
-        **bit_statistics(model, data, rows),
+        **(bit_statistics(model, data, rows) if args.method != "fp32" else {}),
         "per_seed": rows,
         "wall_s": time.perf_counter() - t0,
         "wall_s_per_seed": float(np.mean([r["wall_s"] for r in rows])),
+        "s_per_epoch": float(np.mean([r["s_per_epoch"] for r in rows])),
         "threads": args.threads, "torch": torch.__version__,
     }
     if metrics["avg_bits"] == 32.0:
         metrics["compression_ratio"] = 1.0
     write_json(out / "metrics.json", metrics)
-    print(f"{args.dataset} {args.method}: test acc {100 * metrics['test_acc_mean']:.2f} ± "
+    print(f"{args.model} {args.dataset} {args.method}: test acc {100 * metrics['test_acc_mean']:.2f} ± "
           f"{100 * metrics['test_acc_std']:.2f} over {len(seeds)} seeds, avg bits {metrics['avg_bits']:.2f}, "
           f"{metrics['wall_s_per_seed']:.1f} s/seed ({args.threads} thread(s)) -> {out / 'metrics.json'}")
     return metrics

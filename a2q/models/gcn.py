@@ -9,15 +9,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import QGCNConv, gcn_norm_factors
-from .quantizers import DegreeQuantQuantizer, NodeQuantizer, UniformQuantizer, WeightQuantizer
+from ..layers import QGCNConv, gcn_norm_factors
+from ..quantizers import (
+    METHODS,
+    UNIFORM_METHODS,
+    DegreeQuantQuantizer,
+    NodeQuantizer,
+    UniformQuantizer,
+    WeightQuantizer,
+)
 
-METHODS = ("fp32", "uniform", "dq", "a2q")
-#: methods that quantize every node to the same k bits
-UNIFORM_METHODS = ("uniform", "dq")
+__all__ = ["GCN", "METHODS", "UNIFORM_METHODS"]
 
 
 class GCN(nn.Module):
+    kind = "gcn"
+
     def __init__(self, num_nodes: int, in_features: int, num_classes: int, hidden: int = 16,
                  method: str = "a2q", bits: int = 4, weight_bits: int = 4, init_bits: float = 4.0,
                  local_gradient: bool = True, dropout: float = 0.5, first_signed: bool = False,

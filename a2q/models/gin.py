@@ -1,0 +1,106 @@
+"""GIN-0 in FP32, uniform INT-k, Degree-Quant INT-k or A2Q form, for node- and graph-level tasks.
+
+    x -> QGINConv x L -> [graph: global sum pooling] -> head: Q -> Linear -> ReLU -> dropout -> Q -> Linear
+
+Every linear input is quantized (the layer inputs, each MLP's inner input, both head inputs). Node-level
+A2Q gives each node its own (step, bits); graph-level A2Q uses the NNS pool, since test graphs are
+unseen. Defaults follow the A2Q/Degree-Quant graph-level setting: 5 layers, 64 hidden channels.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_geometric.nn import global_add_pool, global_mean_pool
+
+from ..layers import QGINConv, SumAdjacency
+from ..quantizers import DEFAULT_POOL, WeightQuantizer, apply, make_feature_quantizer
+from .base import QuantizedModel
+
+TASKS = ("node", "graph")
+READOUTS = {"sum": global_add_pool, "mean": global_mean_pool}
+
+
+class GIN(QuantizedModel):
+    kind = "gin"
+
+    def __init__(self, in_features: int, num_classes: int, task: str = "graph", num_nodes: int | None = None,
+                 hidden: int = 64, layers: int = 5, method: str = "a2q", bits: int = 4, weight_bits: int = 4,
+                 init_bits: float = 4.0, local_gradient: bool = True, local_norm: str = "l2",
+                 pool: int = DEFAULT_POOL, dropout: float = 0.5, first_signed: bool = False,
+                 readout: str = "sum", aggregation_aware: bool = True):
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if task == "node" and num_nodes is None:
+            raise ValueError("a node-level GIN needs num_nodes (one A2Q quantizer row per node)")
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {tuple(READOUTS)}, got {readout!r}")
+        self.config = dict(kind="gin", in_features=in_features, num_classes=num_classes, task=task,
+                           num_nodes=num_nodes, hidden=hidden, layers=layers, method=method, bits=bits,
+                           weight_bits=weight_bits, init_bits=init_bits, local_gradient=local_gradient,
+                           local_norm=local_norm, pool=pool, dropout=dropout, first_signed=first_signed,
+                           readout=readout, aggregation_aware=aggregation_aware)
+        self.method, self.task, self.dropout, self.readout = method, task, dropout, readout
+        rows = num_nodes if task == "node" else None
+
+        def fq(signed):
+            return make_feature_quantizer(method, rows, signed, bits, init_bits, local_gradient, local_norm, pool)
+
+        def wq(width):
+            return None if method == "fp32" else WeightQuantizer(width, weight_bits)
+
+        in_drop = dropout if task == "node" else 0.0
+        self.convs = nn.ModuleList(
+            QGINConv(in_features if i == 0 else hidden, hidden, fq(first_signed and i == 0), fq(False),
+                     (wq(hidden), wq(hidden)), input_dropout=in_drop) for i in range(layers))
+        self.head_quantizers = nn.ModuleList([q for q in (fq(False), fq(False)) if q is not None])
+        self._hq = [fq_ for fq_ in self.head_quantizers] or [None, None]
+        self.head1 = nn.Linear(hidden, hidden)
+        self.head2 = nn.Linear(hidden, num_classes)
+        self.head_weight_quantizers = nn.ModuleList([w for w in (wq(hidden), wq(num_classes)) if w is not None])
+        self._graph_key = None
+
+    def feature_quantizers(self):
+        out = []
+        for c in self.convs:
+            out += c.quantizers()
+        return out + [(q, self.head1.in_features) for q in self._hq]
+
+    def _aggregated_inputs(self):
+        return [c.input_quantizer for c in self.convs if c.input_quantizer is not None]
+
+    def _linear(self, lin, i, x):
+        w = lin.weight.T
+        if len(self.head_weight_quantizers):
+            w = self.head_weight_quantizers[i](w)
+        return x @ w + lin.bias
+
+    def _prepare(self, data) -> None:
+        """Per graph (node-level: once; graph-level: per batch): DQ protection and error weights."""
+        key = (data.edge_index.data_ptr(), data.num_nodes)
+        if self.task == "node" and self._graph_key == key:
+            return
+        self._graph_key = key
+        self._adj = SumAdjacency(data.edge_index, data.num_nodes)
+        n = data.num_nodes
+        ones = torch.ones(data.edge_index.shape[1])
+        in_deg = torch.zeros(n).index_add_(0, data.edge_index[1], ones) + 1
+        # sum aggregation with the self term: node j's error enters 1 + out-degree(j) aggregates
+        spread = torch.zeros(n).index_add_(0, data.edge_index[0], ones) + 1 if self.config["aggregation_aware"] \
+            else torch.ones(n)
+        node_rows = [q for q, _ in self.feature_quantizers()[:2 * len(self.convs)] if q is not None]
+        if self.task == "node":
+            node_rows += [q for q in self._hq if q is not None]
+        self._set_degree_dependent(in_deg, spread, node_rows)
+
+    def forward(self, data) -> torch.Tensor:
+        self._prepare(data)
+        h = data.x
+        for c in self.convs:
+            h = c(h, self._adj)
+        if self.task == "graph":
+            h = READOUTS[self.readout](h, data.batch, size=int(data.num_graphs))
+        h = F.relu(self._linear(self.head1, 0, apply(self._hq[0], h)))
+        h = F.dropout(h, self.dropout, self.training)
+        return self._linear(self.head2, 1, apply(self._hq[1], h))

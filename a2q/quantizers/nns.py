@@ -1,0 +1,138 @@
+"""A2Q's Nearest Neighbour Strategy (NNS): a pool of m learned (step, bits) pairs per quantized layer.
+
+Graph-level tasks test on graphs never seen in training, so their nodes cannot own learned parameters.
+Instead every layer holds a pool of m pairs and each row (node, or pooled graph) takes the pair whose
+clipping range is nearest to the row's max |x|. The range of a pair is the largest value its code
+represents: ``step * (2^(bits-1) - 1)`` for a signed code, ``step * (2^bits - 1)`` for an unsigned one.
+
+**The selection** (``nns_select``) is the one function the hardware will have to reproduce. With the m
+ranges sorted ascending, ``r_0 <= ... <= r_{m-1}``, the decision thresholds are the midpoints
+``t_k = (r_k + r_{k+1}) / 2`` and a row with max |x| = v takes pair ``#{k : t_k < v}``: the number of
+thresholds strictly below v. **Tie rule: a row exactly at a midpoint takes the lower-range pair**
+(and of equal ranges, the one first in the sorted order, i.e. the lower pool index). In the integer
+domain this is ``m - 1`` comparisons of the row's integer max |code| against integer thresholds.
+
+**Why the selection need not be differentiable.** It is a function of the data and of the pool, used
+like an index (as in the official code's argmin). The pool's steps and bits are trained through the
+quantization itself: the rows that chose pair k contribute their Local Gradient error to (s_k, b_k),
+and their bits to the memory penalty, so a pair drifts toward the rows that use it (a k-means-like
+update). When a pair's range moves past a midpoint the rows re-select it on the next forward. A soft
+(softmin) selection would let gradient flow into the choice too, but it would mix ranges during
+training that inference never uses.
+
+**Default m = 16.** Bits take 8 values; 16 pairs give every width about two ranges, and with the pool
+initialised at 16 quantiles of the rows' max |x| the range grid is about 1/16 of the distribution
+apart, fine enough that the nearest range wastes little of a code. More pairs each see fewer rows
+per batch (noisier updates), and the accelerator pays m - 1 threshold comparisons and m (step, bits)
+entries per layer. The official code uses 1000 pairs split by degree buckets; we select by range only.
+"""
+from __future__ import annotations
+
+import torch
+
+from .fused import fused_local_fake_quant
+from .node import NodeQuantizer, _round_bits
+from .ste import clip, fake_quant, qrange
+
+DEFAULT_POOL = 16
+
+
+def pair_ranges(step: torch.Tensor, bits: torch.Tensor, signed: bool) -> torch.Tensor:
+    """The largest representable value of each (step, integer bits) pair."""
+    _, qmax = qrange(bits, signed)
+    return step * qmax
+
+
+def nns_select(row_max: torch.Tensor, ranges: torch.Tensor) -> torch.Tensor:
+    """Index (into ``ranges``) of the pair whose range is nearest each ``row_max``.
+
+    Ties (a row exactly half-way between two ranges, or equal ranges) go to the lower range, then the
+    lower index. Vectorised: sort the m ranges, compare each row with the m-1 midpoints.
+    """
+    order = torch.argsort(ranges, stable=True)
+    r = ranges[order]
+    mid = (r[1:] + r[:-1]) / 2
+    pos = torch.searchsorted(mid.contiguous(), row_max.contiguous(), right=False)  # #{mid < v}
+    return order[pos]
+
+
+class NNSQuantizer(NodeQuantizer):
+    """Pool of ``pool`` (log step, bits) pairs; a row takes the pair chosen by ``nns_select``.
+
+    Reuses ``NodeQuantizer``'s parameters (one per pool pair instead of per node), its bit rounding,
+    and its ``clamp_`` (a pair whose integer bits change keeps its range).
+    """
+
+    def __init__(self, pool: int = DEFAULT_POOL, signed: bool = False, init_bits: float = 4.0,
+                 local_gradient: bool = True, local_norm: str = "l2"):
+        if pool < 1:
+            raise ValueError(f"the NNS pool needs at least one (step, bits) pair, got {pool}")
+        super().__init__(pool, signed, init_bits, local_gradient, exact_init=False, local_norm=local_norm)
+        self.pool = pool
+        self._row_weight = None
+        self.last_selection: torch.Tensor | None = None
+        self._row_bits: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def init_from(self, x: torch.Tensor) -> None:
+        """Pool ranges at the (k + 1/2)/m quantiles of the rows' max |x| (the non-zero rows), all at the
+        initial bits."""
+        v = x.detach().abs().amax(dim=1)
+        v = v[v > 0]
+        if v.numel() == 0:
+            v = torch.ones(1)
+        q = (torch.arange(self.pool, dtype=torch.float32) + 0.5) / self.pool
+        ranges = torch.quantile(v[:1_000_000].float(), q).clamp_min(1e-8)
+        bits = _round_bits(torch.full((self.pool,), self.init_bits))
+        _, qmax = qrange(bits, self.signed)
+        self.log_step.copy_((ranges / qmax.clamp_min(1)).log())
+        self.bits.copy_(bits)
+        self.last_bits.copy_(bits)
+        self.initialised.fill_(True)
+
+    def set_row_weight(self, weight: torch.Tensor | None) -> None:
+        """Weight of each row's error in the Local Gradient for the next forward (normalised to mean 1)."""
+        self._row_weight = None if weight is None else weight / weight.mean().clamp_min(1e-12)
+
+    def select(self, x: torch.Tensor) -> torch.Tensor:
+        """The pool index of every row of x."""
+        with torch.no_grad():
+            ranges = pair_ranges(self.step, _round_bits(self.bits), self.signed)
+            return nns_select(torch.linalg.vector_norm(x.detach(), float("inf"), dim=1), ranges)
+
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        if rows is not None:
+            raise ValueError("NNSQuantizer quantizes dense rows only")
+        if not bool(self.initialised):
+            self.init_from(x)
+        sel = self.select(x)
+        self.last_selection = sel
+        bits = self.int_bits()
+        self._row_bits = bits[sel]
+        qmin, qmax = qrange(bits, self.signed)
+        self._local = None
+        if not (self.local_gradient and self.training):
+            return fake_quant(x, self.step[sel][:, None], qmin[sel][:, None], qmax[sel][:, None])
+        n = max(len(x), 1)
+        w = self._row_weight if self._row_weight is not None and len(self._row_weight) == len(x) \
+            else torch.ones(len(x))
+        # mean over rows: a batch's size must not scale the local loss
+        xq, self._local = fused_local_fake_quant(x, self.step[sel][:, None], qmin[sel][:, None],
+                                                 qmax[sel][:, None], (w / n)[:, None], self.local_norm)
+        return xq
+
+    def row_bits(self) -> torch.Tensor:
+        """Integer bits of the rows of the last forward (differentiable in the pool's bits)."""
+        if self._row_bits is None:
+            raise RuntimeError("row_bits() before any forward")
+        return self._row_bits
+
+    @torch.no_grad()
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        sel = self.select(x)
+        qmin, qmax = qrange(self.int_bits(), self.signed)
+        return clip(torch.floor(x / self.step[sel][:, None] + 0.5), qmin[sel][:, None], qmax[sel][:, None]).long()
+
+    def export(self) -> dict:
+        return {"pool_step": self.step.detach().double().numpy(),
+                "pool_bits": self.int_bits().detach().long().numpy(), "in_signed": self.signed}

@@ -1,0 +1,186 @@
+"""Nearest Neighbour Strategy, TU graph sets (pre-collated batches, stratified folds) and a graph-level run."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from a2q.quantizers import NNSQuantizer, nns_select, pair_ranges
+
+ROOT = os.environ.get("A2Q_DATA_ROOT")
+HAVE_MUTAG = bool(ROOT) and (Path(ROOT) / "TU" / "MUTAG" / "raw" / "MUTAG_A.txt").is_file()
+
+
+def test_nns_select_picks_the_nearest_range_and_the_lower_one_on_a_tie():
+    ranges = torch.tensor([4.0, 1.0, 2.0])  # pool order is not range order
+    rows = torch.tensor([0.1, 1.5, 1.6, 3.0, 3.1, 100.0, 2.0])
+    #                    1    tie->1 2    tie->2 4    4      2
+    assert nns_select(rows, ranges).tolist() == [1, 1, 2, 2, 0, 0, 2]
+    # equal ranges: the lower pool index
+    assert nns_select(torch.tensor([1.0, 5.0]), torch.tensor([3.0, 1.0, 1.0])).tolist() == [1, 0]
+
+
+def test_pair_ranges_signed_and_unsigned():
+    step, bits = torch.tensor([0.5, 0.25]), torch.tensor([3.0, 4.0])
+    assert pair_ranges(step, bits, signed=True).tolist() == [0.5 * 3, 0.25 * 7]
+    assert pair_ranges(step, bits, signed=False).tolist() == [0.5 * 7, 0.25 * 15]
+
+
+def _pool(steps, bits, signed=False):
+    q = NNSQuantizer(len(steps), signed=signed)
+    with torch.no_grad():
+        q.log_step.copy_(torch.tensor(steps).log())
+        q.bits.copy_(torch.tensor(bits))
+        q.last_bits.copy_(torch.tensor(bits))
+        q.initialised.fill_(True)
+    return q
+
+
+def test_nns_quantizer_quantizes_each_hand_made_row_with_its_pair():
+    # unsigned ranges: 0.1 * 3 = 0.3 (2 bits), 0.05 * 15 = 0.75 (4 bits), 1.0 * 1 = 1.0 (1 bit)
+    q = _pool([0.1, 0.05, 1.0], [2.0, 4.0, 1.0]).eval()
+    x = torch.tensor([[0.0, 0.29, 0.11],    # max 0.29 -> 0.3
+                      [0.7, 0.02, 0.0],     # max 0.7 -> 0.75
+                      [0.9, 0.4, 0.2],      # max 0.9 -> 1.0
+                      [0.525, 0.1, 0.0]])   # max 0.525 = midpoint of 0.3 and 0.75 -> the lower, 0.3
+    out = q(x)
+    assert q.last_selection.tolist() == [0, 1, 2, 0]
+    assert q.row_bits().tolist() == [2.0, 4.0, 1.0, 2.0]
+    expect = torch.stack([torch.clamp(torch.floor(x[0] / 0.1 + 0.5), 0, 3) * 0.1,
+                          torch.clamp(torch.floor(x[1] / 0.05 + 0.5), 0, 15) * 0.05,
+                          torch.clamp(torch.floor(x[2] / 1.0 + 0.5), 0, 1) * 1.0,
+                          torch.clamp(torch.floor(x[3] / 0.1 + 0.5), 0, 3) * 0.1])
+    torch.testing.assert_close(out, expect)
+    assert torch.equal(q.codes(x), torch.round(expect / torch.tensor([0.1, 0.05, 1.0, 0.1])[:, None]).long())
+
+
+def test_nns_local_gradient_reaches_only_the_selected_pairs():
+    q = _pool([0.1, 0.05, 1.0], [2.0, 4.0, 1.0]).train()
+    x = torch.tensor([[0.0, 0.29, 0.13], [0.7, 0.03, 0.0]], requires_grad=True)
+    q(x).sum().backward(retain_graph=True)
+    assert q.log_step.grad is None and q.bits.grad is None  # the task loss does not train the pool
+    q.local_loss().backward()
+    assert q.log_step.grad[0] != 0 and q.log_step.grad[1] != 0 and q.log_step.grad[2] == 0
+    # the memory penalty reaches the bits through row_bits
+    q.bits.grad = None
+    q(x.detach())
+    q.row_bits().sum().backward()
+    assert q.bits.grad.tolist() == [1.0, 1.0, 0.0]
+
+
+def test_stratified_folds_partition_and_hold_out_validation():
+    from a2q.data import stratified_folds
+
+    y = torch.tensor([0] * 63 + [1] * 125)
+    folds = stratified_folds(y, 10, seed=3)
+    tests = torch.cat([f[2] for f in folds])
+    assert sorted(tests.tolist()) == list(range(188))
+    for train, val, test in folds:
+        assert not set(train.tolist()) & set(val.tolist()) and not set(train.tolist()) & set(test.tolist())
+        assert not set(val.tolist()) & set(test.tolist())
+        assert len(train) + len(val) + len(test) == 188
+        for c, total in ((0, 63), (1, 125)):
+            assert abs(int((y[test] == c).sum()) - total / 10) <= 1
+    again = stratified_folds(y, 10, seed=3)
+    assert all(torch.equal(a[2], b[2]) and torch.equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))
+
+
+def test_degree_features_one_hot_or_standardised(monkeypatch):
+    import a2q.data as D
+
+    ei = torch.tensor([[1, 2, 3, 0], [0, 0, 0, 1]])
+    x, how = D.degree_features(ei, 4)
+    assert how.startswith("one-hot") and x.shape == (4, 4) and x[0, 3] == 1 and x[2, 0] == 1
+    monkeypatch.setattr(D, "ONE_HOT_MAX_DEGREE", 2)
+    x, how = D.degree_features(ei, 4)
+    assert how.startswith("standardised") and x.shape == (4, 1) and abs(float(x.mean())) < 1e-6
+
+
+@pytest.mark.skipif(not HAVE_MUTAG, reason="MUTAG raw files not found under $A2Q_DATA_ROOT/TU")
+def test_pre_collated_batch_equals_pyg_collation():
+    from torch_geometric.data import Batch
+
+    from a2q.data import load_graph_set
+
+    gs = load_graph_set("MUTAG")
+    ids = torch.tensor([5, 0, 187, 42])
+    b = gs.batch(ids)
+    graphs = []
+    for i in ids.tolist():
+        n0, n1 = int(gs.node_ptr[i]), int(gs.node_ptr[i + 1])
+        e0, e1 = int(gs.edge_ptr[i]), int(gs.edge_ptr[i + 1])
+        from torch_geometric.data import Data
+        graphs.append(Data(x=gs.x[n0:n1], edge_index=gs.edge_index[:, e0:e1] - n0, y=gs.y[i:i + 1]))
+    ref = Batch.from_data_list(graphs)
+    assert torch.equal(b.x, ref.x) and torch.equal(b.edge_index, ref.edge_index)
+    assert torch.equal(b.batch, ref.batch) and torch.equal(b.y, ref.y)
+
+
+@pytest.mark.skipif(not HAVE_MUTAG, reason="MUTAG raw files not found under $A2Q_DATA_ROOT/TU")
+@pytest.mark.parametrize("method", [["--method", "a2q"], ["--method", "dq", "--bits", "4"]])
+def test_mutag_two_folds_train_eval_and_resume(tmp_path, method):
+    from a2q.trainer import parse_train_args, run_train
+
+    argv = ["--model", "gin", "--dataset", "MUTAG", "--folds", "2", "--epochs", "3", "--layers", "2", "--hidden",
+            "16", "--out", str(tmp_path), "--no-progress", *method]
+    m = run_train(parse_train_args(argv))
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert [r["fold"] for r in on_disk["per_fold"]] == [0, 1] and on_disk["folds_run"] == [0, 1]
+    for r in m["per_fold"]:
+        assert 0 <= r["test_acc"] <= 1 and r["n_test"] in (18, 19) and 1 <= r["avg_bits"] <= 8
+        assert r["best_epoch"] in (0, 1, 2) and r["s_per_epoch"] > 0
+    assert m["compression_ratio"] == pytest.approx(32 / m["avg_bits"])
+    if method[1] == "a2q":
+        assert m["pool"] == 16 and sum(m["per_fold"][0]["bits_histogram"].values()) > 0
+    else:
+        assert m["avg_bits"] == 4.0
+    assert (tmp_path / "fold0.pt").exists() and (tmp_path / "model.pt").exists()
+    again = run_train(parse_train_args([*argv, "--resume"]))  # reuses both folds, trains nothing
+    assert [r["test_acc"] for r in again["per_fold"]] == [r["test_acc"] for r in m["per_fold"]]
+    assert np.isclose(again["test_acc_mean"], m["test_acc_mean"])
+
+
+@pytest.mark.parametrize("norm", ["l2", "l1"])
+def test_fused_local_fake_quant_equals_the_autograd_form(norm):
+    from a2q.quantizers.fused import fused_local_fake_quant
+    from a2q.quantizers.ste import clip, fake_quant
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(30, 9, generator=g) * 2).requires_grad_()
+    step = (torch.rand(30, 1, generator=g) * 0.3 + 0.05).requires_grad_()
+    qmin = torch.full((30, 1), -8.0, requires_grad=True)
+    qmax = torch.full((30, 1), 7.0, requires_grad=True)
+    w = torch.rand(30, 1, generator=g)
+    xq, loss = fused_local_fake_quant(x, step, qmin, qmax, w, norm)
+    # reference: NodeQuantizer's two passes (error with the rounding held fixed; output with detached ranges)
+    xd = x.detach()
+    e = clip(torch.floor(xd / step + 0.5).detach(), qmin, qmax) * step - xd
+    ref_loss = ((e ** 2 if norm == "l2" else e.abs()) * w).sum()
+    ref_xq = fake_quant(x, step.detach(), qmin.detach(), qmax.detach())
+    torch.testing.assert_close(xq, ref_xq)
+    torch.testing.assert_close(loss, ref_loss)
+    up = torch.randn(30, 9, generator=g)
+    got = torch.autograd.grad((xq * up).sum() + 3 * loss, (x, step, qmin, qmax))
+    ref = torch.autograd.grad((ref_xq * up).sum() + 3 * ref_loss, (x, step, qmin, qmax))
+    assert float(ref[2].abs().sum()) > 0 and float(ref[3].abs().sum()) > 0  # both ends clip somewhere
+    for a, b in zip(got, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_exactly_represented_rows_give_no_local_gradient():
+    """Row-normalised bag-of-words rows are exact at one bit; the float residual of x/s must not train the
+    step (Adam would scale a 1e-9 gradient to a full step and clip the row)."""
+    from a2q.quantizers import NodeQuantizer
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(50, 300, generator=g) < 0.03).float()
+    x[:, 0] = 1.0
+    x = x / x.sum(1, keepdim=True)
+    q = NodeQuantizer(50, signed=False, init_bits=4.0).train()
+    q.init_from(x)
+    assert q.int_bits().tolist() == [1.0] * 50
+    q(x)
+    q.local_loss().backward()
+    assert float(q.local_loss()) == 0.0 and not q.log_step.grad.any()
