@@ -14,7 +14,7 @@ import sys
 # verb -> (module, function that adds arguments, function that runs, help)
 VERBS = {
     "train": ("a2q.trainer", "add_train_arguments", "run_train",
-              "train FP32 / uniform INT-k / Degree-Quant INT-k / A2Q GCN models"),
+              "train FP32 / uniform INT-k / Degree-Quant INT-k / A2Q GCN, GIN and GAT models"),
     "export": ("a2q.export", "add_export_arguments", "run_export", "export a checkpoint as an accelerator program"),
     "infer": ("a2q.infer", "add_infer_arguments", "run_infer", "integer-only inference of a program"),
     "hw": (None, None, None, "accelerator hardware (Verilog generation)"),
@@ -24,6 +24,10 @@ VERBS = {
 }
 HW_VERBS = {
     "generate": ("hw.generate", "add_generate_arguments", "run_generate", "generate Verilog for a config"),
+    "synth": ("hw.synth", "add_synth_arguments", "run_synth",
+              "synthesise, place and route for an FPGA part; report resources and Fmax"),
+    "project": ("hw.project", "add_project_arguments", "run_project",
+                "write a Vivado / Quartus / Yosys-nextpnr project for the Verilog (edalize)"),
 }
 
 

@@ -27,9 +27,9 @@ import numpy as np
 
 #: Fixed overheads per layer, in cycles (see docs/hardware.md for where each cycle goes).
 DESC_CYCLES = 1       # the sequencer addresses the descriptor table
-COMBINE_FIXED = 9     # engine start + setup (read-next of node 0) + 6-stage drain + hand-back
+COMBINE_FIXED = 12    # engine start + setup (read-next of node 0) + 9-stage drain + hand-back
 AGGREGATE_FIXED = 2   # engine start + setup (read-next of entry 0 and row 0)
-REQUANT_FIXED = 7     # S2 + group register + 4 requantizer stages + packer latch ... + hand-back
+REQUANT_FIXED = 9     # S2 + group register + 6 requantizer stages + packer latch ... + hand-back
 
 PHASES = ("combine", "aggregate", "stall", "requant")
 

@@ -74,12 +74,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None):
                 shutil.copy2(raw / f, tmp / f)
         if missing:
             _download(name, missing, tmp, base, raw)
-        cache_raw.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(cache_raw, ignore_errors=True)
-        try:
-            os.replace(tmp, cache_raw)
-        except OSError:  # another process put a complete copy there first
-            shutil.rmtree(tmp, ignore_errors=True)
+        _install(tmp, cache_raw)
     ds = Planetoid(str(cache_root), name, split="public", transform=NormalizeFeatures())
     data = ds[0]
     data.num_classes = ds.num_classes
@@ -129,6 +124,17 @@ def _karate_club():
     return data
 
 
+def _install(tmp: Path, cache_raw: Path) -> None:
+    """Move a filled private temp folder into place as the cached raw folder, atomically; if another
+    process put a complete copy there first, keep theirs."""
+    cache_raw.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(cache_raw, ignore_errors=True)
+    try:
+        os.replace(tmp, cache_raw)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _raw_copy(base: Path, sub: str, name: str, required: list[str]) -> Path:
     """Copy ``<base>/<sub>/<name>/raw`` into the cache once (the shared folder stays raw-only); the cache root."""
     raw = base / sub / name / "raw"
@@ -144,12 +150,7 @@ def _raw_copy(base: Path, sub: str, name: str, required: list[str]) -> Path:
         for f in raw.iterdir():
             if f.is_file():
                 shutil.copy2(f, tmp / f.name)
-        cache_raw.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(cache_raw, ignore_errors=True)
-        try:
-            os.replace(tmp, cache_raw)
-        except OSError:  # another process put a complete copy there first
-            shutil.rmtree(tmp, ignore_errors=True)
+        _install(tmp, cache_raw)
     return cache_root
 
 

@@ -34,6 +34,8 @@ def add_flow_arguments(p) -> None:
     p.add_argument("--out", default=None, help="run directory (default runs/<dataset>-<method>)")
     p.add_argument("--data-root", default=None, help="dataset root (default: $A2Q_DATA_ROOT)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (recorded with the timings)")
+    p.add_argument("--clock-mhz", type=float, default=100.0,
+                   help="clock for µs/inference where `a2q hw synth` has no Fmax for the config (labelled stated)")
     p.add_argument("--json", action="store_true")
 
 
@@ -118,8 +120,11 @@ def run_flow(args) -> dict:
     bar.close()
     base = f"int{args.baseline_bits}" if args.baseline_bits else None
     bases = [base, f"{base}{BINARY_SUFFIX}"] if base else []
+    from hw.latency import latency
+
     for r in res.values():
         r["cycles"] = (r.get("rtl_cycles") or {}).get("total") or r["model_cycles"]["cyc_total"]
+        r["latency"] = latency(r["cycles"], cfg, clock_mhz=args.clock_mhz)
     for r in res.values():
         # per layer from the model (the RTL counters equal it phase by phase: cycles_match)
         r["speedup"] = {b: speedup(r["model_cycles"], res[b]["model_cycles"]) for b in bases}
@@ -151,7 +156,7 @@ def flow_table(summary: dict) -> str:
              "speedups: total (per layer)", "",
              "| model | test acc (%) | int-only acc (%) | avg bits | bit-exact | cycles | " +
              " | ".join(f"layer {i}" for i in range(nl)) + "".join(f" | vs {baseline_label(b)}" for b in bases) +
-             " |", "|---|" + "---|" * (5 + nl + len(bases))]
+             " | µs/inference | fits |", "|---|" + "---|" * (7 + nl + len(bases))]
     for name, r in summary["results"].items():
         exact = {True: "yes", False: "NO"}.get(r.get("bit_exact"), "not simulated")
         per = " | ".join(f"{layer['total']:,}" for layer in r["model_cycles"]["layers"])
@@ -159,5 +164,16 @@ def flow_table(summary: dict) -> str:
                      ", ".join(f"{x:.2f}" for x in r["speedup"][b]["layers"]) + ")" for b in bases)
         lines.append(f"| {baseline_label(name) if name != 'a2q' else 'a2q'} | {100 * r['test_acc_mean']:.2f} ± "
                      f"{100 * r['test_acc_std']:.2f} | {100 * r['int_test_acc']:.2f} | {r['avg_bits']:.2f} | "
-                     f"{exact} | {r['cycles']:,} | {per}{sp} |")
+                     f"{exact} | {r['cycles']:,} | {per}{sp} | {_lat(r)} |")
     return "\n".join(lines) + "\n"
+
+
+def _lat(r: dict) -> str:
+    """µs/inference and the fits flag (older flow.json files have no latency)."""
+    lat = r.get("latency")
+    if not lat:
+        return "- | -"
+    from hw.latency import label
+
+    fit = lat["fit"]
+    return f"{label(lat)} | {fit['part']}: {'yes' if fit['fits'] else 'no'}"

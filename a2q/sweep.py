@@ -285,6 +285,9 @@ def _run_ray(tasks, jobs=1, address=None):
     config is shared by every point simulated on it (sim.runner builds once per design and node, under
     a lock). Connects to ``address`` (an existing cluster, e.g. ``ray://head:10001`` or ``auto``), or
     starts a local Ray, unless Ray is already initialised (then that one is used)."""
+    if address is None:
+        # a Ray of our own on this machine talks over loopback only (set before Ray is imported)
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
     except ImportError:

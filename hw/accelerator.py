@@ -191,6 +191,8 @@ class Accelerator(wiring.Component):
             for name in mm.MEMORIES:
                 with m.Case(mm.MEM_SEL[name]):
                     m.d.comb += self.mem_rdata.eq(r[name].data)
+            with m.Default():   # selects past the last memory read 0 (and the case is complete for lint)
+                m.d.comb += self.mem_rdata.eq(0)
 
         # ---- sequencer and engines ----------------------------------------------------------------
         m.d.comb += [

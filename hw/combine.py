@@ -12,9 +12,10 @@ gated to 0, so its y = 0 is still written). The weight word of (t_o, t_i) is at
 Node table and count reads are "read-next": the ports are addressed with the *next* node index, so in
 every cycle their data is the entry of the current node (base, bits, Ms, Ss, count) -- no bubble.
 
-Pipeline (issue in cycle c): c+1 feature word arrives, weight address from its tag; c+2 weight word
-arrives, PE adder tree; c+3 PE accumulate; c+4 PE sum complete -> rescale stage 1; c+5 rescale stage
-2; c+6 XW write. See docs/hardware.md.
+Pipeline (issue in cycle c): c+1 feature word arrives (block RAM output) and is registered; c+2 weight
+address from the registered tag; c+3 weight word arrives, PE input register; c+4 PE adder tree
+(registered); c+5 PE accumulate; c+6 PE sum complete -> rescale stage 1 (multiply); c+7 stage 2
+(round, shift); c+8 stage 3 (saturate); c+9 XW write. See docs/hardware.md.
 """
 from __future__ import annotations
 
@@ -26,11 +27,18 @@ from a2q import fixedpoint as fp
 
 from . import memory_map as mm
 from .config import AcceleratorConfig, addr_bits, count_bits
+from .pe import LATENCY as PE_LATENCY
 from .pe import PLANE_BITS, BitSerialPE
+from .rescale import LATENCY as RESCALE_LATENCY
 from .rescale import Rescaler
 
+#: Cycle (after issue) in which the PE inputs are presented: feature word arrives (1), is registered
+#: (2: weight address from its tag), weight word arrives (3).
+PE_IN = 3
+#: Cycle (after issue) in which a PE's sum is complete.
+PE_DONE = PE_IN + PE_LATENCY
 #: Cycles from the last issue to the XW write of the last group (inclusive of the write cycle).
-DRAIN = 6
+DRAIN = PE_DONE + RESCALE_LATENCY
 
 
 class CombineEngine(wiring.Component):
@@ -76,9 +84,14 @@ class CombineEngine(wiring.Component):
         base, bits, ms, ss = field("base"), field("bits"), field("src_mult"), field("src_shift")
         ff = mm.feat_fields(cfg)
 
+        # the feature word is registered as it leaves the block RAM (timing: the RAM's clock-to-out
+        # and the routing to the weight address and the lanes no longer share a cycle)
+        feat_r = Signal.like(self.feat_data)
+        m.d.sync += feat_r.eq(self.feat_data)
+
         def tag(name):
             off, width = ff.offsets[name]
-            return self.feat_data[off:off + width]
+            return feat_r[off:off + width]
 
         cnt = self.count_data
 
@@ -88,30 +101,36 @@ class CombineEngine(wiring.Component):
         j = Signal(unsigned(count_bits(cfg.max_nodes)))
         t_o = Signal(unsigned(count_bits(cfg.max_tiles_out)))
         k = Signal(unsigned(len(cnt)))                     # stored word of node j
+        k1 = Signal(unsigned(len(cnt) + 1))                # k + 1, kept in a register (timing)
         wrow = Signal(unsigned(self.aw["weight"]))          # w_off + t_o * T_in
         xw_row = Signal(unsigned(self.aw["xw"]))            # t_o * N + j
 
+        # Timing: the count arrives from a block RAM late in the cycle (read-next) and decides the
+        # next node address. Only equality compares against it sit on that path: k + 1 is a
+        # register, and both candidate addresses are formed from registers before the count arrives.
         empty = cnt == 0
-        last_k = empty | (k == cnt - 1)
+        last_k = empty | (k1 == cnt)
         last_to = t_o == self.t_out - 1
         last_j = j == self.n_nodes - 1
         node_end = active & last_k & last_to
 
-        j_next = Mux(node_end & ~last_j, j + 1, j)
+        addr_j = Signal.like(self.node_addr)
+        addr_j1 = Signal.like(self.node_addr)
+        m.d.comb += [addr_j.eq(self.node_off + j), addr_j1.eq(self.node_off + j + 1)]
         m.d.comb += [
-            self.node_addr.eq(self.node_off + j_next),
+            self.node_addr.eq(Mux(node_end & ~last_j, addr_j1, addr_j)),
             self.feat_addr.eq(base + k),
         ]
 
         with m.If(self.start):
-            m.d.sync += [setup.eq(1), j.eq(0), t_o.eq(0), k.eq(0), wrow.eq(self.w_off), xw_row.eq(0)]
+            m.d.sync += [setup.eq(1), j.eq(0), t_o.eq(0), k.eq(0), k1.eq(1), wrow.eq(self.w_off), xw_row.eq(0)]
         with m.If(setup):
             m.d.sync += [setup.eq(0), active.eq(1)]
         with m.If(active):
             with m.If(~last_k):
-                m.d.sync += k.eq(k + 1)
+                m.d.sync += [k.eq(k1), k1.eq(k1 + 1)]
             with m.Else():
-                m.d.sync += k.eq(0)
+                m.d.sync += [k.eq(0), k1.eq(1)]
                 with m.If(~last_to):
                     m.d.sync += [t_o.eq(t_o + 1), wrow.eq(wrow + self.t_in), xw_row.eq(xw_row + self.n_nodes)]
                 with m.Else():
@@ -119,12 +138,18 @@ class CombineEngine(wiring.Component):
                     with m.If(last_j):
                         m.d.sync += active.eq(0)
 
-        # ---- stage 1: the feature word and its tag arrive; the weight address follows the tag -----
+        # ---- stage 1: the feature word and its tag arrive and are registered ----------------------
+        c0_valid, c0_first, c0_last, c0_zero = Signal(), Signal(), Signal(), Signal()
+        c0_wrow = Signal.like(wrow)
+        c0_bits = Signal.like(bits)
+        m.d.sync += [c0_valid.eq(active), c0_first.eq(k == 0), c0_last.eq(last_k), c0_zero.eq(empty),
+                     c0_wrow.eq(wrow), c0_bits.eq(bits)]
+        # ---- stage 1b: the registered tag gives the weight address -------------------------------
         c1_valid, c1_first, c1_last, c1_zero = Signal(), Signal(), Signal(), Signal()
         c1_wrow = Signal.like(wrow)
         c1_bits = Signal.like(bits)
-        m.d.sync += [c1_valid.eq(active), c1_first.eq(k == 0), c1_last.eq(last_k), c1_zero.eq(empty),
-                     c1_wrow.eq(wrow), c1_bits.eq(bits)]
+        m.d.sync += [c1_valid.eq(c0_valid), c1_first.eq(c0_first), c1_last.eq(c0_last), c1_zero.eq(c0_zero),
+                     c1_wrow.eq(c0_wrow), c1_bits.eq(c0_bits)]
         # a node without stored words reads no real word: its lanes, plane and sign are gated to 0
         m.d.comb += self.w_addr.eq(Mux(c1_zero, c1_wrow, c1_wrow + tag("tile")))
 
@@ -138,8 +163,8 @@ class CombineEngine(wiring.Component):
             c2_plane.eq(Mux(c1_zero, 0, tag("plane"))),
             c2_lanes.eq(Mux(c1_zero, 0, tag("lanes"))),
         ]
-        # side information, delayed to line up with the PE result (issue + 4: Ms, Ss) and with the
-        # rescaled values (issue + 6: the XW address)
+        # side information, delayed to line up with the PE result (issue + PE_DONE: Ms, Ss) and with
+        # the rescaled values (issue + DRAIN: the XW address)
         def delay(value, cycles, name):
             stages = [value]
             for k in range(cycles):
@@ -148,8 +173,8 @@ class CombineEngine(wiring.Component):
                 stages.append(r)
             return stages[-1]
 
-        scale4 = delay(Cat(ms, ss), 4, "scale")
-        xw6 = delay(xw_row, DRAIN, "xw")
+        scale_d = delay(Cat(ms, ss), PE_DONE, "scale")
+        xw_d = delay(xw_row, DRAIN, "xw")
 
         pes = []
         for o in range(P):
@@ -162,8 +187,8 @@ class CombineEngine(wiring.Component):
             ]
             pes.append(pe)
 
-        # ---- SRC_RESCALE: issue + 4 (PE done) -> issue + 6 (XW write) ----------------------------
-        r_ms, r_ss = scale4[:fp.MULT_BITS], scale4[fp.MULT_BITS:]
+        # ---- SRC_RESCALE: issue + PE_DONE (PE done) -> issue + DRAIN (XW write) ------------------
+        r_ms, r_ss = scale_d[:fp.MULT_BITS], scale_d[fp.MULT_BITS:]
         results = []
         for o, pe in enumerate(pes):
             rs = Rescaler(wd.combine_acc, fp.Y_BITS)
@@ -172,11 +197,11 @@ class CombineEngine(wiring.Component):
             results.append(rs)
         m.d.comb += [
             self.xw_en.eq(results[0].out_valid),
-            self.xw_addr.eq(xw6),
+            self.xw_addr.eq(xw_d),
             self.xw_data.eq(Cat(*[rs.result for rs in results])),
         ]
         # issue-valid delayed 1..DRAIN cycles: the engine is busy until the last XW write is done
-        v = [c1_valid]
+        v = [c0_valid]
         for k in range(2, DRAIN + 1):
             vk = Signal(name=f"v{k}")
             m.d.sync += vk.eq(v[-1])

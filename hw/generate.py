@@ -202,7 +202,10 @@ def generate(cfg: AcceleratorConfig, output: str | os.PathLike = DEFAULT_OUTPUT,
     meta = sidecar(cfg, name, text)
     write_text(out, text)
     write_json(side, meta)
-    return {"verilog": str(out), "sidecar": str(side), "module": name, "bytes": len(text.encode()),
+    from .project import write_core_file
+
+    core = write_core_file(out, name)
+    return {"verilog": str(out), "sidecar": str(side), "core": str(core), "module": name, "bytes": len(text.encode()),
             "lines": text.count("\n"), "sha256": meta["verilog_sha256"],
             "seconds": round(time.monotonic() - t0, 3), "config": cfg.to_json(), "ports": meta["ports"]}
 
@@ -211,7 +214,8 @@ def generate(cfg: AcceleratorConfig, output: str | os.PathLike = DEFAULT_OUTPUT,
 _CONFIG_FIELDS = [f.name for f in fields(AcceleratorConfig)]
 
 
-def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """--fit / --config / one flag per config field (shared by generate, synth and project)."""
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--fit", metavar="PROGRAM", help="size the config to a program directory "
                      "(smallest config with --lanes/--pes that runs it)")
@@ -220,8 +224,15 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     for name in _CONFIG_FIELDS:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, dest=name,
                             help=f"(default {getattr(defaults, name)})")
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help=f"Verilog file (default {DEFAULT_OUTPUT})")
-    parser.add_argument("--name", default=DEFAULT_NAME, help=f"top module name (default {DEFAULT_NAME})")
+    parser.add_argument("--name", default=None,
+                        help=f"top module name (default {DEFAULT_NAME}, a2q_axi with --bus axi)")
+    parser.add_argument("--bus", choices=("none", "axi"), default="none",
+                        help="bare core with its load port (none), or the AXI4-Lite + AXI4 wrapper (axi, hw/axi.py)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -245,9 +256,18 @@ def config_from_args(args) -> AcceleratorConfig:
 
 def run_generate(args) -> dict:
     cfg = config_from_args(args)
-    if not str(args.name).isidentifier():
-        raise ConfigError(f"--name must be a Verilog identifier, got {args.name!r}")
-    result = generate(cfg, args.output, args.name)
+    bus = getattr(args, "bus", "none")
+    name = args.name or ("a2q_axi" if bus == "axi" else DEFAULT_NAME)
+    if not str(name).isidentifier():
+        raise ConfigError(f"--name must be a Verilog identifier, got {name!r}")
+    if bus == "axi":
+        from .axi import generate_axi
+        from .project import write_core_file
+
+        result = generate_axi(cfg, args.output, name)
+        result["core"] = str(write_core_file(result["verilog"], name))
+    else:
+        result = generate(cfg, args.output, name)
     print(f"a2q hw generate: wrote {result['verilog']} ({result['lines']} lines, "
-          f"{result['bytes']} bytes, {result['seconds']} s) and {result['sidecar']}")
+          f"{result['bytes']} bytes, {result['seconds']} s), {result['sidecar']} and {result['core']}")
     return result

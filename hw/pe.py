@@ -7,7 +7,8 @@ One PE computes one output channel: per cycle it takes one bit-plane word (L fea
     acc <- (first ? 0 : acc) + (negate ? -1 : 1) * (sum_k bit_k * w_k) << p
 
 so after every (tile, plane) of a node ``acc = sum_k x[k] * w[k]`` exactly (docs/arithmetic.md, COMBINE).
-Two pipeline stages: the adder tree is registered, then the accumulator. ``done`` is high in the
+Three pipeline stages: the inputs are registered (the weights come straight from the weight banks,
+across the die), then the adder tree, then the accumulator. ``done`` is high in the
 cycle after the update that consumed a ``last`` input, while ``acc`` holds the finished sum.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 from a2q import fixedpoint as fp
 
 PLANE_BITS = max(1, (fp.MAX_NODE_BITS - 1).bit_length())  # 3 bits: plane 0..7
-LATENCY = 2  # inputs in cycle c -> acc/done valid in cycle c + 2
+LATENCY = 3  # inputs in cycle c -> acc/done valid in cycle c + 3
 
 
 def adder_tree(m: Module, terms: list, name: str):
@@ -64,10 +65,16 @@ class BitSerialPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         L, wb = self.lanes, self.weight_bits
+        # stage 0: input register
+        bits_i, weights_i = Signal.like(self.bits), Signal.like(self.weights)
+        valid_i, first_i, last_i, neg_i = Signal(), Signal(), Signal(), Signal()
+        plane_i = Signal(unsigned(PLANE_BITS))
+        m.d.sync += [bits_i.eq(self.bits), weights_i.eq(self.weights), valid_i.eq(self.valid),
+                     first_i.eq(self.first), last_i.eq(self.last), neg_i.eq(self.negate), plane_i.eq(self.plane)]
         terms = []
         for k in range(L):
             t = Signal(signed(wb), name=f"term{k}")
-            m.d.comb += t.eq(Mux(self.bits[k], self.weights[k * wb:(k + 1) * wb].as_signed(), 0))
+            m.d.comb += t.eq(Mux(bits_i[k], weights_i[k * wb:(k + 1) * wb].as_signed(), 0))
             terms.append(t)
         tree = adder_tree(m, terms, "tree")
 
@@ -75,8 +82,8 @@ class BitSerialPE(wiring.Component):
         tree_r = Signal(signed(self.tree_bits))
         valid_r, first_r, last_r, neg_r = Signal(), Signal(), Signal(), Signal()
         plane_r = Signal(unsigned(PLANE_BITS))
-        m.d.sync += [tree_r.eq(tree), valid_r.eq(self.valid), first_r.eq(self.first), last_r.eq(self.last),
-                     neg_r.eq(self.negate), plane_r.eq(self.plane)]
+        m.d.sync += [tree_r.eq(tree), valid_r.eq(valid_i), first_r.eq(first_i), last_r.eq(last_i),
+                     neg_r.eq(neg_i), plane_r.eq(plane_i)]
 
         # stage 2: shift-and-add (the sign plane subtracts)
         term = Signal(signed(self.tree_bits + (1 << PLANE_BITS) - 1))

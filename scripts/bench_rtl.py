@@ -31,6 +31,7 @@ from a2q.program import save  # noqa: E402
 from a2q.trainer import parse_train_args, run_train  # noqa: E402
 from hw import memory_map as mm  # noqa: E402
 from hw.config import AcceleratorConfig  # noqa: E402
+from hw.latency import label, latency  # noqa: E402
 from sim.simulate import simulate  # noqa: E402
 
 TRAIN = {"A2Q": ["--method", "a2q", "--target-bits", "2.0"],
@@ -68,6 +69,8 @@ def main(argv=None) -> int:
     ap.add_argument("--io", default="backdoor", help="testbench I/O methods, comma list (backdoor, port)")
     ap.add_argument("--programs", default=",".join(PROGRAMS), help="comma list of " + ", ".join(PROGRAMS))
     ap.add_argument("--out", default="results")
+    ap.add_argument("--clock-mhz", type=float, default=100.0,
+                    help="clock for µs/inference where `a2q hw synth` has no Fmax for the config (labelled stated)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -108,7 +111,8 @@ def main(argv=None) -> int:
                           "aggregate_share": (model.aggregate + model.stall) / model.total,
                           "feature_kb": mm.feature_kb(program, cfg),
                           "sim_wall_s": rep["wall_s"], "sim_cycles_per_s": rep["sim_cycles_per_s"],
-                          "load_words": rep["load_words"], "wall_s": time.perf_counter() - t0}
+                          "load_words": rep["load_words"], "wall_s": time.perf_counter() - t0,
+                          "latency": latency(rep["rtl_cycles"]["total"], cfg, clock_mhz=args.clock_mhz)}
             print(f"skip={skip} E={edges} {name}: {rep['rtl_cycles']['total']:,} cycles, "
                   f"mismatches {rep['mismatches']}, "
                   f"cycles match {rep['cycles_match']}, run {rep['wall_s']['run']:.1f} s", flush=True)
@@ -139,7 +143,7 @@ def markdown(result) -> str:
                   "| program | int acc (%) | avg bits | combine | aggregate | requant | stall | total | " +
                   " | ".join(f"layer {i}" for i in range(nl)) + " | = model | bit-exact | combine / ideal | "
                   "aggregation share | feature KB dense / sparse | vs INT4 | vs INT4 (binary input) | "
-                  "sim wall (s) |", "|---|" + "---|" * (15 + nl)]
+                  "sim wall (s) | µs/inference | fits |", "|---|" + "---|" * (17 + nl)]
         for name, r in run["programs"].items():
             c = r["rtl_cycles"]
             sp = " | ".join(f"{r['speedup'][b]['total']:.2f}x (" +
@@ -152,7 +156,9 @@ def markdown(result) -> str:
                 f" | {'yes' if r['cycles_match'] else 'NO'} | "
                 f"{'yes' if r['mismatches'] == 0 and r['unresolved_words'] == 0 else 'NO'} | "
                 f"{r['combine_over_ideal']:.3f} | {100 * r['aggregate_share']:.1f}% | "
-                f"{kb['dense']:.1f} / {kb['sparse']:.1f} | {sp} | {r['sim_wall_s']['total']:.1f} |")
+                f"{kb['dense']:.1f} / {kb['sparse']:.1f} | {sp} | {r['sim_wall_s']['total']:.1f} | " +
+                (f"{label(r['latency'])} | {r['latency']['fit']['part']}: "
+                 f"{'yes' if r['latency']['fit']['fits'] else 'no'} |" if "latency" in r else "- | - |"))
         lines.append("")
     if result.get("io_timing"):
         lines += ["Testbench I/O, first setting: wall seconds load / run / read.", "",

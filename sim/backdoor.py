@@ -51,7 +51,7 @@ class MemoryBackdoor:
             raise BackdoorError(f"mem_{name} holds {len(self.banks[0])} words, the memory map needs {depth}")
 
     def write(self, words, start: int = 0, skip_zero: bool = False) -> int:
-        """Write ``words`` from address ``start`` at once (no clock); returns the count written.
+        """Write ``words`` from address ``start`` at once (no clock); returns the count of words written.
 
         ``skip_zero``: leave all-zero words (bank slices) out, for a simulator that guarantees every
         memory starts at zero (``sim.runner.ZERO_INIT_SIMULATORS``: Verilator built with
@@ -61,20 +61,18 @@ class MemoryBackdoor:
         layer under cocotb's handle classes): building a Python handle per word costs more than the
         write itself (~45 us against a few us on Verilator)."""
         bw, mask = self.bank_width, (1 << self.bank_width) - 1
-        written = 0
         for k, bank in enumerate(self.banks):
             raw, shift = bank._handle, k * bw
             for a, w in enumerate(words, start=start + self._base):
                 v = (int(w) >> shift) & mask
                 if skip_zero and not v:
                     continue
-                written += 1
                 word = raw.get_handle_by_index(a)
                 if bw <= 32:
                     word.set_signal_val_int(_NO_DELAY, v)
                 else:
                     word.set_signal_val_binstr(_NO_DELAY, format(v, f"0{bw}b"))
-        return written
+        return sum(1 for w in words if int(w)) if skip_zero else len(words)
 
     def read(self, start: int, count: int, unresolved: list | None = None) -> list[int]:
         """``count`` words from ``start``; a word with X/Z bits reads as 0 and is named in ``unresolved``."""

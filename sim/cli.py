@@ -14,6 +14,8 @@ def add_sim_arguments(p) -> None:
     p.add_argument("--pes", type=int, default=16, help="P when fitting the config")
     p.add_argument("--io", default="backdoor", choices=("backdoor", "port"),
                    help="load and read back through the memory arrays (fast) or the load port (one clock a word)")
+    p.add_argument("--bus", default="none", choices=("none", "axi"),
+                   help="run through the bare core (none) or the AXI wrapper (axi: every word over AXI4)")
     p.add_argument("--out", default=None, help="report JSON (default: PROGRAM/sim_<simulator>.json)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -30,8 +32,10 @@ def run_sim(args) -> dict:
     if not ok:
         raise ValueError(why)
     cfg = AcceleratorConfig.load(args.config) if args.config else None
-    out = args.out or Path(args.program) / f"sim_{args.sim}.json"
-    stages = ["generate Verilog", f"build ({args.sim})", f"load, run, read back ({args.io})"]
+    bus = getattr(args, "bus", "none")
+    out = args.out or Path(args.program) / f"sim_{args.sim}{'_axi' if bus == 'axi' else ''}.json"
+    how = "AXI" if bus == "axi" else args.io
+    stages = ["generate Verilog", f"build ({args.sim})", f"load, run, read back ({how})"]
     with Progress(total=len(stages), desc="a2q sim", unit="stage") as bar:
         def progress(stage):
             if stage != stages[0]:
@@ -39,13 +43,14 @@ def run_sim(args) -> dict:
                 bar.update(1, note=f"{stages[bar.n]} done")
             bar.set_postfix(stage=stage)
         rep = simulate(args.program, config=cfg, lanes=args.lanes, pes=args.pes, sim=args.sim, out=out,
-                       progress=progress, io=args.io)
+                       progress=progress, io=args.io, bus=bus)
         bar.set_postfix()
         bar.update(1, note=f"{stages[-1]} done")
     rc, mc = rep["rtl_cycles"], rep["model_cycles"]
     verdict = "bit-exact" if rep["mismatches"] == 0 and not rep.get("unresolved_words") else \
         f"{rep['mismatches']} MISMATCHES (first {rep['first_mismatch']})"
-    print(f"a2q sim [{args.sim}]: {verdict}; cycles {rc['total']:,} (model {mc['total']:,}, "
+    where = f"{args.sim}{', AXI' if bus == 'axi' else ''}"
+    print(f"a2q sim [{where}]: {verdict}; cycles {rc['total']:,} (model {mc['total']:,}, "
           f"{'equal' if rep['cycles_match'] else 'DIFFERENT'}); run {rep['wall_s']['run']:.2f} s, "
           f"{rep['sim_cycles_per_s'] or 0:,.0f} cycles/s -> {out}")
     return rep

@@ -23,6 +23,8 @@ from . import runner
 
 TOPLEVEL = "a2q_accel"
 TEST_MODULE = "sim.tb_accelerator"
+#: bus -> (toplevel, cocotb test module): the bare core's load port, or the AXI wrapper (hw/axi.py)
+BUSES = {"none": (TOPLEVEL, TEST_MODULE), "axi": ("a2q_axi", "sim.tb_axi")}
 #: How the testbench moves memory images in and results out (sim/tb_accelerator.py).
 IO_METHODS = ("backdoor", "port")
 
@@ -40,27 +42,36 @@ def _generator_fingerprint() -> bytes:
     return h.digest()
 
 
-def verilog_for(cfg: AcceleratorConfig, build_root: Path = runner.DEFAULT_BUILD_ROOT) -> Path:
+def verilog_for(cfg: AcceleratorConfig, build_root: Path = runner.DEFAULT_BUILD_ROOT, bus: str = "none") -> Path:
     """Generated Verilog for ``cfg``, cached by a hash of the config and of the generator's sources
     (generation is deterministic, so equal keys mean equal Verilog)."""
     from hw.generate import generate
 
+    top = BUSES[bus][0]
     h = hashlib.sha256(json.dumps(cfg.to_json(), sort_keys=True).encode())
     h.update(_generator_fingerprint())
     key = h.hexdigest()[:16]
-    path = Path(build_root) / "verilog" / f"{TOPLEVEL}-{key}.v"
+    path = Path(build_root) / "verilog" / f"{top}-{key}.v"
     if not path.exists():
-        generate(cfg, path, TOPLEVEL)
+        if bus == "axi":
+            from hw.axi import generate_axi
+
+            generate_axi(cfg, path, top)
+        else:
+            generate(cfg, path, top)
     return path
 
 
 def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 16, pes: int = 16,
              sim: str = "verilator", out: str | os.PathLike | None = None, zero_skip: int = 1,
-             build_root: Path = runner.DEFAULT_BUILD_ROOT, progress=None, io: str = "backdoor") -> dict:
+             build_root: Path = runner.DEFAULT_BUILD_ROOT, progress=None, io: str = "backdoor",
+             bus: str = "none") -> dict:
     """Run ``program_dir`` on the RTL; returns the report (also written to ``out`` if given).
 
     ``io``: ``backdoor`` loads and reads the memories through the simulator's handles (fast),
     ``port`` through the load port, one clock per word (see sim/backdoor.py).
+    ``bus="axi"``: run it through the AXI wrapper instead (``hw/axi.py``, testbench ``sim/tb_axi.py``:
+    every word over AXI4, ``io`` does not apply).
     ``progress``: optional callable(stage: str) told when each stage starts.
     """
     say = progress or (lambda stage: None)
@@ -72,10 +83,13 @@ def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 
     runner.ensure_simulator(sim)
     t0 = time.perf_counter()
     say("generate Verilog")
-    verilog = verilog_for(cfg, build_root)
+    if bus not in BUSES:
+        raise ValueError(f"unknown bus {bus!r}; choose one of {', '.join(BUSES)}")
+    toplevel, test_module = BUSES[bus]
+    verilog = verilog_for(cfg, build_root, bus)
     say(f"build ({sim})")
     t_build = time.perf_counter()
-    build_dir = runner.build(verilog, TOPLEVEL, sim, build_root)
+    build_dir = runner.build(verilog, toplevel, sim, build_root)
     t_build = time.perf_counter() - t_build
     say("load, run, read back")
     with tempfile.TemporaryDirectory(prefix="a2q-sim-") as tmp:
@@ -84,7 +98,7 @@ def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 
         env = {"A2Q_PROGRAM": str(Path(program_dir).resolve()), "A2Q_CONFIG": str(cfg_path),
                "A2Q_REPORT": str(rep_path), "A2Q_SIMULATOR": sim, "A2Q_IO": io,
                "A2Q_ZERO_INIT": "1" if sim in runner.ZERO_INIT_SIMULATORS else "0"}
-        runner.run(build_dir, TOPLEVEL, TEST_MODULE, sim, extra_env=env, test_dir=Path(tmp),
+        runner.run(build_dir, toplevel, test_module, sim, extra_env=env, test_dir=Path(tmp),
                    log_file=Path(tmp) / "sim.log")
         if not rep_path.exists():
             log = (Path(tmp) / "sim.log").read_text()[-4000:] if (Path(tmp) / "sim.log").exists() else ""

