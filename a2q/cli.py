@@ -14,7 +14,7 @@ import sys
 # verb -> (module, function that adds arguments, function that runs, help)
 VERBS = {
     "train": ("a2q.trainer", "add_train_arguments", "run_train",
-              "train FP32 / uniform INT-k / Degree-Quant INT-k / A2Q GCN, GIN and GAT models"),
+              "train FP32 / INT-k / Degree-Quant / A2Q GCN, GIN or GAT models"),
     "export": ("a2q.export", "add_export_arguments", "run_export", "export a checkpoint as an accelerator program"),
     "infer": ("a2q.infer", "add_infer_arguments", "run_infer", "integer-only inference of a program"),
     "hw": (None, None, None, "accelerator hardware (Verilog generation)"),

@@ -522,7 +522,7 @@ def decode_features(words, count_words, program, cfg: AcceleratorConfig, layer: 
         raise ValueError(f"count words end at {len(count_words)}, layer {layer} needs {(layer + 1) * n}")
     get = words.__getitem__ if isinstance(words, dict) else list(words).__getitem__
     out = np.zeros((n, t, L), dtype=np.int64)
-    lanes = np.arange(L)
+    lanes = np.arange(L, dtype=np.uint64)
     for j in range(n):
         if cnt[j] > bits[j] * t:
             raise ValueError(f"layer {layer} node {j}: count {cnt[j]} exceeds its {bits[j] * t} words")
@@ -531,7 +531,8 @@ def decode_features(words, count_words, program, cfg: AcceleratorConfig, layer: 
             if f["tile"] >= t or f["plane"] >= bits[j]:
                 raise ValueError(f"layer {layer} node {j} word {k}: tag (tile {f['tile']}, plane "
                                  f"{f['plane']}) is outside its {t} tiles x {bits[j]} planes")
-            out[j, f["tile"]] |= ((f["lanes"] >> lanes) & 1) << f["plane"]
+            lane_bits = (np.uint64(f["lanes"]) >> lanes) & np.uint64(1)   # uint64: L = 64 lanes fit
+            out[j, f["tile"]] |= lane_bits.astype(np.int64) << f["plane"]
     out = out.reshape(n, t * L)
     if spec.in_signed:
         top = (1 << bits)[:, None]
