@@ -32,14 +32,11 @@ import hashlib
 import json
 import os
 import time
-from pathlib import Path
 
 from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
-
-from a2q.jsonio import write_json, write_text
 
 from . import memory_map as mm
 from .config import AcceleratorConfig, addr_bits, ceil_div
@@ -318,11 +315,10 @@ def generate_axi(cfg: AcceleratorConfig, output: str | os.PathLike, name: str = 
     """Write the wrapper's Verilog and its sidecar ``<stem>.json``; return a summary."""
     t0 = time.monotonic()
     text = verilog(cfg, name)
-    out = Path(output)
-    side = out.with_suffix(".json")
+    from .generate import write_design
+
     meta = sidecar(cfg, name, text)
-    write_text(out, text)
-    write_json(side, meta)
+    out, side = write_design(output, text, meta)
     return {"verilog": str(out), "sidecar": str(side), "module": name, "bus": "axi", "bytes": len(text.encode()),
             "lines": text.count("\n"), "sha256": meta["verilog_sha256"], "seconds": round(time.monotonic() - t0, 3),
             "config": cfg.to_json(), "ports": meta["ports"]}

@@ -192,16 +192,22 @@ def sidecar(cfg: AcceleratorConfig, name: str, text: str) -> dict:
     }
 
 
+def write_design(output: str | os.PathLike, text: str, meta: dict) -> tuple[Path, Path]:
+    """Write Verilog ``text`` to ``output`` and its sidecar ``meta`` to ``<stem>.json``, each atomically."""
+    out = Path(output)
+    side = out.with_suffix(".json")
+    write_text(out, text)
+    write_json(side, meta)
+    return out, side
+
+
 def generate(cfg: AcceleratorConfig, output: str | os.PathLike = DEFAULT_OUTPUT,
              name: str = DEFAULT_NAME) -> dict:
     """Write ``output`` (Verilog) and its sidecar ``<stem>.json``; return a summary."""
     t0 = time.monotonic()
     text = verilog(cfg, name)
-    out = Path(output)
-    side = out.with_suffix(".json")
     meta = sidecar(cfg, name, text)
-    write_text(out, text)
-    write_json(side, meta)
+    out, side = write_design(output, text, meta)
     from .project import write_core_file
 
     core = write_core_file(out, name)
