@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -20,22 +21,49 @@ import numpy as np
 from . import fixedpoint as fp
 from .jsonio import file_mode, write_json
 
-FORMAT_VERSION = 1
-MODEL_KINDS = ("gcn",)
+FORMAT_VERSION = 2
+#: Older versions that still load (version 1 = GCN only, same arrays; it is read as version 2).
+READABLE_VERSIONS = (1, 2)
+MODEL_KINDS = ("gcn", "gin")
+#: Layer kinds (docs/program.md): which CSR the layer aggregates over, and its rows in -> out.
+LAYER_KINDS = ("gcn", "gin", "dense", "pool")
+AGGREGATING_KINDS = ("gcn", "gin")  # over the graph's CSR (row_ptr / col_idx)
+#: Largest NNS pool a program may carry (the selection index is stored in 8 bits).
+MAX_POOL = 64
 
-#: Per-layer arrays: name -> (dtype, shape spec). Shape specs use N (nodes), I (in), O (out features).
-LAYER_ARRAYS = {
-    "bits": (np.uint8, ("N",)),
+#: Per-layer arrays: name -> (dtype, shape spec). Shape specs: R (the layer's input rows), Q (its output
+#: rows: R, or G graphs for a pool layer), I / O (in / out features), M (NNS pool size), T (M - 1).
+#: A layer's input is either static per row ("bits", "src_*": layer 0 always, host-selected) or an NNS
+#: pool selected at run time by the previous layer's requantizer ("pool_*"); "dst_*" (per output row)
+#: exists where the next layer's input is static or the layer is the last one.
+STATIC_INPUT_ARRAYS = {
+    "bits": (np.uint8, ("R",)),
+    "src_mult": (np.uint32, ("R",)),
+    "src_shift": (np.uint8, ("R",)),
+}
+POOL_INPUT_ARRAYS = {
+    "pool_bits": (np.uint8, ("M",)),
+    "pool_src_mult": (np.uint32, ("M",)),
+    "pool_src_shift": (np.uint8, ("M",)),
+    "pool_dst_mult": (np.uint32, ("M",)),
+    "pool_dst_shift": (np.uint8, ("M",)),
+    "pool_thr": (np.int32, ("T",)),
+}
+LINEAR_ARRAYS = {
     "weight": (np.int8, ("I", "O")),
-    "src_mult": (np.uint32, ("N",)),
-    "src_shift": (np.uint8, ("N",)),
     "ch_mult": (np.uint32, ("O",)),
     "ch_shift": (np.uint8, ("O",)),
     "bias": (np.int32, ("O",)),
-    "dst_mult": (np.uint32, ("N",)),
-    "dst_shift": (np.uint8, ("N",)),
 }
+OUTPUT_ARRAYS = {
+    "dst_mult": (np.uint32, ("Q",)),
+    "dst_shift": (np.uint8, ("Q",)),
+}
+LAYER_ARRAYS = {**STATIC_INPUT_ARRAYS, **LINEAR_ARRAYS, **OUTPUT_ARRAYS}  # a version-1 (GCN) layer
 GRAPH_ARRAYS = {"row_ptr": np.int64, "col_idx": np.int64}
+#: Graph membership of a batch of graphs (present iff a pool layer is): graph g owns nodes
+#: graph_ptr[g] .. graph_ptr[g+1]-1 (PyG batches are contiguous).
+MEMBERSHIP_ARRAY = "graph_ptr"
 #: A layer entry of the manifest: field -> type (in LayerSpec's order); JSON types are checked strictly.
 LAYER_FIELDS = {"in_features": int, "out_features": int, "in_signed": bool, "weight_bits": int, "relu": bool}
 #: Provenance fields of ``meta`` that the tools print as numbers.
@@ -58,9 +86,15 @@ class LayerSpec:
     in_signed: bool
     weight_bits: int
     relu: bool
+    kind: str = "gcn"
+
+    @property
+    def aggregates(self) -> bool:
+        """Whether the layer walks the graph's CSR (gcn, gin); a pool walks the membership instead."""
+        return self.kind in AGGREGATING_KINDS
 
     def to_json(self) -> dict:
-        return {"kind": "gcn", "in_features": self.in_features, "out_features": self.out_features,
+        return {"kind": self.kind, "in_features": self.in_features, "out_features": self.out_features,
                 "in_signed": self.in_signed, "weight_bits": self.weight_bits, "relu": self.relu}
 
 
@@ -85,25 +119,65 @@ class Program:
     def num_layers(self) -> int:
         return len(self.layers)
 
+    @property
+    def num_graphs(self) -> int | None:
+        """G for a graph-level program (one with a pool layer), else None."""
+        ptr = self.arrays.get(MEMBERSHIP_ARRAY)
+        return None if ptr is None else int(ptr.shape[0] - 1)
+
+    @property
+    def model(self) -> str:
+        return "gin" if any(s.kind != "gcn" for s in self.layers) else "gcn"
+
     def layer(self, i: int, name: str) -> np.ndarray:
         return self.arrays[f"l{i}_{name}"]
 
+    def has_pool_input(self, i: int) -> bool:
+        """Whether layer i's input rows take their (bits, step) from an NNS pool at run time."""
+        return f"l{i}_pool_bits" in self.arrays
+
+    def pool_size(self, i: int) -> int:
+        return int(self.layer(i, "pool_bits").shape[0]) if self.has_pool_input(i) else 0
+
+    def rows_in(self, i: int) -> int:
+        """Rows of layer i's input: N nodes, or G graphs after a pool layer."""
+        return self.num_nodes if not any(s.kind == "pool" for s in self.layers[:i]) else int(self.num_graphs)
+
+    def rows_out(self, i: int) -> int:
+        return int(self.num_graphs) if self.layers[i].kind == "pool" else self.rows_in(i)
+
+    @property
+    def num_rows_out(self) -> int:
+        """Rows of the logits: nodes (node-level) or graphs (graph-level)."""
+        return self.rows_out(self.num_layers - 1)
+
     def out_bits_of(self, i: int) -> np.ndarray | None:
-        """Per-node bits of layer i's output (= layer i+1's input bits); None for the last layer."""
-        return self.layer(i + 1, "bits") if i + 1 < self.num_layers else None
+        """Per-row bits of layer i's output (= layer i+1's input bits) when static; None for the last
+        layer. A pool input's bits are known only at run time: ``a2q.integer.run(p)[i].out_bits``."""
+        if i + 1 >= self.num_layers:
+            return None
+        if self.has_pool_input(i + 1):
+            raise ValueError(f"layer {i + 1}'s input bits are selected at run time (NNS pool); "
+                             "take them from a2q.integer.run(program)")
+        return self.layer(i + 1, "bits")
 
     @property
     def row_lengths(self) -> np.ndarray:
         return np.diff(self.arrays["row_ptr"])
 
     def avg_bits(self) -> float:
-        """Node-weighted average feature bitwidth over all layer inputs."""
-        return float(np.mean([self.layer(i, "bits").mean() for i in range(self.num_layers)]))
+        """Row-weighted average feature bitwidth over all layer inputs (run-time NNS selections
+        included: those come from the integer reference)."""
+        if not any(self.has_pool_input(i) for i in range(self.num_layers)):
+            return float(np.mean([self.layer(i, "bits").mean() for i in range(self.num_layers)]))
+        from . import integer
+
+        return float(np.mean([t.bits.double().mean().item() for t in integer.run(self)]))
 
     def manifest(self) -> dict:
-        return {
+        m = {
             "format_version": FORMAT_VERSION,
-            "model": "gcn",
+            "model": self.model,
             "num_nodes": self.num_nodes,
             "nnz": self.nnz,
             "layers": [spec.to_json() for spec in self.layers],
@@ -115,6 +189,9 @@ class Program:
             "hashes": {k: _hash(v) for k, v in sorted(self.arrays.items())},
             "meta": self.meta,
         }
+        if self.num_graphs is not None:
+            m["num_graphs"] = self.num_graphs
+        return m
 
 
 def content_hash(program: Program) -> str:
@@ -175,8 +252,8 @@ def load(path: str | os.PathLike) -> Program:
     if not isinstance(manifest, dict):
         raise ProgramError("manifest.json", "top level must be an object")
     version = manifest.get("format_version")
-    if not _is_int(version) or version != FORMAT_VERSION:
-        raise ProgramError("format_version", f"expected {FORMAT_VERSION}, got {version!r}")
+    if not _is_int(version) or version not in READABLE_VERSIONS:
+        raise ProgramError("format_version", f"expected one of {READABLE_VERSIONS}, got {version!r}")
     if manifest.get("model") not in MODEL_KINDS:
         raise ProgramError("model", f"unknown model kind {manifest.get('model')!r}; known: {MODEL_KINDS}")
     for key, want in (("y_bits", fp.Y_BITS), ("p_bits", fp.P_BITS), ("out_bits", fp.OUT_BITS),
@@ -196,10 +273,12 @@ def load(path: str | os.PathLike) -> Program:
             if not (_is_int(lj[key]) if kind is int else isinstance(lj[key], bool)):
                 raise ProgramError(f"layers[{i}].{key}", f"must be {'an integer' if kind is int else 'true or false'}, "
                                    f"got {lj[key]!r}")
-        spec = LayerSpec(*(lj[key] for key in LAYER_FIELDS))
-        if lj.get("kind", "gcn") != "gcn":
-            raise ProgramError(f"layers[{i}].kind", f"unknown layer kind {lj.get('kind')!r}")
-        layers.append(spec)
+        kind = lj.get("kind", "gcn")
+        kinds = LAYER_KINDS if version >= 2 else ("gcn",)
+        if kind not in kinds:
+            raise ProgramError(f"layers[{i}].kind", f"unknown layer kind {kind!r} for format version {version}; "
+                               f"known: {kinds}")
+        layers.append(LayerSpec(*(lj[key] for key in LAYER_FIELDS), kind=kind))
     try:
         with np.load(apath, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -231,8 +310,49 @@ def _check_array(arrays, name, dtype, shape):
     return a
 
 
+def _check_csr(row_ptr_name, row_ptr, nnz_name, nnz, what):
+    if row_ptr.ndim != 1 or row_ptr.shape[0] < 1:
+        raise ProgramError(row_ptr_name, f"must be 1-D with {what}+1 entries")
+    if row_ptr[0] != 0:
+        raise ProgramError(row_ptr_name, f"must start at 0, starts at {row_ptr[0]}")
+    if np.any(np.diff(row_ptr) < 0):
+        bad = int(np.argmax(np.diff(row_ptr) < 0))
+        raise ProgramError(row_ptr_name, f"not monotone at row {bad}")
+    if row_ptr[-1] != nnz:
+        raise ProgramError(row_ptr_name, f"ends at {row_ptr[-1]} but {nnz_name} has {nnz}")
+
+
+def _check_layer_array(arrays, i, name, dtype, shape):
+    a = _check_array(arrays, f"l{i}_{name}", dtype, shape)
+    if name.endswith("bits") and a.size and (a.min() < fp.MIN_NODE_BITS or a.max() > fp.MAX_NODE_BITS):
+        raise ProgramError(f"l{i}_{name}", f"node bits must lie in [{fp.MIN_NODE_BITS}, "
+                           f"{fp.MAX_NODE_BITS}], found [{a.min()}, {a.max()}]")
+    if name.endswith("_mult") and a.size and a.max() >= (1 << fp.MULT_BITS):
+        raise ProgramError(f"l{i}_{name}", f"multiplier {a.max()} exceeds {fp.MULT_BITS} bits")
+    if name.endswith("_shift") and a.size and a.max() > fp.MAX_SHIFT:
+        raise ProgramError(f"l{i}_{name}", f"shift {a.max()} exceeds max_shift {fp.MAX_SHIFT}")
+    return a
+
+
+def _check_kinds(layers, has_membership: bool) -> None:
+    """Layer order: pool at most once, after it only dense layers; a pool needs graph_ptr."""
+    pools = [i for i, s in enumerate(layers) if s.kind == "pool"]
+    if len(pools) > 1:
+        raise ProgramError(f"layers[{pools[1]}].kind", "a program has at most one pool layer")
+    if pools:
+        for j in range(pools[0] + 1, len(layers)):
+            if layers[j].kind != "dense":
+                raise ProgramError(f"layers[{j}].kind", f"after the pool layer rows are graphs: only "
+                                   f"'dense' layers may follow it, got {layers[j].kind!r}")
+        if not has_membership:
+            raise ProgramError(MEMBERSHIP_ARRAY, "missing: a pool layer needs the graph membership")
+    elif has_membership:
+        raise ProgramError(MEMBERSHIP_ARRAY, "present but no layer is a pool layer")
+
+
 def validate(program: Program, manifest: dict | None = None) -> None:
-    """Check dtypes, shapes against layer dims, bit ranges, multipliers, the CSR and hashes."""
+    """Check dtypes, shapes against layer dims and rows, bit ranges, multipliers, NNS pools, the CSR,
+    the graph membership and hashes."""
     arrays, layers = program.arrays, program.layers
     if not layers:
         raise ProgramError("layers", "must be a non-empty list")
@@ -243,15 +363,25 @@ def validate(program: Program, manifest: dict | None = None) -> None:
     col_idx = _check_array(arrays, "col_idx", np.int64, None)
     if col_idx.ndim != 1:
         raise ProgramError("col_idx", "must be 1-D")
-    if row_ptr[0] != 0:
-        raise ProgramError("row_ptr", f"must start at 0, starts at {row_ptr[0]}")
-    if np.any(np.diff(row_ptr) < 0):
-        bad = int(np.argmax(np.diff(row_ptr) < 0))
-        raise ProgramError("row_ptr", f"not monotone at row {bad}")
-    if row_ptr[-1] != col_idx.shape[0]:
-        raise ProgramError("row_ptr", f"ends at {row_ptr[-1]} but col_idx has nnz={col_idx.shape[0]}")
+    _check_csr("row_ptr", row_ptr, "col_idx", col_idx.shape[0], "N")
     if col_idx.size and (col_idx.min() < 0 or col_idx.max() >= n):
         raise ProgramError("col_idx", f"indices must lie in [0, {n}), found [{col_idx.min()}, {col_idx.max()}]")
+    for i, spec in enumerate(layers):
+        if spec.kind not in LAYER_KINDS:
+            raise ProgramError(f"layers[{i}].kind", f"unknown layer kind {spec.kind!r}; known: {LAYER_KINDS}")
+    _check_kinds(layers, MEMBERSHIP_ARRAY in arrays)
+    if MEMBERSHIP_ARRAY in arrays:
+        gptr = _check_array(arrays, MEMBERSHIP_ARRAY, np.int64, None)
+        _check_csr(MEMBERSHIP_ARRAY, gptr, "the node count N", n, "G")
+        if gptr.shape[0] < 2:
+            raise ProgramError(MEMBERSHIP_ARRAY, "must hold at least one graph (G+1 >= 2 entries)")
+        graph_of = np.repeat(np.arange(gptr.shape[0] - 1), np.diff(gptr))
+        rows = np.repeat(np.arange(n), np.diff(row_ptr))
+        cross = graph_of[rows] != graph_of[col_idx] if col_idx.size else np.zeros(0, bool)
+        if cross.any():
+            e = int(np.argmax(cross))
+            raise ProgramError("col_idx", f"edge {e} ({col_idx[e]} -> {rows[e]}) joins graphs {graph_of[col_idx[e]]} "
+                               f"and {graph_of[rows[e]]}: a batch must be block-diagonal")
     for i, spec in enumerate(layers):
         if spec.in_features < 1 or spec.out_features < 1:
             raise ProgramError(f"layers[{i}]", "in_features and out_features must be >= 1")
@@ -265,16 +395,31 @@ def validate(program: Program, manifest: dict | None = None) -> None:
             raise ProgramError(f"layers[{i}].relu", "the last layer emits logits and takes no ReLU")
         if not last and spec.relu and layers[i + 1].in_signed:
             raise ProgramError(f"layers[{i + 1}].in_signed", "input after a ReLU must be unsigned")
-        dims = {"N": n, "I": spec.in_features, "O": spec.out_features}
-        for name, (dtype, shape) in LAYER_ARRAYS.items():
-            a = _check_array(arrays, f"l{i}_{name}", dtype, tuple(dims[s] for s in shape))
-            if name == "bits" and a.size and (a.min() < fp.MIN_NODE_BITS or a.max() > fp.MAX_NODE_BITS):
-                raise ProgramError(f"l{i}_bits", f"node bits must lie in [{fp.MIN_NODE_BITS}, "
-                                   f"{fp.MAX_NODE_BITS}], found [{a.min()}, {a.max()}]")
-            if name.endswith("_mult") and a.size and a.max() >= (1 << fp.MULT_BITS):
-                raise ProgramError(f"l{i}_{name}", f"multiplier {a.max()} exceeds {fp.MULT_BITS} bits")
-            if name.endswith("_shift") and a.size and a.max() > fp.MAX_SHIFT:
-                raise ProgramError(f"l{i}_{name}", f"shift {a.max()} exceeds max_shift {fp.MAX_SHIFT}")
+        pooled = program.has_pool_input(i)
+        if i == 0 and pooled:
+            raise ProgramError("l0_pool_bits", "layer 0's inputs are known: the host selects their pool pair "
+                               "(static l0_bits / l0_src_*)")
+        if pooled and layers[i - 1].kind == "gcn":
+            raise ProgramError(f"l{i}_pool_bits", "a gcn layer's requantizer has a per-row multiplier "
+                               "(d_i^-1/2): it cannot feed a run-time NNS pool")
+        m = program.pool_size(i)
+        dims = {"R": program.rows_in(i), "Q": program.rows_out(i), "I": spec.in_features,
+                "O": spec.out_features, "M": m, "T": max(m - 1, 0)}
+        groups = [POOL_INPUT_ARRAYS if pooled else STATIC_INPUT_ARRAYS, LINEAR_ARRAYS]
+        if last or not program.has_pool_input(i + 1):
+            groups.append(OUTPUT_ARRAYS)
+        for group in groups:
+            for name, (dtype, shape) in group.items():
+                _check_layer_array(arrays, i, name, dtype, tuple(dims[s] for s in shape))
+        if pooled:
+            if not 1 <= m <= MAX_POOL:
+                raise ProgramError(f"l{i}_pool_bits", f"pool size must lie in [1, {MAX_POOL}], got {m}")
+            thr = arrays[f"l{i}_pool_thr"].astype(np.int64)
+            if np.any(np.diff(thr) < 0):
+                raise ProgramError(f"l{i}_pool_thr", "thresholds must be ascending (non-decreasing)")
+            if thr.size and (thr.min() < 0 or thr.max() > (1 << (fp.P_BITS - 1))):
+                raise ProgramError(f"l{i}_pool_thr", f"thresholds must lie in [0, 2^{fp.P_BITS - 1}], "
+                                   f"found [{thr.min()}, {thr.max()}]")
         w = arrays[f"l{i}_weight"].astype(np.int64)
         lo, hi = fp.signed_range(spec.weight_bits)
         if w.size and (w.min() < lo or w.max() > hi):
@@ -289,18 +434,27 @@ def validate(program: Program, manifest: dict | None = None) -> None:
     if x.size and (np.any(x < lo[:, None]) or np.any(x > hi[:, None])):
         node = int(np.argmax(np.any((x < lo[:, None]) | (x > hi[:, None]), axis=1)))
         raise ProgramError("x", f"node {node} has features outside its {bits0[node]}-bit range")
+    rows_out = program.num_rows_out
     for name, dtype in OPTIONAL_ARRAYS.items():
         if name in arrays:
-            shape = (n, layers[-1].out_features) if name == "expected_out" else (n,)
+            shape = (rows_out, layers[-1].out_features) if name == "expected_out" else (rows_out,)
             _check_array(arrays, name, dtype, shape)
-    known = set(GRAPH_ARRAYS) | set(OPTIONAL_ARRAYS) | {"x"} | {
-        f"l{i}_{k}" for i in range(len(layers)) for k in LAYER_ARRAYS}
+    known = set(GRAPH_ARRAYS) | set(OPTIONAL_ARRAYS) | {"x", MEMBERSHIP_ARRAY} | {
+        f"l{i}_{k}" for i in range(len(layers))
+        for k in (*STATIC_INPUT_ARRAYS, *POOL_INPUT_ARRAYS, *LINEAR_ARRAYS, *OUTPUT_ARRAYS)}
     extra = sorted(set(arrays) - known)
     if extra:
         raise ProgramError(extra[0], "unknown array")
+    surplus = sorted(k for k in arrays if re.match(r"l\d+_", k) and not _expected(program, k))
+    if surplus:
+        raise ProgramError(surplus[0], "not expected here (a layer's input is static or an NNS pool, not both; "
+                           "dst_* only where the next input is static or the layer is last)")
     if manifest is not None:
         if manifest.get("num_nodes") != n:
             raise ProgramError("num_nodes", f"manifest says {manifest.get('num_nodes')}, row_ptr gives {n}")
+        if manifest.get("num_graphs") != program.num_graphs and ("num_graphs" in manifest or program.num_graphs):
+            raise ProgramError("num_graphs", f"manifest says {manifest.get('num_graphs')}, "
+                               f"{MEMBERSHIP_ARRAY} gives {program.num_graphs}")
         if manifest.get("nnz") != col_idx.shape[0]:
             raise ProgramError("nnz", f"manifest says {manifest.get('nnz')}, col_idx has {col_idx.shape[0]}")
         hashes = manifest.get("hashes")
@@ -312,3 +466,16 @@ def validate(program: Program, manifest: dict | None = None) -> None:
         missing = sorted(set(hashes) - set(arrays))
         if missing:
             raise ProgramError(missing[0], "listed in the manifest hashes but missing from arrays.npz")
+
+
+def _expected(program: Program, name: str) -> bool:
+    """Whether array ``l{i}_<field>`` belongs to this program's layer i (see the groups above)."""
+    head, _, fieldname = name.partition("_")
+    i = int(head[1:])
+    if fieldname in LINEAR_ARRAYS:
+        return True
+    if fieldname in STATIC_INPUT_ARRAYS:
+        return not program.has_pool_input(i)
+    if fieldname in POOL_INPUT_ARRAYS:
+        return program.has_pool_input(i)
+    return i == program.num_layers - 1 or not program.has_pool_input(i + 1)

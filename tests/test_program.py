@@ -108,7 +108,7 @@ def _set(key, value):
 
 
 BROKEN_MANIFESTS = [
-    ("format version", _set("format_version", 2), "format_version"),
+    ("format version", _set("format_version", 3), "format_version"),
     ("model kind", _set("model", "transformer"), "model"),
     ("y_bits", _set("y_bits", 12), "y_bits"),
     ("empty layers", _set("layers", []), "layers"),
