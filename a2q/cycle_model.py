@@ -13,7 +13,17 @@ For layer l with F_in -> F_out, T_in = ceil(F_in/L), T_out = ceil(F_out/P), T_ne
               W_g = 1 on the last layer, else b'_i * ntiles(t_o) with b' the next layer's bits and
               ntiles = 1 if P <= L else min(P/L, T_next - t_o * P/L))
 * requant   = REQUANT_FIXED + W_last (drain of the requantizer and packer after the last entry)
-* total     = DESC_CYCLES + combine + aggregate + stall + requant, summed over layers.
+* select    = SELECT_FIXED + T_out * sum_i A_i on a layer whose next input is an NNS pool (the select
+              pass: one walk computing each row's max -> its pair), else 0
+* total     = DESC_CYCLES + combine + select + aggregate + stall + requant, summed over layers.
+
+Format v2 layer kinds (docs/hardware.md, "Layer kinds"): combine walks the layer's R input rows, the
+aggregation its Q output rows; A_i = ceil(max(len_i, 1) / E) over the graph's CSR (gcn, gin) or over
+the graph membership (pool: len = the graph's nodes); a dense layer walks no edge stream (A_i = 1, one
+group per cycle from an identity stream) and its walk (AGGREGATE_FIXED + T_out * Q) is counted in
+``requant`` (it pays no aggregation cycles; the requantizer and packer stream still costs them).
+The rows' bits (w_j, b'_i) are the ones the run uses: static, or the NNS pair selected at run time
+(``a2q.integer.run``).
 
 The hidden layers' stored words depend on the data (ReLU outputs are sparse): with skipping on they
 are counted on the integer reference's activations (``a2q.integer.run``, imported lazily; torch), so
@@ -30,8 +40,10 @@ DESC_CYCLES = 1       # the sequencer addresses the descriptor table
 COMBINE_FIXED = 12    # engine start + setup (read-next of node 0) + 9-stage drain + hand-back
 AGGREGATE_FIXED = 2   # engine start + setup (read-next of entry 0 and row 0)
 REQUANT_FIXED = 9     # S2 + group register + 6 requantizer stages + packer latch ... + hand-back
+SELECT_FIXED = 11     # engine start + setup + S2 + group register + 6 requantizer stages (the selector writes
+                      # within them: 3 channel-rescale stages + 2) + hand-back
 
-PHASES = ("combine", "aggregate", "stall", "requant")
+PHASES = ("combine", "select", "aggregate", "stall", "requant")
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -44,6 +56,7 @@ class LayerCycles:
     aggregate: int
     stall: int
     requant: int
+    select: int = 0          # the NNS select pass (layers whose next input is an NNS pool)
     desc: int = DESC_CYCLES
     combine_ideal: int = 0   # T_out * sum_j w_j: one cycle per stored word and output tile, no overhead
     words: int = 0           # stored feature words of the layer's input (sum_j w_j)
@@ -51,7 +64,7 @@ class LayerCycles:
 
     @property
     def total(self) -> int:
-        return self.desc + self.combine + self.aggregate + self.stall + self.requant
+        return self.desc + self.combine + self.select + self.aggregate + self.stall + self.requant
 
     def to_json(self) -> dict:
         return {**asdict(self), "total": self.total}
@@ -85,13 +98,17 @@ class CycleReport:
         return self.phase("requant")
 
     @property
+    def select(self) -> int:
+        return self.phase("select")
+
+    @property
     def total(self) -> int:
         return sum(layer.total for layer in self.layers)
 
     def counters(self) -> dict[str, int]:
         """The values the RTL counters must show after a run (same names as the RTL ports)."""
         return {"cyc_total": self.total, "cyc_combine": self.combine, "cyc_aggregate": self.aggregate,
-                "cyc_requant": self.requant, "cyc_stall": self.stall}
+                "cyc_requant": self.requant, "cyc_stall": self.stall, "cyc_select": self.select}
 
     def to_json(self) -> dict:
         return {"lanes": self.lanes, "pes": self.pes, "skip": self.skip, "edges": self.edges, **self.counters(),
@@ -128,53 +145,108 @@ def nonzero_words(x, bits, lanes: int) -> np.ndarray:
     return out
 
 
-def stored_words(program, lanes: int, skip: bool = True) -> list[np.ndarray]:
-    """Per layer, per node: the feature words the combination engine walks (w_j in the module doc).
-    Without skipping b_j * T_in; with skipping the non-zero words of the layer's input, which for a
-    hidden layer is the integer reference's output of the layer before (``a2q.integer.run``)."""
-    dense = [program.layer(i, "bits").astype(np.int64) * _ceil_div(s.in_features, lanes)
-             for i, s in enumerate(program.layers)]
-    if not skip:
-        return dense
-    xs = [program.arrays["x"]]
-    if program.num_layers > 1:
+def region_bits(program, layer: int) -> np.ndarray:
+    """Per input row of ``layer``: the bits its feature region is reserved for -- the static bits, or
+    the largest bits of the layer's NNS pool (the pair is selected at run time)."""
+    if program.has_pool_input(layer):
+        return np.full(program.rows_in(layer), int(program.layer(layer, "pool_bits").max()), dtype=np.int64)
+    return program.layer(layer, "bits").astype(np.int64)
+
+
+def _needs_trace(program, skip: bool) -> bool:
+    return (skip and program.num_layers > 1) or any(program.has_pool_input(i) for i in range(program.num_layers))
+
+
+def _traces(program, traces=None):
+    if traces is None:
         from . import integer
 
-        xs += [t.out.numpy() for t in integer.run(program)[:-1]]
-    return [nonzero_words(x, program.layer(i, "bits"), lanes) for i, x in enumerate(xs)]
+        traces = integer.run(program)
+    return traces
+
+
+def run_bits(program, traces=None) -> list[np.ndarray]:
+    """Per layer, per input row: the bits the run uses (static, or the NNS pair selected at run time)."""
+    if not any(program.has_pool_input(i) for i in range(program.num_layers)):
+        return [program.layer(i, "bits").astype(np.int64) for i in range(program.num_layers)]
+    return [t.bits.numpy().astype(np.int64) for t in _traces(program, traces)]
+
+
+def stored_words(program, lanes: int, skip: bool = True, traces=None) -> list[np.ndarray]:
+    """Per layer, per input row: the feature words the combination engine walks (w_j in the module
+    doc). Without skipping b_j * T_in; with skipping the non-zero words of the layer's input, which for
+    a hidden layer is the integer reference's output of the layer before (``a2q.integer.run``)."""
+    if _needs_trace(program, skip):
+        traces = _traces(program, traces)
+    bits = run_bits(program, traces)
+    dense = [bits[i] * _ceil_div(s.in_features, lanes) for i, s in enumerate(program.layers)]
+    if not skip:
+        return dense
+    xs = [program.arrays["x"]] + [t.out.numpy() for t in traces[:-1]] if program.num_layers > 1 \
+        else [program.arrays["x"]]
+    return [nonzero_words(x, bits[i], lanes) for i, x in enumerate(xs)]
+
+
+def walk_lengths(program, layer: int) -> np.ndarray | None:
+    """Per output row of ``layer``: the entries its aggregation walks -- CSR row lengths (gcn, gin),
+    graph sizes (pool), or None for a dense layer (no edge stream)."""
+    kind = program.layers[layer].kind
+    if kind == "dense":
+        return None
+    if kind == "pool":
+        return np.diff(np.asarray(program.arrays["graph_ptr"], dtype=np.int64))
+    return np.diff(np.asarray(program.arrays["row_ptr"], dtype=np.int64))
+
+
+def next_bits(program, layer: int, traces=None) -> np.ndarray | None:
+    """Per output row of ``layer``: b', the bits of the next layer's input row (None: last layer)."""
+    if layer + 1 >= program.num_layers:
+        return None
+    if program.has_pool_input(layer + 1):
+        return _traces(program, traces)[layer].out_bits.numpy().astype(np.int64)
+    return program.layer(layer + 1, "bits").astype(np.int64)
 
 
 def layer_cycles(program, layer: int, lanes: int, pes: int, words: np.ndarray | None = None,
-                 edges: int = 1) -> LayerCycles:
-    """Cycles of one layer; ``words``: its per-node stored words (default: dense, no skipping);
-    ``edges``: edge-stream entries aggregated per cycle (E)."""
+                 edges: int = 1, traces=None) -> LayerCycles:
+    """Cycles of one layer; ``words``: its per-row stored words (default: dense, no skipping);
+    ``edges``: edge-stream entries aggregated per cycle (E); ``traces``: ``a2q.integer.run(program)``
+    (computed if a pool input needs it)."""
     spec = program.layers[layer]
-    n = program.num_nodes
+    if any(program.has_pool_input(i) for i in (layer, layer + 1) if i < program.num_layers):
+        traces = _traces(program, traces)
+    q = program.rows_out(layer)
     t_in, t_out = _ceil_div(spec.in_features, lanes), _ceil_div(spec.out_features, pes)
-    dense = int(program.layer(layer, "bits").astype(np.int64).sum()) * t_in
-    words = (program.layer(layer, "bits").astype(np.int64) * t_in) if words is None else np.asarray(words)
+    bits = run_bits(program, traces)[layer] if program.has_pool_input(layer) else \
+        program.layer(layer, "bits").astype(np.int64)
+    dense = int(bits.sum()) * t_in
+    words = (bits * t_in) if words is None else np.asarray(words)
     ideal = int(words.sum()) * t_out
     issued = int(np.maximum(words, 1).sum()) * t_out
-    a_row = -(-np.maximum(np.diff(np.asarray(program.arrays["row_ptr"], dtype=np.int64)), 1) // edges)
+    lens = walk_lengths(program, layer)
+    a_row = np.ones(q, dtype=np.int64) if lens is None else -(-np.maximum(lens, 1) // edges)
     a = np.repeat(a_row, t_out)                                       # A_g, row-major groups
-    next_bits = program.out_bits_of(layer)
-    if next_bits is None:
-        w = np.ones(n * t_out, dtype=np.int64)
-    else:
-        w = pack_words(next_bits, spec.out_features, lanes, pes)
+    walk = int(a.sum())
+    nb = next_bits(program, layer, traces)
+    w = np.ones(q * t_out, dtype=np.int64) if nb is None else pack_words(nb, spec.out_features, lanes, pes)
     stall = int(np.maximum(w[:-1] - a[1:], 0).sum())
-    return LayerCycles(combine=COMBINE_FIXED + issued, aggregate=AGGREGATE_FIXED + int(a.sum()), stall=stall,
-                       requant=REQUANT_FIXED + int(w[-1]), combine_ideal=ideal, words=int(words.sum()),
-                       dense_words=dense)
+    select = SELECT_FIXED + walk if layer + 1 < program.num_layers and program.has_pool_input(layer + 1) else 0
+    requant = REQUANT_FIXED + int(w[-1])
+    aggregate = AGGREGATE_FIXED + walk
+    if lens is None:   # dense: no aggregation; its group stream is counted as requantizer time
+        requant, aggregate = requant + aggregate, 0
+    return LayerCycles(combine=COMBINE_FIXED + issued, aggregate=aggregate, stall=stall, requant=requant,
+                       select=select, combine_ideal=ideal, words=int(words.sum()), dense_words=dense)
 
 
 def cycles(program, lanes: int = 16, pes: int = 16, skip: bool = True, edges: int = 1) -> CycleReport:
     """Cycle counts of ``program`` on an accelerator with ``lanes`` L and ``pes`` P, with or without
     zero-word skipping, aggregating ``edges`` entries per cycle (any config that fits the program:
     memory depths do not change the count)."""
-    words = stored_words(program, lanes, skip)
+    traces = _traces(program) if _needs_trace(program, skip) else None
+    words = stored_words(program, lanes, skip, traces)
     return CycleReport(lanes=lanes, pes=pes, skip=bool(skip), edges=edges,
-                       layers=[layer_cycles(program, i, lanes, pes, words[i], edges)
+                       layers=[layer_cycles(program, i, lanes, pes, words[i], edges, traces)
                                for i in range(program.num_layers)])
 
 

@@ -40,6 +40,7 @@ from .counters import COUNTERS, CycleCounters
 from .memories import BankedMemory
 from .packer import Packer
 from .requant import Requantizer
+from .select import NNSSelector
 from .sequencer import Phase, Sequencer
 
 #: Memories built from one bank per PE (see hw/memories.py).
@@ -91,15 +92,18 @@ class Accelerator(wiring.Component):
         seq = m.submodules.sequencer = Sequencer(cfg)
         comb = m.submodules.combine = CombineEngine(cfg)
         agg = m.submodules.aggregate = AggregateEngine(cfg)
-        payload = (agg.g_bits, agg.g_base, agg.g_t_o, agg.g_index, agg.g_cnt_addr)
+        payload = (agg.g_bits, agg.g_base, agg.g_t_o, agg.g_index, agg.g_cnt_addr, agg.g_sel)
         payload_bits = sum(len(sig) for sig in payload)
         req = m.submodules.requant = Requantizer(cfg, payload_bits=payload_bits)
         pk = m.submodules.packer = Packer(cfg)
         ctr = m.submodules.counters = CycleCounters(cfg)
+        nns = m.submodules.select = NNSSelector(cfg)
 
         busy = seq.busy
         in_comb = seq.phase == Phase.COMBINE
         in_agg = seq.phase == Phase.AGGREGATE
+        in_sel = seq.phase == Phase.SELECT
+        walking = in_agg | in_sel      # the aggregation engine owns its ports in both passes
         sel = {name: self.mem_sel == mm.MEM_SEL[name] for name in mm.MEMORIES}
         load_we = {name: self.mem_we & sel[name] & ~busy for name in mm.MEMORIES}
 
@@ -117,6 +121,9 @@ class Accelerator(wiring.Component):
 
         r = {name: rport(name) for name in mm.MEMORIES}     # port 0: engine / debug read
         node_b = rport("node")                              # aggregation: next layer's node entry
+        count_b = rport("count")                            # aggregation: next layer's count word (sel)
+        pool_c = self.mems["pool"].read_port(domain="comb")  # combine: this layer's pair of the row
+        pool_a = self.mems["pool"].read_port(domain="comb")  # aggregation: next layer's pair of the row
         w = {name: wport(name) for name in mm.MEMORIES}
 
         def low(value, width):
@@ -130,12 +137,18 @@ class Accelerator(wiring.Component):
             off, width = df.offsets[name]
             return desc[off:off + width]
 
-        m.d.comb += r["desc"].addr.eq(Mux(busy, seq.layer, addr("desc")))
+        m.d.comb += [r["desc"].addr.eq(Mux(busy, seq.layer, addr("desc"))),
+                     r["thr"].addr.eq(Mux(busy, seq.layer, addr("thr"))),
+                     r["pool"].addr.eq(addr("pool"))]
 
         # node table: combine (port 0) or aggregate (ports 0 and B)
         m.d.comb += [
-            r["node"].addr.eq(Mux(in_comb, comb.node_addr, Mux(in_agg, agg.node_addr, addr("node")))),
+            r["node"].addr.eq(Mux(in_comb, comb.node_addr, Mux(walking, agg.node_addr, addr("node")))),
             node_b.addr.eq(agg.next_addr),
+            count_b.addr.eq(agg.next_addr),
+            agg.count_data.eq(count_b.data),
+            pool_c.addr.eq(comb.pool_addr), comb.pool_data.eq(pool_c.data),
+            pool_a.addr.eq(agg.pool_addr), agg.pool_data.eq(pool_a.data),
             comb.node_data.eq(r["node"].data),
             r["count"].addr.eq(Mux(in_comb, comb.node_addr, addr("count"))),
             comb.count_data.eq(r["count"].data),
@@ -165,7 +178,7 @@ class Accelerator(wiring.Component):
             r["out"].addr.eq(addr("out")),
         ]
         # writes: the load port while idle; xw from combine, feat/out from the packer while busy
-        for name in ("desc", "node", "weight", "chan", "edge"):
+        for name in ("desc", "node", "weight", "chan", "edge", "pool", "thr"):
             width = self.shapes[name][0]
             m.d.comb += [w[name].addr.eq(addr(name)), w[name].data.eq(low(self.mem_wdata, width)),
                          w[name].en.eq(load_we[name])]
@@ -179,9 +192,10 @@ class Accelerator(wiring.Component):
             w["feat"].addr.eq(Mux(busy, pk.feat_addr, addr("feat"))),
             w["feat"].data.eq(Mux(busy, pk.feat_data, low(self.mem_wdata, self.shapes["feat"][0]))),
             w["feat"].en.eq(Mux(busy, pk.feat_en, load_we["feat"])),
-            w["count"].addr.eq(Mux(busy, pk.count_addr, addr("count"))),
-            w["count"].data.eq(Mux(busy, pk.count_data, low(self.mem_wdata, self.shapes["count"][0]))),
-            w["count"].en.eq(Mux(busy, pk.count_en, load_we["count"])),
+            w["count"].addr.eq(Mux(busy, Mux(in_sel, nns.count_addr, pk.count_addr), addr("count"))),
+            w["count"].data.eq(Mux(busy, Mux(in_sel, nns.count_data, pk.count_data),
+                                   low(self.mem_wdata, self.shapes["count"][0]))),
+            w["count"].en.eq(Mux(busy, Mux(in_sel, nns.count_en, pk.count_en), load_we["count"])),
         ]
 
         # ---- read-back mux (latency 1) ------------------------------------------------------------
@@ -198,17 +212,21 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             seq.start.eq(self.start),
             seq.desc_last.eq(d("last")),
+            seq.desc_select.eq(d("select")),
             seq.comb_busy.eq(comb.busy),
-            seq.agg_busy.eq(agg.busy | req.busy | pk.busy),
+            seq.agg_busy.eq(agg.busy | req.busy | pk.busy | nns.busy),
             self.busy.eq(seq.busy),
             self.done.eq(seq.done),
             comb.start.eq(seq.comb_start),
             comb.t_in.eq(d("t_in")), comb.t_out.eq(d("t_out")), comb.in_signed.eq(d("in_signed")),
             comb.n_nodes.eq(d("n_nodes")), comb.node_off.eq(d("node_off")), comb.w_off.eq(d("w_off")),
+            comb.pool_in.eq(d("pool_in")), comb.pool_off.eq(d("pool_off")),
             agg.start.eq(seq.agg_start),
             agg.t_out.eq(d("t_out")), agg.t_next.eq(d("t_next")), agg.last.eq(d("last")),
             agg.n_nodes.eq(d("n_nodes")), agg.node_off.eq(d("node_off")),
             agg.next_node_off.eq(d("next_node_off")), agg.ch_off.eq(d("ch_off")),
+            agg.n_rows.eq(d("n_rows")), agg.edge_off.eq(d("edge_off")), agg.dense.eq(d("dense")),
+            agg.select_mode.eq(in_sel), agg.pool_out.eq(d("select")), agg.next_pool_off.eq(d("next_pool_off")),
         ]
         # group -> requantizer -> packer
         m.d.comb += [
@@ -219,21 +237,31 @@ class Accelerator(wiring.Component):
         ]
         pay = req.out_payload
         o = 0
-        fields = []
+        fields, offs = [], []
         for sig in payload:
             fields.append(pay[o:o + len(sig)])
+            offs.append(o)
             o += len(sig)
+        off_t_o, off_cnt = offs[2], offs[4]
         m.d.comb += [
-            pk.valid.eq(req.out_valid), pk.q.eq(req.q),
+            pk.valid.eq(req.out_valid & ~in_sel), pk.q.eq(req.q),
             pk.bits.eq(fields[0]), pk.base.eq(fields[1]), pk.t_o.eq(fields[2]), pk.index.eq(fields[3]),
-            pk.cnt_addr.eq(fields[4]), pk.t_out.eq(d("t_out")), pk.t_next.eq(d("t_next")), pk.last.eq(d("last")),
+            pk.cnt_addr.eq(fields[4]), pk.sel.eq(fields[5]),
+            pk.t_out.eq(d("t_out")), pk.t_next.eq(d("t_next")), pk.last.eq(d("last")),
+        ]
+        # the NNS selector: p of the select pass's groups (payload after the channel rescale)
+        ppay = req.p_payload
+        m.d.comb += [
+            nns.valid.eq(req.p_valid & in_sel), nns.p.eq(req.p), nns.signed.eq(d("out_signed")),
+            nns.t_o.eq(ppay[off_t_o:off_t_o + len(agg.g_t_o)]), nns.t_out.eq(d("t_out")),
+            nns.cnt_addr.eq(ppay[off_cnt:off_cnt + len(agg.g_cnt_addr)]), nns.thr.eq(r["thr"].data),
         ]
         # error flag and counters
         with m.If(self.start & ~busy):
             m.d.sync += self.error.eq(0)
         with m.Elif(pk.overrun):
             m.d.sync += self.error.eq(1)
-        m.d.comb += [ctr.clear.eq(self.start & ~busy), ctr.phase.eq(seq.phase),
+        m.d.comb += [ctr.clear.eq(self.start & ~busy), ctr.phase.eq(seq.phase), ctr.dense.eq(d("dense")),
                      ctr.walking.eq(agg.walking), ctr.stalled.eq(agg.stalled)]
         for name in COUNTERS:
             m.d.comb += getattr(self, name).eq(getattr(ctr, name))

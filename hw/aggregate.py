@@ -15,6 +15,14 @@ the bit-plane packer (a fixed number of cycles downstream) free of overlap witho
 therefore stalls ``max(0, W_g - A_{g+1})`` cycles before completing group g+1, where A is the group's
 word count: a closed form the cycle model reproduces.
 
+Format v2 modes (descriptor bits): the walker covers ``n_rows`` output rows (Q) of a stream that starts
+at ``edge_off`` (the graph's CSR, or the graph membership of a pool layer) while the XW buffer holds
+``n_nodes`` (R) rows per output tile; ``dense`` replaces the stream by the identity (row i's one entry
+is i: no edge memory read, one cycle per group); ``select_mode`` (the NNS select pass) walks without
+back-pressure, since the packer is off; ``pool_out`` takes the next layer's b' and this layer's
+Md, Sd of row i from the NNS pool table at ``next_pool_off + sel_i``, where ``sel_i`` is the pair the
+select pass stored in the next layer's count word of row i (read-next, like the node table).
+
 Stages (entry visible in S1 at cycle c): S1 decides issue/stall, addresses XW (col + t_o*N) and the
 channel table; S2 (c+1) accumulates; on a ``last`` entry the sums leave in the group registers (c+2).
 Edge and node-table ports are read-next (addressed with the next entry / row), so S1 always sees the
@@ -84,6 +92,12 @@ class AggregateEngine(wiring.Component):
             "node_off": In(self.aw["node"]),
             "next_node_off": In(self.aw["node"]),
             "ch_off": In(self.aw["chan"]),
+            "n_rows": In(count_bits(cfg.max_nodes)),
+            "edge_off": In(self.aw["edge"]),
+            "dense": In(1),
+            "select_mode": In(1),
+            "pool_out": In(1),
+            "next_pool_off": In(self.aw["pool"]),
             # memory ports
             "edge_addr": Out(self.aw["edge"]),
             "edge_data": In(self.dw["edge"]),
@@ -95,6 +109,9 @@ class AggregateEngine(wiring.Component):
             "xw_data": In(self.dw["xw"] * cfg.edges_per_cycle),     # E XW words, entry e at [e*dw, ...)
             "chan_addr": Out(self.aw["chan"]),
             "chan_data": In(self.dw["chan"]),
+            "count_data": In(self.dw["count"]),       # next layer's count word of row i (at next_addr)
+            "pool_addr": Out(self.aw["pool"]),        # asynchronous read: next_pool_off + sel_i
+            "pool_data": In(self.dw["pool"]),
             # group output (to the requantizer)
             "g_valid": Out(1),
             "g_sum": Out(unsigned(P * wd.aggregate_acc)),
@@ -106,6 +123,7 @@ class AggregateEngine(wiring.Component):
             "g_t_o": Out(unsigned(count_bits(cfg.max_tiles_out))),
             "g_index": Out(unsigned(self.aw["out"])),   # group number i*T_out + t_o = output address
             "g_cnt_addr": Out(unsigned(self.aw["count"])),  # next layer's count entry of node i
+            "g_sel": Out(unsigned(mm.sel_bits(cfg))),        # NNS pair of row i (0 for a static next input)
         })
 
     def elaborate(self, platform):
@@ -118,16 +136,30 @@ class AggregateEngine(wiring.Component):
             return data[off:off + width]
 
         E = cfg.edges_per_cycle
-        e_cols, e_last, e_empty = (fld(ef, self.edge_data, k) for k in ("col", "last", "empty"))
-        cw = len(e_cols) // E
-        nxt_bits, nxt_base = fld(nf, self.next_data, "bits"), fld(nf, self.next_data, "base")
-        md, sd = fld(nf, self.node_data, "dst_mult"), fld(nf, self.node_data, "dst_shift")
+        m_cols, m_last, m_empty = (fld(ef, self.edge_data, k) for k in ("col", "last", "empty"))
+        cw = len(m_cols) // E
+        i = Signal(unsigned(count_bits(cfg.max_nodes)))
+        # a dense layer's identity stream: row i's single entry is i (entries 1..E-1 placeholders)
+        e_cols, e_last, e_empty = Signal.like(m_cols), Signal(), Signal.like(m_empty)
+        m.d.comb += [e_cols.eq(Mux(self.dense, i[:cw], m_cols)), e_last.eq(self.dense | m_last),
+                     e_empty.eq(Mux(self.dense, ((1 << E) - 1) & ~1, m_empty))]
+        # the next layer's b' and this layer's Md, Sd: static (node table) or from the selected NNS pair
+        cf, pf = mm.count_fields(cfg), mm.pool_fields()
+        sel = Signal(unsigned(mm.sel_bits(cfg)))
+        m.d.comb += [sel.eq(Mux(self.pool_out, fld(cf, self.count_data, "sel"), 0)),
+                     self.pool_addr.eq(self.next_pool_off + sel)]
+        nxt_bits, nxt_base = Signal(unsigned(NODE_BITS_FIELD)), fld(nf, self.next_data, "base")
+        md, sd = Signal(unsigned(fp.MULT_BITS)), Signal(unsigned(SHIFT_BITS))
+        m.d.comb += [
+            nxt_bits.eq(Mux(self.pool_out, fld(pf, self.pool_data, "bits"), fld(nf, self.next_data, "bits"))),
+            md.eq(Mux(self.pool_out, fld(pf, self.pool_data, "dst_mult"), fld(nf, self.node_data, "dst_mult"))),
+            sd.eq(Mux(self.pool_out, fld(pf, self.pool_data, "dst_shift"), fld(nf, self.node_data, "dst_shift"))),
+        ]
 
         # ---- S1: edge walker ----------------------------------------------------------------------
         setup, active = Signal(), Signal()
         e = Signal(unsigned(self.aw["edge"] + 1))
         rs = Signal(unsigned(self.aw["edge"] + 1))      # first entry of the current row
-        i = Signal(unsigned(count_bits(cfg.max_nodes)))
         t_o = Signal(unsigned(count_bits(cfg.max_tiles_out)))
         toff = Signal(unsigned(self.aw["xw"]))          # t_o * N
         first = Signal()                                 # the entry in S1 starts a group
@@ -137,9 +169,9 @@ class AggregateEngine(wiring.Component):
 
         stall = Signal()
         issue = Signal()
-        m.d.comb += [stall.eq(active & e_last & (cnt != 0)), issue.eq(active & ~stall)]
+        m.d.comb += [stall.eq(active & e_last & (cnt != 0) & ~self.select_mode), issue.eq(active & ~stall)]
         last_to = t_o == self.t_out - 1
-        last_i = i == self.n_nodes - 1
+        last_i = i == self.n_rows - 1
         row_end = issue & e_last & last_to
 
         e_next = Mux(issue, Mux(e_last & ~last_to, rs, Mux(row_end & last_i, e, e + 1)), e)
@@ -154,8 +186,8 @@ class AggregateEngine(wiring.Component):
         ]
         cnt_dec = Mux(cnt == 0, 0, cnt - 1)
         with m.If(self.start):
-            m.d.sync += [setup.eq(1), e.eq(0), rs.eq(0), i.eq(0), t_o.eq(0), toff.eq(0), first.eq(1),
-                         g.eq(0), cnt.eq(0)]
+            m.d.sync += [setup.eq(1), e.eq(self.edge_off), rs.eq(self.edge_off), i.eq(0), t_o.eq(0),
+                         toff.eq(0), first.eq(1), g.eq(0), cnt.eq(0)]
         with m.If(setup):
             m.d.sync += [setup.eq(0), active.eq(1)]
         with m.If(active):
@@ -177,9 +209,10 @@ class AggregateEngine(wiring.Component):
         s2_bits, s2_base = Signal.like(nxt_bits), Signal.like(nxt_base)
         s2_t_o, s2_g = Signal.like(t_o), Signal.like(g)
         s2_cnt = Signal(unsigned(self.aw["count"]))
+        s2_sel = Signal.like(sel)
         m.d.sync += [s2_valid.eq(issue), s2_first.eq(first), s2_last.eq(e_last), s2_empty.eq(e_empty),
                      s2_md.eq(md), s2_sd.eq(sd), s2_bits.eq(nxt_bits), s2_base.eq(nxt_base),
-                     s2_t_o.eq(t_o), s2_g.eq(g), s2_cnt.eq(self.next_node_off + i)]
+                     s2_t_o.eq(t_o), s2_g.eq(g), s2_cnt.eq(self.next_node_off + i), s2_sel.eq(sel)]
         accs, nexts = [], []
         for o in range(P):
             acc = Signal(signed(wd.aggregate_acc), name=f"acc{o}")
@@ -200,6 +233,6 @@ class AggregateEngine(wiring.Component):
             m.d.sync += [self.g_sum.eq(Cat(*nexts)), self.g_chan.eq(self.chan_data),
                          self.g_dst_mult.eq(s2_md), self.g_dst_shift.eq(s2_sd), self.g_bits.eq(s2_bits),
                          self.g_base.eq(s2_base), self.g_t_o.eq(s2_t_o), self.g_index.eq(s2_g),
-                         self.g_cnt_addr.eq(s2_cnt)]
+                         self.g_cnt_addr.eq(s2_cnt), self.g_sel.eq(s2_sel)]
         m.d.comb += self.busy.eq(self.start | setup | active | s2_valid | self.g_valid)
         return m

@@ -86,7 +86,7 @@ def run_program(program, config: AcceleratorConfig | None = None, *, load: str =
     sim.add_clock(1e-8)
     read = tuple(dict.fromkeys(("out",) + tuple(read) + (("count",) if "feat" in read else ())))
     n_words = {name: cfg.depth(name) for name in read}
-    n_words["out"] = program.num_nodes * -(-program.layers[-1].out_features // cfg.pes)
+    n_words["out"] = program.num_rows_out * -(-program.layers[-1].out_features // cfg.pes)
     state: dict = {}
 
     async def bench(ctx):

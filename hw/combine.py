@@ -12,6 +12,10 @@ gated to 0, so its y = 0 is still written). The weight word of (t_o, t_i) is at
 Node table and count reads are "read-next": the ports are addressed with the *next* node index, so in
 every cycle their data is the entry of the current node (base, bits, Ms, Ss, count) -- no bubble.
 
+An NNS pool input (descriptor ``pool_in``): the row's bits and Ms, Ss are the pool pair ``sel`` that the
+previous layer stored beside the row's count, read from the pool table at ``pool_off + sel`` through an
+asynchronous port in the same cycle as the count (no extra cycle).
+
 Pipeline (issue in cycle c): c+1 feature word arrives (block RAM output) and is registered; c+2 weight
 address from the registered tag; c+3 weight word arrives, PE input register; c+4 PE adder tree
 (registered); c+5 PE accumulate; c+6 PE sum complete -> rescale stage 1 (multiply); c+7 stage 2
@@ -59,7 +63,11 @@ class CombineEngine(wiring.Component):
             "n_nodes": In(count_bits(cfg.max_nodes)),
             "node_off": In(self.aw["node"]),
             "w_off": In(self.aw["weight"]),
+            "pool_in": In(1),
+            "pool_off": In(self.aw["pool"]),
             # memory ports
+            "pool_addr": Out(self.aw["pool"]),      # asynchronous read: pool_off + sel of the row
+            "pool_data": In(self.dw["pool"]),
             "node_addr": Out(self.aw["node"]),
             "node_data": In(self.dw["node"]),
             "count_data": In(self.dw["count"]),     # count memory, addressed with node_addr
@@ -81,7 +89,22 @@ class CombineEngine(wiring.Component):
             off, width = nf.offsets[name]
             return self.node_data[off:off + width]
 
-        base, bits, ms, ss = field("base"), field("bits"), field("src_mult"), field("src_shift")
+        cf, pf = mm.count_fields(cfg), mm.pool_fields()
+
+        def pfield(name):
+            off, width = pf.offsets[name]
+            return self.pool_data[off:off + width]
+
+        cnt = Signal(unsigned(cf.offsets["count"][1]))
+        sel = Signal(unsigned(cf.offsets["sel"][1]))
+        m.d.comb += [cnt.eq(self.count_data[:len(cnt)]), sel.eq(self.count_data[len(cnt):len(cnt) + len(sel)]),
+                     self.pool_addr.eq(self.pool_off + Mux(self.pool_in, sel, 0))]
+        base = field("base")
+        bits = Signal.like(field("bits"))
+        ms, ss = Signal(unsigned(fp.MULT_BITS)), Signal.like(field("src_shift"))
+        m.d.comb += [bits.eq(Mux(self.pool_in, pfield("bits"), field("bits"))),
+                     ms.eq(Mux(self.pool_in, pfield("src_mult"), field("src_mult"))),
+                     ss.eq(Mux(self.pool_in, pfield("src_shift"), field("src_shift")))]
         ff = mm.feat_fields(cfg)
 
         # the feature word is registered as it leaves the block RAM (timing: the RAM's clock-to-out
@@ -93,7 +116,6 @@ class CombineEngine(wiring.Component):
             off, width = ff.offsets[name]
             return feat_r[off:off + width]
 
-        cnt = self.count_data
 
         # ---- issue stage ------------------------------------------------------------------------
         setup = Signal()

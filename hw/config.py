@@ -66,6 +66,8 @@ _DESCRIBE = {
     "edges_per_cycle": "edges per cycle",
     "xw_words": "XW buffer (words)",
     "out_words": "output memory (words)",
+    "max_pool": "NNS pool size (pairs per layer)",
+    "pool_words": "NNS pool table (words)",
 }
 
 
@@ -106,6 +108,8 @@ class AcceleratorConfig:
     counter_bits: int = 32      # width of the cycle counters
     zero_skip: int = 1          # 1: all-zero bit-plane words are not stored and cost no combine cycle
     edges_per_cycle: int = 1    # E: edge-stream entries the aggregation engine adds per cycle
+    max_pool: int = 16          # largest NNS pool of a layer input (pairs; thresholds = max_pool - 1)
+    pool_words: int = 64        # NNS pool table: one word per (layer with a pool input, pair)
 
     def __post_init__(self):
         self.validate()
@@ -134,6 +138,8 @@ class AcceleratorConfig:
             raise ConfigError(f"edges_per_cycle must lie in [1, 8], got {self.edges_per_cycle}")
         if not 16 <= self.counter_bits <= 64:
             raise ConfigError(f"counter_bits must lie in [16, 64], got {self.counter_bits}")
+        if self.max_pool > 64:
+            raise ConfigError(f"max_pool must lie in [1, 64], got {self.max_pool}")
         if self.node_words < self.max_nodes:
             raise ConfigError(f"node_words ({self.node_words}) must hold at least one layer of "
                               f"max_nodes ({self.max_nodes})")
@@ -166,7 +172,8 @@ class AcceleratorConfig:
         """Physical depth of memory ``name`` (at least 2, so every address port is >= 1 bit wide)."""
         words = {"desc": self.max_layers, "node": self.node_words, "count": self.node_words, "feat": self.feat_words,
                  "weight": self.weight_words, "chan": self.chan_words, "edge": self.edge_words,
-                 "xw": self.xw_words, "out": self.out_words}[name]
+                 "xw": self.xw_words, "out": self.out_words, "pool": self.pool_words,
+                 "thr": self.max_layers}[name]
         return max(2, words)
 
     # -- JSON -------------------------------------------------------------------------------------
@@ -207,39 +214,47 @@ class AcceleratorConfig:
         """What ``program`` needs from a config with L=lanes, P=pes (every depth and limit).
 
         Feature memory: layer 0's region holds its stored words (only the non-zero ones with
-        ``zero_skip``); every hidden layer's region is reserved at the dense size b_j * T_in per node,
-        since the packer fills it at run time."""
-        from a2q.cycle_model import nonzero_words
+        ``zero_skip``); every hidden layer's region is reserved at the dense size b_j * T_in per row
+        (b_j: the row's static bits, or the largest bits of the layer's NNS pool), since the packer
+        fills it at run time. Rows: a layer's input rows (N nodes, or G graphs after a pool layer).
+        Edge memory: the graph's edge stream, then the membership stream of a pool layer."""
+        from a2q.cycle_model import nonzero_words, region_bits
 
         n = program.num_nodes
         rows = program.row_lengths
+        row_lens = [rows]
+        if program.num_graphs is not None:
+            row_lens.append(np.diff(np.asarray(program.arrays["graph_ptr"], dtype=np.int64)))
         f_max = max(max(s.in_features, s.out_features) for s in program.layers)
         feat = 0
         weight = chan = 0
+        pools = [program.pool_size(i) for i in range(program.num_layers)]
         for i, spec in enumerate(program.layers):
             t_in = ceil_div(spec.in_features, lanes)
             t_out = ceil_div(spec.out_features, pes)
             if i == 0 and zero_skip:
                 feat += int(nonzero_words(program.arrays["x"], program.layer(0, "bits"), lanes).sum())
             else:
-                feat += int(program.layer(i, "bits").astype(np.int64).sum()) * t_in
+                feat += int(region_bits(program, i).sum()) * t_in
             weight += t_in * t_out
             chan += t_out
-        t_out_all = [ceil_div(s.out_features, pes) for s in program.layers]
+        t_out = [ceil_div(s.out_features, pes) for s in program.layers]
         return {
             "weight_bits": max(s.weight_bits for s in program.layers),
-            "max_feature_bits": max(int(program.layer(i, "bits").max()) for i in range(program.num_layers)),
+            "max_feature_bits": max(int(region_bits(program, i).max(initial=1)) for i in range(program.num_layers)),
             "max_layers": program.num_layers,
             "max_features": f_max,
             "max_nodes": n,
-            "max_row_len": max(1, int(rows.max()) if rows.size else 1),
+            "max_row_len": max([1, *(int(r.max()) for r in row_lens if r.size)]),
             "feat_words": max(1, feat),
-            "node_words": program.num_layers * n,
+            "node_words": sum(program.rows_in(i) for i in range(program.num_layers)),
             "weight_words": weight,
             "chan_words": chan,
-            "edge_words": int((-(-np.maximum(rows, 1) // edges_per_cycle)).sum()),
-            "xw_words": n * max(t_out_all),
-            "out_words": n * t_out_all[-1],
+            "edge_words": sum(int((-(-np.maximum(r, 1) // edges_per_cycle)).sum()) for r in row_lens),
+            "xw_words": max(program.rows_in(i) * t_out[i] for i in range(program.num_layers)),
+            "out_words": program.num_rows_out * t_out[-1],
+            "max_pool": max([1, *pools]),
+            "pool_words": max(1, sum(pools)),
         }
 
     @classmethod

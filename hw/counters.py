@@ -5,9 +5,11 @@
 * ``cyc_combine``   cycles in the COMBINE phase (engine start, setup, issue, pipeline drain);
 * ``cyc_aggregate`` cycles in the AGGREGATE phase up to the last edge-stream entry, except stalls;
 * ``cyc_stall``     cycles the aggregation engine holds a row-ending entry for the packer;
-* ``cyc_requant``   cycles in the AGGREGATE phase after the last entry (requantizer and packer drain);
+* ``cyc_requant``   cycles in the AGGREGATE phase after the last entry (requantizer and packer drain),
+                    and on a dense layer (no edge stream) every non-stalled AGGREGATE cycle;
+* ``cyc_select``    cycles in the SELECT phase (the NNS select pass);
 
-so ``cyc_total - (combine + aggregate + stall + requant)`` = one DESC cycle per layer. All counters are
+so ``cyc_total - (combine + aggregate + stall + requant + select)`` = one DESC cycle per layer. All counters are
 cleared by ``start`` and hold their values after ``done``. They wrap at 2**counter_bits.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from .config import AcceleratorConfig
 from .sequencer import Phase
 
-COUNTERS = ("cyc_total", "cyc_combine", "cyc_aggregate", "cyc_requant", "cyc_stall")
+COUNTERS = ("cyc_total", "cyc_combine", "cyc_aggregate", "cyc_requant", "cyc_stall", "cyc_select")
 
 
 class CycleCounters(wiring.Component):
@@ -27,7 +29,8 @@ class CycleCounters(wiring.Component):
         n = cfg.counter_bits
         super().__init__({
             "clear": In(1),
-            "phase": In(2),
+            "phase": In(3),
+            "dense": In(1),       # the layer walks no edge stream: its walk counts as requantizer time
             "walking": In(1),     # the aggregation engine's edge walker is active
             "stalled": In(1),
             **{name: Out(n) for name in COUNTERS},
@@ -45,9 +48,10 @@ class CycleCounters(wiring.Component):
         inc = {
             "cyc_total": self.phase != Phase.IDLE,
             "cyc_combine": self.phase == Phase.COMBINE,
-            "cyc_aggregate": in_agg & ~self.stalled & ~draining,
+            "cyc_aggregate": in_agg & ~self.stalled & ~draining & ~self.dense,
             "cyc_stall": in_agg & self.stalled,
-            "cyc_requant": draining,
+            "cyc_requant": draining | (in_agg & ~self.stalled & self.dense),
+            "cyc_select": self.phase == Phase.SELECT,
         }
         for name in COUNTERS:
             ctr = getattr(self, name)

@@ -26,8 +26,14 @@ chan   P channel entries (``chan_lane_fields``)                 ch_off[l] + t_ou
 edge   E CSR edge stream entries of one row (``edge_fields``)   word (rows in order)
 xw     P 16-bit y values of one (node, output tile)             t_out * N + node
 out    P 16-bit logits of one (node, output tile)               node * T_out + t_out
-count  number of stored feature words of one node               layer * N + node
+count  stored feature words of one row + its NNS pair (``sel``)  node_off[l] + row
+pool   one NNS pair of a layer input (``pool_fields``)          pool_off[l] + pair
+thr    the NNS thresholds layer l's select pass compares with   layer
 ====== ======================================================== ===================================
+
+Rows: layer l combines its R_l input rows (N nodes, or G graphs after a pool layer) and aggregates
+into its Q_l output rows (Q = G for a pool layer); its node-table entries are ``node_off[l] + row``
+(``node_off`` = the cumulative R of the layers before).
 
 With ``zero_skip`` only the bit-plane words that are not all zero are stored (layer 0 by this module,
 hidden layers by the packer at run time, which also writes their counts); without it every word is.
@@ -42,7 +48,10 @@ from a2q import fixedpoint as fp
 
 from .config import NODE_BITS_FIELD, SHIFT_BITS, AcceleratorConfig, addr_bits, ceil_div, count_bits
 
-MEMORIES = ("desc", "node", "feat", "weight", "chan", "edge", "xw", "out", "count")
+MEMORIES = ("desc", "node", "feat", "weight", "chan", "edge", "xw", "out", "count", "pool", "thr")
+#: Width of one NNS threshold (the row max v lies in [0, 2^23]; unused slots hold 2^24 - 1 > v).
+THR_BITS = fp.P_BITS
+THR_UNUSED = (1 << THR_BITS) - 1
 MEM_SEL = {name: i for i, name in enumerate(MEMORIES)}
 #: Memories the engines write while running (not loaded by a testbench; readable afterwards).
 RESULT_MEMORIES = ("xw", "out")
@@ -117,6 +126,29 @@ def count_width(cfg: AcceleratorConfig) -> int:
     return count_bits(cfg.max_tiles_in * cfg.max_feature_bits)
 
 
+def sel_bits(cfg: AcceleratorConfig) -> int:
+    """Width of a selected NNS pair index (0 .. max_pool - 1)."""
+    return count_bits(max(1, cfg.max_pool - 1))
+
+
+def count_fields(cfg: AcceleratorConfig) -> Fields:
+    """Count memory word: the row's stored feature words, and the NNS pair selected for the row at run
+    time (0 for a static input). The packer (and the select pass) write it."""
+    return Fields([("count", count_width(cfg)), ("sel", sel_bits(cfg))])
+
+
+def pool_fields() -> Fields:
+    """One NNS pair of a layer input: the bits and SRC multiplier the layer reads the row with, and the
+    node-rescale multiplier of the layer before that writes it."""
+    return Fields([("bits", NODE_BITS_FIELD), ("src_mult", fp.MULT_BITS), ("src_shift", SHIFT_BITS),
+                   ("dst_mult", fp.MULT_BITS), ("dst_shift", SHIFT_BITS)])
+
+
+def thr_width(cfg: AcceleratorConfig) -> int:
+    """Threshold word: max_pool - 1 thresholds of THR_BITS, threshold t at bits [t*24, (t+1)*24)."""
+    return THR_BITS * max(1, cfg.max_pool - 1)
+
+
 def node_fields(cfg: AcceleratorConfig) -> Fields:
     """Node table: the node's feature base address and bits in this layer, and its multipliers."""
     return Fields([("base", feat_addr_bits(cfg)), ("bits", NODE_BITS_FIELD),
@@ -151,6 +183,13 @@ def desc_fields(cfg: AcceleratorConfig) -> Fields:
         ("next_node_off", addr_bits(cfg.depth("node"))),   # ... and of the next layer (bits, base)
         ("w_off", addr_bits(cfg.depth("weight"))),
         ("ch_off", addr_bits(cfg.depth("chan"))),
+        ("n_rows", count_bits(cfg.max_nodes)),         # output rows Q (n_nodes = input rows R)
+        ("edge_off", addr_bits(cfg.depth("edge"))),    # first word of the stream this layer walks
+        ("dense", 1),           # no edge stream: row i aggregates only itself (a = y)
+        ("select", 1),          # the next input is an NNS pool: select pass, then pair-dependent b', Md
+        ("pool_in", 1),         # this layer's inputs take bits and Ms/Ss from the pool table (sel)
+        ("pool_off", addr_bits(cfg.depth("pool"))),        # this layer's pool (its inputs)
+        ("next_pool_off", addr_bits(cfg.depth("pool"))),   # the next layer's pool (select, b', Md)
     ])
 
 
@@ -165,7 +204,9 @@ def word_widths(cfg: AcceleratorConfig) -> dict[str, int]:
         "edge": edge_fields(cfg).width,
         "xw": cfg.pes * fp.Y_BITS,
         "out": cfg.pes * fp.OUT_BITS,
-        "count": count_width(cfg),
+        "count": count_fields(cfg).width,
+        "pool": pool_fields().width,
+        "thr": thr_width(cfg),
     }
 
 
@@ -194,6 +235,10 @@ class LayerLayout:
     node_off: int
     w_off: int
     ch_off: int
+    rows_in: int = 0    # R: input rows (combine)
+    rows_out: int = 0   # Q: output rows (aggregation)
+    edge_off: int = 0   # first edge-stream word this layer walks (0: the graph; pool: the membership)
+    pool_off: int = 0   # this layer's NNS pool in the pool table
 
 
 def layout(program, cfg: AcceleratorConfig) -> list[LayerLayout]:
@@ -201,27 +246,31 @@ def layout(program, cfg: AcceleratorConfig) -> list[LayerLayout]:
     (layer 0 loaded, layer l+1 written by layer l's packer), so every layer's input stays readable.
     Layer 0's region holds exactly its stored words; a hidden layer's region is reserved at the dense
     size (b_j * T_in words per node), of which the packer fills the first ``count`` words per node."""
-    L, P, n = cfg.lanes, cfg.pes, program.num_nodes
-    out, feat, w, ch = [], 0, 0, 0
+    L, P = cfg.lanes, cfg.pes
+    out, feat, w, ch, node, pool = [], 0, 0, 0, 0, 0
+    member_off = int((-(-np.maximum(program.row_lengths, 1) // cfg.edges_per_cycle)).sum())
     for i, spec in enumerate(program.layers):
         t_in, t_out = ceil_div(spec.in_features, L), ceil_div(spec.out_features, P)
         words = int(_region_words(program, cfg, i).sum())
         out.append(LayerLayout(t_in=t_in, t_out=t_out, t_next=ceil_div(spec.out_features, L),
-                               feat_base=feat, feat_words=words, node_off=i * n, w_off=w, ch_off=ch))
+                               feat_base=feat, feat_words=words, node_off=node, w_off=w, ch_off=ch,
+                               rows_in=program.rows_in(i), rows_out=program.rows_out(i),
+                               edge_off=member_off if spec.kind == "pool" else 0, pool_off=pool))
         feat += words
         w += t_in * t_out
         ch += t_out
+        node += program.rows_in(i)
+        pool += program.pool_size(i)
     return out
 
 
 def _region_words(program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
-    """Words reserved per node in ``layer``'s feature region."""
-    from a2q.cycle_model import nonzero_words
+    """Words reserved per row in ``layer``'s feature region (an NNS pool input: its largest bits)."""
+    from a2q.cycle_model import nonzero_words, region_bits
 
-    bits = program.layer(layer, "bits").astype(np.int64)
     if layer == 0 and cfg.zero_skip:
-        return nonzero_words(program.arrays["x"], bits, cfg.lanes)
-    return bits * ceil_div(program.layers[layer].in_features, cfg.lanes)
+        return nonzero_words(program.arrays["x"], program.layer(0, "bits"), cfg.lanes)
+    return region_bits(program, layer) * ceil_div(program.layers[layer].in_features, cfg.lanes)
 
 
 def node_bases(program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
@@ -352,19 +401,55 @@ def edge_words(row_ptr: np.ndarray, col_idx: np.ndarray, cfg: AcceleratorConfig)
     return words
 
 
+def edge_image(program, cfg: AcceleratorConfig) -> list[int]:
+    """The edge memory: the graph's stream (rows = nodes), then, for a program with a pool layer, the
+    membership stream (row g = graph g's nodes; an empty graph is one placeholder word)."""
+    words = edge_words(program.arrays["row_ptr"], program.arrays["col_idx"], cfg)
+    if program.num_graphs is not None:
+        gptr = np.asarray(program.arrays["graph_ptr"], dtype=np.int64)
+        words += edge_words(gptr, np.arange(int(gptr[-1]), dtype=np.int64), cfg)
+    return words
+
+
 def descriptors(program, cfg: AcceleratorConfig) -> list[int]:
     df = desc_fields(cfg)
     lay = layout(program, cfg)
-    n, nl = program.num_nodes, program.num_layers
+    nl = program.num_layers
     words = []
     for i, spec in enumerate(program.layers):
         last = i == nl - 1
+        select = not last and program.has_pool_input(i + 1)
         words.append(df.pack(
             t_in=lay[i].t_in, t_out=lay[i].t_out, t_next=lay[i].t_next,
             in_signed=int(spec.in_signed), out_signed=0 if last else int(program.layers[i + 1].in_signed),
-            last=int(last), n_nodes=n, node_off=lay[i].node_off,
+            last=int(last), n_nodes=lay[i].rows_in, node_off=lay[i].node_off,
             next_node_off=lay[i + 1].node_off if not last else 0,
-            w_off=lay[i].w_off, ch_off=lay[i].ch_off))
+            w_off=lay[i].w_off, ch_off=lay[i].ch_off, n_rows=lay[i].rows_out, edge_off=lay[i].edge_off,
+            dense=int(spec.kind == "dense"), select=int(select), pool_in=int(program.has_pool_input(i)),
+            pool_off=lay[i].pool_off, next_pool_off=lay[i + 1].pool_off if not last else 0))
+    return words
+
+
+def pool_image(program, cfg: AcceleratorConfig) -> list[int]:
+    """The NNS pool table: every pool-input layer's pairs in order (``layout(...)[l].pool_off``)."""
+    pf = pool_fields()
+    words = []
+    for i in range(program.num_layers):
+        if program.has_pool_input(i):
+            words += pf.pack_arrays(**{k: program.layer(i, f"pool_{k}") for k, _ in pf})
+    return words
+
+
+def thr_image(program, cfg: AcceleratorConfig) -> list[int]:
+    """Threshold words, one per layer: word l holds the thresholds of layer l+1's NNS pool (what layer
+    l's select pass compares each row's max with), unused slots THR_UNUSED (never below a row max)."""
+    words = []
+    for i in range(program.num_layers):
+        thr = [THR_UNUSED] * max(1, cfg.max_pool - 1)
+        if i + 1 < program.num_layers and program.has_pool_input(i + 1):
+            for t, v in enumerate(program.layer(i + 1, "pool_thr")):
+                thr[t] = int(v)
+        words.append(sum(v << (THR_BITS * t) for t, v in enumerate(thr)))
     return words
 
 
@@ -375,16 +460,27 @@ def images(program, cfg: AcceleratorConfig) -> dict[str, list[int]]:
     The feature image holds layer 0's region only (later regions are written by the hardware).
     Raises ``ConfigError`` if the program does not fit.
     """
+    from a2q.cycle_model import region_bits
+
     cfg.check(program)
-    n = program.num_nodes
     nf = node_fields(cfg)
     node = []
     for i in range(program.num_layers):
+        r = program.rows_in(i)
+
+        def arr(name, i=i, r=r):
+            """Static per-row values padded to R rows; 0 where the pool table holds them instead."""
+            out = np.zeros(r, dtype=np.int64)
+            if f"l{i}_{name}" in program.arrays:
+                v = program.layer(i, name).astype(np.int64)
+                out[:len(v)] = v
+            return out
+
         node += nf.pack_arrays(
-            base=node_bases(program, cfg, i), bits=program.layer(i, "bits"),
-            src_mult=program.layer(i, "src_mult"), src_shift=program.layer(i, "src_shift"),
-            dst_mult=program.layer(i, "dst_mult"), dst_shift=program.layer(i, "dst_shift"))
-    assert len(node) == program.num_layers * n
+            base=node_bases(program, cfg, i), bits=region_bits(program, i),
+            src_mult=arr("src_mult"), src_shift=arr("src_shift"),
+            dst_mult=arr("dst_mult"), dst_shift=arr("dst_shift"))
+    assert len(node) == sum(program.rows_in(i) for i in range(program.num_layers))
     weight, chan = [], []
     for i in range(program.num_layers):
         weight += weight_words(program.layer(i, "weight").astype(np.int64), cfg)
@@ -397,27 +493,37 @@ def images(program, cfg: AcceleratorConfig) -> dict[str, list[int]]:
         "feat": feat,
         "weight": weight,
         "chan": chan,
-        "edge": edge_words(program.arrays["row_ptr"], program.arrays["col_idx"], cfg),
+        "edge": edge_image(program, cfg),
         "xw": [],
         "out": [],
-        "count": [int(c) for c in counts],
+        "count": [int(c) for c in counts],   # layer 0's rows (sel = 0: layer 0's inputs are static)
+        "pool": pool_image(program, cfg),
+        "thr": thr_image(program, cfg),
     }
 
 
-def feature_image(program, cfg: AcceleratorConfig, xs) -> tuple[list[int], list[int]]:
-    """The feature memory and the count memory with every layer's input ``xs[l]`` [N, F_in(l)] in its
+def feature_image(program, cfg: AcceleratorConfig, xs, sels=None) -> tuple[list[int], list[int]]:
+    """The feature memory and the count memory with every layer's input ``xs[l]`` [R, F_in(l)] in its
     region (what they hold after a run: ``xs[l] = integer.run(program)[l].x``; the unused tail of a
-    node's reserved words is 0 here). For tests and debugging."""
+    row's reserved words is 0 here). ``sels[l]``: the NNS pair of every input row of a pool-input
+    layer (``integer.run(program)[l - 1].sel``). For tests and debugging."""
     lay = layout(program, cfg)
     feat = [0] * (lay[-1].feat_base + lay[-1].feat_words)
     counts = []
+    cf = count_fields(cfg)
     for i, x in enumerate(xs):
-        words, cnt = stored_features(np.asarray(x), program.layer(i, "bits"), cfg)
+        sel = np.zeros(program.rows_in(i), dtype=np.int64)
+        if program.has_pool_input(i):
+            sel = np.asarray(sels[i], dtype=np.int64)
+            bits = program.layer(i, "pool_bits").astype(np.int64)[sel]
+        else:
+            bits = program.layer(i, "bits")
+        words, cnt = stored_features(np.asarray(x), bits, cfg)
         bases = node_bases(program, cfg, i)
         starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-        for j in range(program.num_nodes):
+        for j in range(program.rows_in(i)):
             feat[bases[j]:bases[j] + cnt[j]] = words[starts[j]:starts[j] + cnt[j]]
-        counts += [int(c) for c in cnt]
+        counts += [cf.pack(count=int(c), sel=int(s)) for c, s in zip(cnt, sel, strict=True)]
     return feat, counts
 
 
@@ -431,7 +537,7 @@ def feature_kb(program, cfg: AcceleratorConfig) -> dict[str, float]:
     ff = feat_fields(cfg)
     dense = sum(stored_words(program, cfg.lanes, skip=False)[i].sum() for i in range(program.num_layers))
     nz = sum(w.sum() for w in stored_words(program, cfg.lanes, skip=bool(cfg.zero_skip)))
-    counts = program.num_layers * program.num_nodes * count_width(cfg)
+    counts = sum(program.rows_in(i) for i in range(program.num_layers)) * count_fields(cfg).width
     reserved = sum(lay.feat_words for lay in layout(program, cfg))
     kb = 8 * 1024
     return {"dense": float(dense * cfg.lanes / kb), "sparse": float((nz * ff.width + counts) / kb),
@@ -441,10 +547,11 @@ def feature_kb(program, cfg: AcceleratorConfig) -> dict[str, float]:
 def feature_addresses(count_words, program, cfg: AcceleratorConfig, layer: int) -> list[int]:
     """Addresses of the words ``layer``'s region really holds (the first count_j of every node), given
     the count memory (from address 0): what a testbench reads back."""
-    n = program.num_nodes
-    cnt = np.array([int(c) for c in list(count_words)[layer * n:(layer + 1) * n]], dtype=np.int64)
+    lay = layout(program, cfg)[layer]
+    cf = count_fields(cfg)
+    cnt = [cf.get(c, "count") for c in list(count_words)[lay.node_off:lay.node_off + lay.rows_in]]
     bases = node_bases(program, cfg, layer)
-    return [int(a) for j in range(n) for a in range(bases[j], bases[j] + cnt[j])]
+    return [int(a) for j in range(lay.rows_in) for a in range(bases[j], bases[j] + cnt[j])]
 
 
 def xw_image(y, cfg: AcceleratorConfig) -> list[int]:
@@ -489,19 +596,34 @@ def _lanes16(words, pes: int) -> np.ndarray:
 
 
 def decode_output(words, program, cfg: AcceleratorConfig) -> np.ndarray:
-    """Output memory words (address 0..N*T_out-1) -> int64 logits [N, F_out]."""
-    n, f_out = program.num_nodes, program.layers[-1].out_features
+    """Output memory words (address 0..Q*T_out-1) -> int64 logits [Q, F_out] (Q: nodes, or graphs)."""
+    n, f_out = program.num_rows_out, program.layers[-1].out_features
     t_out = ceil_div(f_out, cfg.pes)
     v = _lanes16(list(words)[:n * t_out], cfg.pes).reshape(n, t_out * cfg.pes)
     return v[:, :f_out]
 
 
 def decode_xw(words, program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
-    """XW buffer words -> y [N, F_out] of ``layer`` (the buffer holds the most recent layer's y)."""
-    n, f_out = program.num_nodes, program.layers[layer].out_features
+    """XW buffer words -> y [R, F_out] of ``layer`` (the buffer holds the most recent layer's y)."""
+    n, f_out = program.rows_in(layer), program.layers[layer].out_features
     t_out = ceil_div(f_out, cfg.pes)
     v = _lanes16(list(words)[:n * t_out], cfg.pes).reshape(t_out, n, cfg.pes)
     return v.transpose(1, 0, 2).reshape(n, t_out * cfg.pes)[:, :f_out]
+
+
+def row_bits(program, cfg: AcceleratorConfig, layer: int, count_words) -> np.ndarray:
+    """Bits of every input row of ``layer``: static, or the pool pair the hardware selected (the
+    ``sel`` field of the row's count word)."""
+    if not program.has_pool_input(layer):
+        return program.layer(layer, "bits").astype(np.int64)
+    lay = layout(program, cfg)[layer]
+    cf = count_fields(cfg)
+    sel = np.array([cf.get(c, "sel") for c in list(count_words)[lay.node_off:lay.node_off + lay.rows_in]],
+                   dtype=np.int64)
+    pool = program.layer(layer, "pool_bits").astype(np.int64)
+    if sel.size and sel.max() >= pool.size:
+        raise ValueError(f"layer {layer}: selected pair {sel.max()} outside its pool of {pool.size}")
+    return pool[sel]
 
 
 def decode_features(words, count_words, program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
@@ -514,12 +636,14 @@ def decode_features(words, count_words, program, cfg: AcceleratorConfig, layer: 
     lay = layout(program, cfg)[layer]
     spec = program.layers[layer]
     ff = feat_fields(cfg)
-    bits = program.layer(layer, "bits").astype(np.int64)
     bases = node_bases(program, cfg, layer)
-    L, n, t = cfg.lanes, program.num_nodes, lay.t_in
-    cnt = [int(c) for c in list(count_words)[layer * n:(layer + 1) * n]]
-    if len(cnt) < n:
-        raise ValueError(f"count words end at {len(count_words)}, layer {layer} needs {(layer + 1) * n}")
+    L, n, t = cfg.lanes, lay.rows_in, lay.t_in
+    cf = count_fields(cfg)
+    raw = list(count_words)[lay.node_off:lay.node_off + n]
+    if len(raw) < n:
+        raise ValueError(f"count words end at {len(count_words)}, layer {layer} needs {lay.node_off + n}")
+    cnt = [cf.get(c, "count") for c in raw]
+    bits = row_bits(program, cfg, layer, count_words)
     get = words.__getitem__ if isinstance(words, dict) else list(words).__getitem__
     out = np.zeros((n, t, L), dtype=np.int64)
     lanes = np.arange(L, dtype=np.uint64)

@@ -50,6 +50,7 @@ class Packer(wiring.Component):
             "t_o": In(unsigned(count_bits(cfg.max_tiles_out))),
             "index": In(unsigned(self.aw["out"])),
             "cnt_addr": In(unsigned(self.aw["count"])),     # next layer's count entry of the group's node
+            "sel": In(unsigned(mm.sel_bits(cfg))),          # the row's NNS pair, stored beside its count
             "t_out": In(unsigned(count_bits(cfg.max_tiles_out))),
             "t_next": In(unsigned(count_bits(cfg.max_tiles_in))),
             "last": In(1),
@@ -59,7 +60,7 @@ class Packer(wiring.Component):
             "feat_data": Out(unsigned(mm.feat_fields(cfg).width)),
             "feat_en": Out(1),
             "count_addr": Out(self.aw["count"]),
-            "count_data": Out(unsigned(mm.count_width(cfg))),
+            "count_data": Out(unsigned(mm.count_fields(cfg).width)),
             "count_en": Out(1),
             "out_addr": Out(self.aw["out"]),
             "out_data": Out(unsigned(P * fp.OUT_BITS)),
@@ -81,6 +82,7 @@ class Packer(wiring.Component):
         index = Signal.like(self.index)
         base = Signal(unsigned(self.aw["feat"]))
         cnt_addr = Signal.like(self.cnt_addr)
+        sel = Signal.like(self.sel)
         tile0 = Signal(unsigned(ff.offsets["tile"][1]))   # first tile of the group
         node_last = Signal()                               # the node's last group: write its count
         store = Signal()                                   # this group's slots store words
@@ -113,7 +115,7 @@ class Packer(wiring.Component):
             self.feat_data.eq(Cat(word, (tile0 + tile)[:ff.offsets["tile"][1]], plane)),
             self.feat_en.eq(we),
             self.count_addr.eq(cnt_addr),
-            self.count_data.eq(wr + we),
+            self.count_data.eq(Cat((wr + we)[:len(wr)], sel)),
             self.count_en.eq(writing & ~last & node_last & (left == 1)),
             self.out_addr.eq(index),
             self.out_data.eq(q),
@@ -128,7 +130,8 @@ class Packer(wiring.Component):
                 m.d.sync += plane.eq(plane + 1)
         with m.If(self.valid):
             m.d.sync += [q.eq(self.q), b.eq(self.bits), last.eq(self.last), index.eq(self.index),
-                         left.eq(w), base.eq(self.base), cnt_addr.eq(self.cnt_addr), plane.eq(0), tile.eq(0),
+                         left.eq(w), base.eq(self.base), cnt_addr.eq(self.cnt_addr), sel.eq(self.sel),
+                         plane.eq(0), tile.eq(0),
                          tile0.eq(first_tile), node_last.eq(self.t_o == self.t_out - 1)]
             with m.If(self.t_o == 0):
                 m.d.sync += wr.eq(0)

@@ -47,6 +47,10 @@ class Requantizer(wiring.Component):
             "q": Out(unsigned(P * fp.OUT_BITS)),               # P signed 16-bit results
             "out_payload": Out(unsigned(payload_bits)),
             "busy": Out(1),                                    # a group is in the pipeline
+            # after the channel rescale (RESCALE_LATENCY): p for the NNS selector, with its payload
+            "p_valid": Out(1),
+            "p": Out(unsigned(P * fp.P_BITS)),                 # P signed 24-bit values
+            "p_payload": Out(unsigned(payload_bits)),
         })
 
     def elaborate(self, platform):
@@ -81,7 +85,7 @@ class Requantizer(wiring.Component):
             s = Signal(self.payload_bits, name=f"payload_d{k + 1}")
             m.d.sync += s.eq(pay[-1])
             pay.append(s)
-        m.d.comb += self.out_payload.eq(pay[-1])
+        m.d.comb += [self.out_payload.eq(pay[-1]), self.p_payload.eq(pay[RESCALE_LATENCY])]
         vs = [self.valid]
         for k in range(LATENCY):
             s = Signal(name=f"valid_d{k + 1}")
@@ -89,7 +93,7 @@ class Requantizer(wiring.Component):
             vs.append(s)
         m.d.comb += self.busy.eq(Cat(*vs).any())
 
-        outs = []
+        outs, chans = [], []
         for o in range(P):
             lane = self.chan[o * cf.width:(o + 1) * cf.width]
 
@@ -109,5 +113,7 @@ class Requantizer(wiring.Component):
                 nd_r.shift.eq(n_sd), nd_r.lo.eq(n_lo), nd_r.hi.eq(n_hi),
             ]
             outs.append(nd_r)
-        m.d.comb += [self.out_valid.eq(outs[0].out_valid), self.q.eq(Cat(*[r.result for r in outs]))]
+            chans.append(ch)
+        m.d.comb += [self.out_valid.eq(outs[0].out_valid), self.q.eq(Cat(*[r.result for r in outs])),
+                     self.p_valid.eq(chans[0].out_valid), self.p.eq(Cat(*[c.result for c in chans]))]
         return m

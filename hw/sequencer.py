@@ -2,7 +2,9 @@
 
 Per layer: DESC (1 cycle: the descriptor table is addressed with the layer number; its read port then
 holds the descriptor for the whole layer), COMBINE (start the combination engine, wait until it has
-written the whole XW buffer), AGGREGATE (start the aggregation engine; wait until the aggregation,
+written the whole XW buffer), SELECT (only if the descriptor's ``select`` is set, i.e. the next layer's
+input is an NNS pool: the aggregation engine walks the layer once without the packer, and the selector
+stores each row's NNS pair), AGGREGATE (start the aggregation engine; wait until the aggregation,
 requantizer and packer pipelines are empty). After the layer whose descriptor has ``last`` set (or
 the last descriptor slot), ``done`` rises and stays high until the next ``start``.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import enum
 
-from amaranth import Module, Signal, unsigned
+from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -22,6 +24,7 @@ class Phase(enum.IntEnum):
     DESC = 1
     COMBINE = 2
     AGGREGATE = 3
+    SELECT = 4
 
 
 class Sequencer(wiring.Component):
@@ -32,8 +35,9 @@ class Sequencer(wiring.Component):
             "busy": Out(1),
             "done": Out(1),
             "layer": Out(unsigned(addr_bits(cfg.depth("desc")))),   # descriptor table address
-            "phase": Out(unsigned(2)),
+            "phase": Out(unsigned(3)),
             "desc_last": In(1),
+            "desc_select": In(1),     # the layer has a select pass
             "comb_start": Out(1),
             "comb_busy": In(1),
             "agg_start": Out(1),
@@ -48,7 +52,7 @@ class Sequencer(wiring.Component):
             self.busy.eq(self.phase != Phase.IDLE),
             # each engine is started in the first cycle of its phase
             self.comb_start.eq((self.phase == Phase.COMBINE) & ~kicked),
-            self.agg_start.eq((self.phase == Phase.AGGREGATE) & ~kicked),
+            self.agg_start.eq(((self.phase == Phase.AGGREGATE) | (self.phase == Phase.SELECT)) & ~kicked),
         ]
         with m.Switch(self.phase):
             with m.Case(Phase.IDLE), m.If(self.start):
@@ -58,6 +62,10 @@ class Sequencer(wiring.Component):
             with m.Case(Phase.COMBINE):
                 m.d.sync += kicked.eq(1)
                 with m.If(kicked & ~self.comb_busy):
+                    m.d.sync += [self.phase.eq(Mux(self.desc_select, Phase.SELECT, Phase.AGGREGATE)), kicked.eq(0)]
+            with m.Case(Phase.SELECT):
+                m.d.sync += kicked.eq(1)
+                with m.If(kicked & ~self.agg_busy):
                     m.d.sync += [self.phase.eq(Phase.AGGREGATE), kicked.eq(0)]
             with m.Case(Phase.AGGREGATE):
                 m.d.sync += kicked.eq(1)

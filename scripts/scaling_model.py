@@ -33,6 +33,7 @@ CLOCK_MHZ = 100.0
 class Spec:
     in_features: int
     out_features: int
+    kind: str = "gcn"
 
 
 class GraphStats:
@@ -51,6 +52,14 @@ class GraphStats:
 
     def out_bits_of(self, i: int):
         return self._bits[i + 1] if i + 1 < self.num_layers else None
+
+    def has_pool_input(self, i: int) -> bool:   # GCN layers: static per-node bits only
+        return False
+
+    def rows_in(self, i: int) -> int:
+        return self.num_nodes
+
+    rows_out = rows_in
 
 
 def bits_with_mean(n: int, mean: float, rng) -> np.ndarray:
