@@ -251,7 +251,7 @@ def layout(program, cfg: AcceleratorConfig) -> list[LayerLayout]:
     member_off = int((-(-np.maximum(program.row_lengths, 1) // cfg.edges_per_cycle)).sum())
     for i, spec in enumerate(program.layers):
         t_in, t_out = ceil_div(spec.in_features, L), ceil_div(spec.out_features, P)
-        words = int(_region_words(program, cfg, i).sum())
+        words = int(region_words(program, cfg, i).sum())
         out.append(LayerLayout(t_in=t_in, t_out=t_out, t_next=ceil_div(spec.out_features, L),
                                feat_base=feat, feat_words=words, node_off=node, w_off=w, ch_off=ch,
                                rows_in=program.rows_in(i), rows_out=program.rows_out(i),
@@ -264,7 +264,7 @@ def layout(program, cfg: AcceleratorConfig) -> list[LayerLayout]:
     return out
 
 
-def _region_words(program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
+def region_words(program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
     """Words reserved per row in ``layer``'s feature region (an NNS pool input: its largest bits)."""
     from a2q.cycle_model import nonzero_words, region_bits
 
@@ -277,7 +277,7 @@ def node_bases(program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
     """Feature base address of every node in ``layer`` (nodes in order, each with its reserved words;
     a node that stores no word gets base 0, which the engine never reads)."""
     lay = layout(program, cfg)[layer]
-    words = _region_words(program, cfg, layer)
+    words = region_words(program, cfg, layer)
     bases = lay.feat_base + np.concatenate([[0], np.cumsum(words)[:-1]]).astype(np.int64)
     return np.where(words > 0, bases, 0)
 

@@ -196,7 +196,8 @@ def signed_lanes(word: int, lanes: int, bits: int) -> np.ndarray:
 def _copy(program):
     from a2q.program import LayerSpec, Program
 
-    layers = [LayerSpec(s.in_features, s.out_features, s.in_signed, s.weight_bits, s.relu) for s in program.layers]
+    layers = [LayerSpec(s.in_features, s.out_features, s.in_signed, s.weight_bits, s.relu, kind=s.kind)
+              for s in program.layers]
     return Program(layers=layers, arrays={k: v.copy() for k, v in program.arrays.items()}, meta=dict(program.meta))
 
 
@@ -283,3 +284,82 @@ def sparse_program(program, seed: int = 0, density: float = 0.2, empty_nodes: in
     for i in range(p.num_layers - 1):
         p.arrays[f"l{i}_bias"] = (p.arrays[f"l{i}_bias"].astype(np.int64) - 3000).astype(np.int32)
     return p
+
+
+def signed_nns_program(program):
+    """A copy of a v2 ``program`` in which the first NNS pool input after a non-pool layer is signed
+    (that layer loses its ReLU): the selector's ``|p|`` path and a signed run-time-selected input."""
+    from a2q.program import validate
+
+    p = _copy(program)
+    for k in range(1, p.num_layers):
+        if p.has_pool_input(k) and p.layers[k - 1].kind != "pool":
+            p.layers[k - 1].relu = False
+            p.layers[k].in_signed = True
+            validate(p)
+            return p
+    raise ValueError("the program has no NNS pool input to make signed")
+
+
+class SelectorHarness(wiring.Component):
+    """NNSSelector + a count memory it writes and the threshold word it compares with (for tests)."""
+
+    def __init__(self, cfg: AcceleratorConfig, thr_word: int):
+        from .select import NNSSelector
+
+        self.cfg, self.thr_word = cfg, thr_word
+        self.sel = NNSSelector(cfg)
+        self.mem = Memory(shape=unsigned(mm.count_fields(cfg).width), depth=cfg.depth("count"), init=[])
+        super().__init__({"valid": In(1), "p": In(self.sel.p.shape()), "signed": In(1),
+                          "t_o": In(self.sel.t_o.shape()), "t_out": In(self.sel.t_out.shape()),
+                          "cnt_addr": In(self.sel.cnt_addr.shape()), "busy": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.sel, m.submodules.mem = self.sel, self.mem
+        wp = self.mem.write_port()
+        s = self.sel
+        m.d.comb += [s.valid.eq(self.valid), s.p.eq(self.p), s.signed.eq(self.signed), s.t_o.eq(self.t_o),
+                     s.t_out.eq(self.t_out), s.cnt_addr.eq(self.cnt_addr), s.thr.eq(self.thr_word),
+                     wp.addr.eq(s.count_addr), wp.data.eq(s.count_data), wp.en.eq(s.count_en),
+                     self.busy.eq(s.busy)]
+        return m
+
+
+def run_selector(cfg: AcceleratorConfig, p: np.ndarray, thresholds, signed: bool) -> tuple[np.ndarray, int]:
+    """Stream ``p`` [Q, F_out] through the selector group by group (one (row, tile) per cycle, as the
+    select pass does); returns the pair written for every row and the cycles until it is idle."""
+    P = cfg.pes
+    q, f = p.shape
+    t_out = -(-f // P)
+    thr = [mm.THR_UNUSED] * max(1, cfg.max_pool - 1)
+    thr[:len(thresholds)] = [int(t) for t in thresholds]
+    h = SelectorHarness(cfg, sum(v << (mm.THR_BITS * t) for t, v in enumerate(thr)))
+    pad = np.zeros((q, t_out * P), dtype=np.int64)
+    pad[:, :f] = p
+    state = {}
+
+    async def bench(ctx):
+        ctx.set(h.signed, int(signed))
+        ctx.set(h.t_out, t_out)
+        cycles = 0
+        for r in range(q):
+            for to in range(t_out):
+                word = sum((int(v) & ((1 << mm.THR_BITS) - 1)) << (mm.THR_BITS * o)
+                           for o, v in enumerate(pad[r, to * P:(to + 1) * P]))
+                ctx.set(h.p, word)
+                ctx.set(h.t_o, to)
+                ctx.set(h.cnt_addr, r)
+                ctx.set(h.valid, 1)
+                await ctx.tick()
+                cycles += 1
+        ctx.set(h.valid, 0)
+        while ctx.get(h.busy):
+            await ctx.tick()
+            cycles += 1
+        cf = mm.count_fields(cfg)
+        state["sel"] = [cf.get(ctx.get(h.mem.data[r]), "sel") for r in range(q)]
+        state["cycles"] = cycles
+
+    simulate(h, bench)
+    return np.array(state["sel"], dtype=np.int64), state["cycles"]

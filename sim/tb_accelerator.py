@@ -121,20 +121,21 @@ async def run_program(dut):
     else:
         async def read(name, start, count):
             return mems[name].read(start, count, unresolved)
-    out_words = await read("out", 0, program.num_nodes * -(-last.out_features // cfg.pes))
-    n = program.num_nodes
+    out_words = await read("out", 0, program.num_rows_out * -(-last.out_features // cfg.pes))
+    n0 = lay[0].rows_in
     count_words = [int(c) for c in imgs["count"]]   # layer 0's counts were loaded
-    count_words += await read("count", n, (program.num_layers - 1) * n)
+    count_words += await read("count", n0, sum(la.rows_in for la in lay[1:]))
+    cf = mm.count_fields(cfg)
     feat_words = {}
-    for i in range(1, program.num_layers):  # what each layer's packer wrote: node j's first count_j words
+    for i in range(1, program.num_layers):  # what each layer's packer wrote: row j's first count_j words
         bases = mm.node_bases(program, cfg, i)
-        reserved = program.layer(i, "bits").astype(int) * lay[i].t_in
-        for j, c in enumerate(count_words[i * n:(i + 1) * n]):
-            c = min(int(c), int(reserved[j]))   # a count past the node's region is caught by the decoder
+        reserved = mm.region_words(program, cfg, i)
+        for j, c in enumerate(count_words[lay[i].node_off:lay[i].node_off + lay[i].rows_in]):
+            c = min(cf.get(c, "count"), int(reserved[j]))   # a count past the row's region is caught by the decoder
             if c:
                 words = await read("feat", int(bases[j]), c)
                 feat_words.update(zip(range(int(bases[j]), int(bases[j]) + c), words, strict=True))
-    xw_words = await read("xw", 0, program.num_nodes * lay[-1].t_out)
+    xw_words = await read("xw", 0, lay[-1].rows_in * lay[-1].t_out)
     t_read, c_read = time.perf_counter() - t2, time.process_time() - c2
 
     result = compare_run(program, cfg, out_words, feat_words, count_words, xw_words, counters, model)

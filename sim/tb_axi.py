@@ -109,17 +109,17 @@ async def run_program_axi(dut):
     t2 = time.perf_counter()
     lay = mm.layout(program, cfg)
     last = program.layers[-1]
-    out_words = await read_words(bus, win, "out", 0, program.num_nodes * -(-last.out_features // cfg.pes))
-    n = program.num_nodes
+    out_words = await read_words(bus, win, "out", 0, program.num_rows_out * -(-last.out_features // cfg.pes))
+    n0 = lay[0].rows_in
     count_words = [int(c) for c in imgs["count"]]   # layer 0's counts were loaded
-    count_words += await read_words(bus, win, "count", n, (program.num_layers - 1) * n)
-    feat_words = {}   # each hidden region read whole, then the words the packer stored (first count_j per node)
+    count_words += await read_words(bus, win, "count", n0, sum(la.rows_in for la in lay[1:]))
+    feat_words = {}   # each hidden region read whole, then the words the packer stored (first count_j per row)
     for i in range(1, program.num_layers):
         region = await read_words(bus, win, "feat", lay[i].feat_base, lay[i].feat_words)
         for a in mm.feature_addresses(count_words, program, cfg, i):
             if 0 <= a - lay[i].feat_base < len(region):
                 feat_words[a] = region[a - lay[i].feat_base]
-    xw_words = await read_words(bus, win, "xw", 0, program.num_nodes * lay[-1].t_out)
+    xw_words = await read_words(bus, win, "xw", 0, lay[-1].rows_in * lay[-1].t_out)
     t_read = time.perf_counter() - t2
 
     result = compare_run(program, cfg, out_words, feat_words, count_words, xw_words, counters, model)
