@@ -70,7 +70,7 @@ class CombineHarness(wiring.Component):
         feat_image, count_image = images
         self.mems = {name: Memory(shape=unsigned(shapes[name][0]), depth=shapes[name][1], init=init)
                      for name, init in (("node", imgs["node"]), ("count", count_image), ("feat", feat_image),
-                                        ("weight", imgs["weight"]), ("xw", []))}
+                                        ("weight", imgs["weight"]), ("xw", []), ("pool", imgs["pool"]))}
         super().__init__({"start": In(1), "busy": Out(1)})
 
     def elaborate(self, platform):
@@ -80,11 +80,14 @@ class CombineHarness(wiring.Component):
         eng = m.submodules.engine = CombineEngine(self.cfg)
         desc = _layer_desc(self.program, self.cfg, self.layer_index)
         rn, rc, rf, rw = (self.mems[k].read_port() for k in ("node", "count", "feat", "weight"))
+        rp = self.mems["pool"].read_port(domain="comb")
         wx = self.mems["xw"].write_port()
         m.d.comb += [
             eng.start.eq(self.start), self.busy.eq(eng.busy),
             eng.t_in.eq(desc["t_in"]), eng.t_out.eq(desc["t_out"]), eng.in_signed.eq(desc["in_signed"]),
             eng.n_nodes.eq(desc["n_nodes"]), eng.node_off.eq(desc["node_off"]), eng.w_off.eq(desc["w_off"]),
+            eng.pool_in.eq(desc["pool_in"]), eng.pool_off.eq(desc["pool_off"]),
+            rp.addr.eq(eng.pool_addr), eng.pool_data.eq(rp.data),
             rn.addr.eq(eng.node_addr), eng.node_data.eq(rn.data),
             rc.addr.eq(eng.node_addr), eng.count_data.eq(rc.data),
             rf.addr.eq(eng.feat_addr), eng.feat_data.eq(rf.data),
@@ -132,6 +135,8 @@ class AggregateHarness(wiring.Component):
             agg.t_out.eq(d["t_out"]), agg.t_next.eq(d["t_next"]), agg.last.eq(d["last"]),
             agg.n_nodes.eq(d["n_nodes"]), agg.node_off.eq(d["node_off"]),
             agg.next_node_off.eq(d["next_node_off"]), agg.ch_off.eq(d["ch_off"]),
+            # static inputs only here (the NNS select pass needs the whole accelerator: test_hw_v2)
+            agg.n_rows.eq(d["n_rows"]), agg.edge_off.eq(d["edge_off"]), agg.dense.eq(d["dense"]),
             re.addr.eq(agg.edge_addr), agg.edge_data.eq(re.data),
             rn.addr.eq(agg.node_addr), agg.node_data.eq(rn.data),
             rb.addr.eq(agg.next_addr), agg.next_data.eq(rb.data),

@@ -148,3 +148,20 @@ def test_feature_image_round_trip_with_selected_bits():
     feat, counts = mm.feature_image(p, cfg, [t.x.numpy() for t in tr], sels)
     for layer in range(p.num_layers):
         np.testing.assert_array_equal(mm.decode_features(feat, counts, p, cfg, layer), tr[layer].x.numpy())
+
+
+def test_combine_engine_reads_the_selected_pair():
+    """The combination engine alone on NNS-pool inputs (the 1-pair pool and 4-pair pools, rows = nodes
+    or graphs): bits and Ms/Ss come from the pair stored beside each row's count; y and cycles exact."""
+    from hw.testing import CombineHarness, run_engine
+
+    p = random_v2_program(seed=0)
+    cfg = AcceleratorConfig.fit(p, 4, 4)
+    tr = integer.run(p)
+    images = mm.feature_image(p, cfg, [t.x.numpy() for t in tr], [None] + [tr[i - 1].sel for i in range(1, 5)])
+    model = cycle_model.cycles_for_config(p, cfg)
+    for layer in range(1, p.num_layers):
+        assert p.has_pool_input(layer)
+        res = run_engine(CombineHarness(cfg, p, layer, images))
+        np.testing.assert_array_equal(mm.decode_xw(res["mems"]["xw"], p, cfg, layer), tr[layer].y.numpy())
+        assert res["busy"] + 1 == model.layers[layer].combine

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from a2q import program as prog
-from a2q.synth import random_program
+from a2q.synth import random_program, random_v2_program
 from hw.config import AcceleratorConfig
-from hw.testing import saturating_program, signed_hidden_program, sparse_program, worst_case_program
+from hw.testing import (saturating_program, signed_hidden_program, signed_nns_program, sparse_program,
+                        worst_case_program)
 from sim import runner
 from sim.simulate import simulate
 
@@ -40,12 +41,22 @@ PROGRAMS = {
     # zero-word skipping: mostly-zero inputs, nodes without any stored word (layer 0, and after ReLU)
     "sparse_empty_nodes": lambda: sparse_program(random_program(seed=17, n=20, dims=(24, 8, 4)), seed=17),
 }
+#: Format v2 (in the same covering config, so each simulator compiles one design): mixed layer kinds,
+#: a batch of graphs with a 1-node and an empty graph, NNS pools selected at run time (a single-pair
+#: pool, a signed pool input).
+V2_PROGRAMS = {
+    "v2_graph_level_gin": lambda: random_v2_program(seed=0),   # gin, dense, pool, dense, dense; sizes 6,1,0,9,4
+    "v2_signed_pool_input": lambda: signed_nns_program(random_v2_program(seed=1)),
+    "v2_node_level_mix": lambda: random_v2_program(seed=2, kinds=("gcn", "gin", "dense"), dims=(10, 8, 8, 4),
+                                                   sizes=(5, 1, 3)),
+    "v2_pool_first": lambda: random_v2_program(seed=3, kinds=("pool", "dense"), dims=(10, 8, 4), sizes=(3, 0, 1, 4)),
+}
 
 
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory):
     root = tmp_path_factory.mktemp("programs")
-    built = {name: make() for name, make in PROGRAMS.items()}
+    built = {name: make() for name, make in {**PROGRAMS, **V2_PROGRAMS}.items()}
     paths = {name: prog.save(p, root / name) for name, p in built.items()}
     return paths, AcceleratorConfig.covering(list(built.values()), lanes=LANES, pes=PES)
 
@@ -117,3 +128,30 @@ def test_karate_club_a2q_program_on_verilator(tmp_path):
     rep = simulate(path, lanes=LANES, pes=PES, sim="verilator")
     _check(rep)
     assert len(set(program.layer(1, "bits").tolist())) >= 1 and program.num_nodes == 34
+
+
+def _check_v2(rep, program):
+    _check(rep)
+    out = [c for c in rep["checked"] if c["layer"] == program.num_layers - 1 and c["phase"] == "out"]
+    assert out and out[0]["values"] == program.num_rows_out * program.layers[-1].out_features   # G rows
+    assert {(c["layer"], c["phase"]) for c in rep["checked"]} >= {(i, "out") for i in range(program.num_layers)}
+
+
+@pytest.mark.parametrize("name", list(V2_PROGRAMS))
+def test_verilator_v2_bit_and_cycle_exact(programs, name, tmp_path):
+    _require("verilator")
+    paths, cfg = programs
+    program = prog.load(paths[name])
+    rep = simulate(paths[name], config=cfg, sim="verilator", out=tmp_path / "report.json")
+    _check_v2(rep, program)
+    if any(program.has_pool_input(i) for i in range(program.num_layers)):
+        assert rep["rtl_cycles"]["select"] > 0
+
+
+@pytest.mark.parametrize("name,io", [("v2_graph_level_gin", "backdoor"), ("v2_signed_pool_input", "port")])
+def test_icarus_v2_bit_and_cycle_exact(programs, name, io, tmp_path):
+    _require("icarus")
+    paths, cfg = programs
+    rep = simulate(paths[name], config=cfg, sim="icarus", io=io)
+    _check_v2(rep, prog.load(paths[name]))
+    assert rep["io"] == io
