@@ -13,8 +13,7 @@ import pytest
 from a2q import program as prog
 from a2q.synth import random_program, random_v2_program
 from hw.config import AcceleratorConfig
-from hw.testing import (saturating_program, signed_hidden_program, signed_nns_program, sparse_program,
-                        worst_case_program)
+from hw.testing import saturating_program, signed_hidden_program, signed_nns_program, sparse_program, worst_case_program
 from sim import runner
 from sim.simulate import simulate
 
