@@ -5,7 +5,8 @@ Ports (clock ``clk``, synchronous reset ``rst``, both from Amaranth's default ``
 ============= ====== ===================================================================================
 port          dir    meaning
 ============= ====== ===================================================================================
-mem_sel       in     memory select, ``memory_map.MEM_SEL`` (desc, node, feat, weight, chan, edge, xw, out)
+mem_sel       in     memory select, ``memory_map.MEM_SEL`` (desc, node, feat, weight, chan, edge, xw, out,
+                     count, pool, thr)
 mem_addr      in     word address in the selected memory
 mem_wdata     in     word to write (low bits used; width = widest memory word)
 mem_we        in     write ``mem_wdata`` at ``mem_addr`` of ``mem_sel`` this clock (ignored while busy)
@@ -21,6 +22,7 @@ cyc_combine   out
 cyc_aggregate out
 cyc_requant   out
 cyc_stall     out
+cyc_select    out    (the NNS select pass)
 ============= ====== ===================================================================================
 
 Loading is one clock per word: hold ``mem_we`` high and present a new (sel, addr, data) every clock.

@@ -46,7 +46,7 @@ def test_deterministic_with_sidecar(small_verilog):
     assert ports["mem_addr"]["width"] == w["mem_addr"] and ports["mem_sel"]["width"] == w["mem_sel"]
     assert ports["mem_rdata"]["direction"] == "output" and ports["start"]["direction"] == "input"
     for name in ("clk", "rst", "mem_we", "start", "busy", "done", "cyc_total", "cyc_combine",
-                 "cyc_aggregate", "cyc_requant", "cyc_stall"):
+                 "cyc_aggregate", "cyc_requant", "cyc_stall", "cyc_select"):
         assert name in ports
     assert ports["cyc_total"]["width"] == 32
     assert side["memories"]["feat"]["mem_sel"] == mm.MEM_SEL["feat"]

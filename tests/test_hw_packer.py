@@ -103,5 +103,5 @@ def test_last_layer_output_words(data):
     assert not feat and not count
     t_out = ceil_div(f_out, pes)
     words = [out[a] for a in range(n * t_out)]
-    prog = type("P", (), {"num_nodes": n, "layers": [type("S", (), {"out_features": f_out})()]})()
+    prog = type("P", (), {"num_nodes": n, "num_rows_out": n, "layers": [type("S", (), {"out_features": f_out})()]})()
     assert (mm.decode_output(words, prog, cfg) == q).all()
