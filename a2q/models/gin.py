@@ -1,8 +1,11 @@
 """GIN-0 in FP32, uniform INT-k, Degree-Quant INT-k or A2Q form, for node- and graph-level tasks.
 
-    x -> QGINConv x L -> [graph: global sum pooling] -> head: Q -> Linear -> ReLU -> dropout -> Q -> Linear
+    x -> QGINConv x L -> Q -> [graph: global sum pooling] -> head: Linear -> ReLU -> dropout -> Q -> Linear
 
-Every linear input is quantized (the layer inputs, each MLP's inner input, both head inputs). Node-level
+Every linear input is quantized (the layer inputs, each MLP's inner input, both head inputs). The head's
+first input is quantized per node *before* the readout, so the sum readout and the head's first Linear
+fuse exactly into the accelerator's `pool` layer (docs/arithmetic.md); a mean readout trains but does
+not export. Node-level
 A2Q gives each node its own (step, bits); graph-level A2Q uses the NNS pool, since test graphs are
 unseen. Defaults follow the A2Q/Degree-Quant graph-level setting: 5 layers, 64 hidden channels.
 """
@@ -93,8 +96,8 @@ class GIN(QuantizedModel):
         spread = torch.zeros(n).index_add_(0, data.edge_index[0], ones) + 1 if self.config["aggregation_aware"] \
             else torch.ones(n)
         node_rows = [q for q, _ in self.feature_quantizers()[:2 * len(self.convs)] if q is not None]
-        if self.task == "node":
-            node_rows += [q for q in self._hq if q is not None]
+        # the head's first input has node rows at both levels (it is quantized before the readout)
+        node_rows += [q for q in self._hq[:1 if self.task == "graph" else 2] if q is not None]
         self._set_degree_dependent(in_deg, spread, node_rows)
 
     def forward(self, data) -> torch.Tensor:
@@ -102,8 +105,11 @@ class GIN(QuantizedModel):
         h = data.x
         for c in self.convs:
             h = c(h, self._adj)
+        # the head's first input is quantized per node, before the readout: sum_i (xq_i W) = (sum_i xq_i) W,
+        # so the accelerator fuses the sum readout with the head's first Linear exactly (a `pool` layer)
+        h = apply(self._hq[0], h)
         if self.task == "graph":
             h = READOUTS[self.readout](h, data.batch, size=int(data.num_graphs))
-        h = F.relu(self._linear(self.head1, 0, apply(self._hq[0], h)))
+        h = F.relu(self._linear(self.head1, 0, h))
         h = F.dropout(h, self.dropout, self.training)
         return self._linear(self.head2, 1, apply(self._hq[1], h))
