@@ -171,7 +171,8 @@ def run_graph_train(args) -> dict:
                   f"avg bits {row['avg_bits']:.2f}, epoch {row['best_epoch']}, {row['s_per_epoch']:.2f} s/epoch")
         meta = {"dataset": args.dataset, "model": args.model, "task": "graph", "method": args.method,
                 "bits": args.bits, "fold": k, "seed": seed + k, "hidden": hp["hidden"],
-                "target_bits": hp["target_bits"], "fakequant_test_acc": row["test_acc"], "val_acc": row["val_acc"]}
+                "target_bits": hp["target_bits"], "fakequant_test_acc": row["test_acc"], "val_acc": row["val_acc"],
+                "num_folds": args.num_folds, "split_seed": args.split_seed, "readout": args.readout}
         save_checkpoint(out / f"fold{k}.pt", model, meta)
         write_json(done, {"config": config, "row": row})
         if best is None or row["val_acc"] > best[0]["val_acc"]:
