@@ -247,6 +247,7 @@ def build_program_v2(layers: list[dict], x_int: np.ndarray, row_ptr: np.ndarray,
             s_out = _scale_for(np.abs(out_real).max(initial=0.0), fp.OUT_BITS)
             dm, ds = _multipliers(dst_factor * tau / s_out)
             arrays |= {f"l{i}_dst_mult": dm, f"l{i}_dst_shift": ds}
+            scale["s_out"] = s_out
             dst, out_bits = (t(dm), t(ds)), None
         elif layers[i + 1]["input"] == "pool":
             if gcn:
@@ -434,6 +435,8 @@ def gin_agreement(model, data, program: Program, layers: list[dict], test_mask: 
     fq_pred, int_pred = fq_logits.argmax(1), int_logits.argmax(1)
     sel_rows = []
     per_layer = []
+    gptr = program.arrays.get("graph_ptr")
+    graph_of = None if gptr is None else np.repeat(np.arange(len(gptr) - 1), np.diff(gptr))
     for i, L in enumerate(layers):
         if L["input"] != "pool":
             continue
@@ -449,13 +452,18 @@ def gin_agreement(model, data, program: Program, layers: list[dict], test_mask: 
         tau = program.meta["scales"][i - 1]["tau"]
         for r in diff[: max_listed - len(sel_rows)].tolist():
             k = int(int_sel[r])
-            sel_rows.append({"layer": i, "row": r, "fakequant_pair": int(fq_sel[r]), "integer_pair": k,
+            where = {"graph": int(graph_of[r])} if graph_of is not None and program.rows_in(i) == program.num_nodes \
+                else {}
+            sel_rows.append({"layer": i, "row": r, **where, "fakequant_pair": int(fq_sel[r]), "integer_pair": k,
                              "integer_row_max": int(v[r]), "fakequant_row_max_over_tau": float(seen[i][r] / tau),
                              "thresholds_around": [int(thr[j]) for j in range(max(k - 1, 0), min(k + 1, len(thr)))]})
     pred_diff = ((fq_pred != int_pred) & mask).nonzero().flatten()
     preds = [{"row": r, "fakequant": int(fq_pred[r]), "integer": int(int_pred[r]), "label": int(y[r]),
               "fakequant_margin": float(fq_logits[r].topk(2).values[0] - fq_logits[r].topk(2).values[1]),
-              "integer_margin": int(int_logits[r].topk(2).values[0] - int_logits[r].topk(2).values[1])}
+              "integer_margin": int(int_logits[r].topk(2).values[0] - int_logits[r].topk(2).values[1]),
+              "integer_margin_real": float(int_logits[r].topk(2).values[0] - int_logits[r].topk(2).values[1])
+              * program.meta["scales"][-1]["s_out"],
+              "nns_selections_differ_in_row": sum(1 for d in sel_rows if d.get("graph", d["row"]) == r)}
              for r in pred_diff[:max_listed].tolist()]
     acc = lambda pred: float((pred[mask] == y[mask]).double().mean()) if mask.any() else None  # noqa: E731
     return {"fakequant_acc": acc(fq_pred), "integer_acc": acc(int_pred),
