@@ -200,7 +200,7 @@ def gin_flow_table(summary: dict) -> str:
     if summary.get("hardware_error"):
         lines += [f"Cycles not priced: {summary['hardware_error']}", ""]
     nl = max((len(r["model_cycles"]["layers"]) for r in res.values() if "model_cycles" in r), default=0)
-    cols = ["model", "fake-quant acc (%)", "int-only acc (%)", "fold test acc (%)", "avg bits", "feature KB",
+    cols = ["model", "fake-quant acc (%)", "int-only acc (%)", "train-time test acc (%)", "avg bits", "feature KB",
             "NNS selections differ", "bit-exact", "cycles"] + [f"layer {i}" for i in range(nl)] + \
            [f"vs {label(b)}" for b in bases]
     lines += ["| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
