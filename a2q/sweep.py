@@ -542,7 +542,8 @@ def plot(rows: list[dict], png: Path) -> None:
         ax_b.xaxis.set_major_locator(FixedLocator([1, 1.5, 2, 3, 4, 8, 16, 32]))
         ax_b.xaxis.set_minor_locator(NullLocator())
         ax_b.xaxis.set_major_formatter(ScalarFormatter())
-        ax_c.legend(fontsize=7)
+        if ax_c.get_legend_handles_labels()[0]:  # no cycle point (e.g. programs not priced yet): no legend
+            ax_c.legend(fontsize=7)
         ax_b.legend(fontsize=7)
     fig.tight_layout()
     tmp = png.with_name(f".{png.stem}.tmp.png")

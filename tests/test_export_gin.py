@@ -143,7 +143,8 @@ def test_batchnorm_fold_of_weight_codes_is_exact_and_raises_bits_for_a_negated_m
     codes, step, bits, bias = model._folded_weights("convs.0.1")
     x = torch.randn(6, 3)
     ref = c.bn1(x @ wq(c.weight1) + c.bias1).double()
-    assert torch.allclose(torch.as_tensor(x.double() @ (codes * step[None, :]) + bias), ref, atol=1e-5)
+    folded = x.double() @ torch.as_tensor(codes * step[None, :]) + torch.as_tensor(bias)
+    assert torch.allclose(folded, ref, atol=1e-5)
     assert codes[0, 1] == 8 and bits == 4  # the negated -8: the exporter gives the layer one more bit
     layer = {"kind": "dense", "weight_codes": codes, "weight_step": step, "weight_bits": bits, "bias": bias,
              "relu": False, "in_signed": True, "input": "static", "in_step": np.full(2, 0.1), "in_bits": np.full(2, 4)}
