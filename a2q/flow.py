@@ -18,14 +18,22 @@ BINARY_SUFFIX = "-bin"
 
 
 def add_flow_arguments(p) -> None:
+    p.add_argument("--model", default="gcn", choices=["gcn", "gin"],
+                   help="gcn (node-level) or gin (node-level on Planetoid/KarateClub, graph-level on TU sets)")
     p.add_argument("--dataset", default="Cora")
+    p.add_argument("--graphs", type=int, default=64, help="gin, graph-level: test graphs of the fold in the batch")
+    p.add_argument("--fold", type=int, default=0, help="gin, graph-level: the fold trained and whose test graphs run")
+    p.add_argument("--ckpt", action="append", default=[], metavar="[NAME=]PATH",
+                   help="gin: reuse a checkpoint instead of training (NAME a2q, int4 or dq4; a bare PATH is a2q); "
+                        "repeatable")
     p.add_argument("--method", default="a2q", choices=["a2q", "uniform", "dq"],
                    help="the model to run: A2Q, uniform INT-k or Degree-Quant INT-k")
     p.add_argument("--bits", type=int, default=4, help="feature bits when --method uniform or dq")
-    p.add_argument("--target-bits", type=float, default=2.0, help="A2Q average-bit target")
+    p.add_argument("--target-bits", type=float, default=None,
+                   help="A2Q average-bit target (default 2.0; gin: the trainer's default, 4.0 graph-level)")
     p.add_argument("--baseline-bits", type=int, default=4, help="uniform baseline for the speedup (0: none)")
     p.add_argument("--seeds", default="0-2", help="training seeds; the best-validation one is exported")
-    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 200; gin graph-level 100)")
     p.add_argument("--lanes", type=int, default=16)
     p.add_argument("--pes", type=int, default=16)
     p.add_argument("--no-skip", action="store_true", help="accelerator without zero-word skipping")
@@ -50,6 +58,14 @@ def _train(args, name: str, method_argv: list[str], out: Path) -> dict:
 
 
 def run_flow(args) -> dict:
+    if getattr(args, "model", "gcn") == "gin":
+        from .flow_gin import run_gin_flow
+
+        return run_gin_flow(args)
+    if args.ckpt:
+        raise ValueError("--ckpt is for --model gin (the GCN flow trains its models)")
+    args.epochs = 200 if args.epochs is None else args.epochs
+    args.target_bits = 2.0 if args.target_bits is None else args.target_bits
     import torch
 
     from . import integer

@@ -145,8 +145,12 @@ def run_graph_train(args) -> dict:
         raise ValueError("graph-level A2Q takes --target-bits (the feature memory of unseen graphs is not fixed)")
     if not 1 <= args.folds <= args.num_folds:
         raise ValueError(f"--folds must lie in [1, --num-folds={args.num_folds}], got {args.folds}")
+    only = getattr(args, "fold", None)
+    if only is not None and not 0 <= only < args.num_folds:
+        raise ValueError(f"--fold must lie in [0, --num-folds={args.num_folds}), got {only}")
     gs = load_graph_set(args.dataset, args.data_root)
-    splits = stratified_folds(gs.y, args.num_folds, args.split_seed)[: args.folds]
+    splits = list(enumerate(stratified_folds(gs.y, args.num_folds, args.split_seed)))
+    splits = [splits[only]] if only is not None else splits[: args.folds]
     seed = int(str(args.seeds).split(",")[0].split("-")[0])
     out = Path(args.out)
     (out / "folds").mkdir(parents=True, exist_ok=True)
@@ -157,7 +161,7 @@ def run_graph_train(args) -> dict:
     rows, best = [], None
     desc = f"{args.dataset} {args.method} {args.model}"
     bar = progress_bar(args, len(splits) * args.epochs, desc)
-    for k, split in enumerate(splits):
+    for k, split in splits:
         done = out / "folds" / f"fold{k}.json"
         if getattr(args, "resume", False) and done.is_file():
             saved = json.loads(done.read_text())
@@ -171,7 +175,8 @@ def run_graph_train(args) -> dict:
                   f"avg bits {row['avg_bits']:.2f}, epoch {row['best_epoch']}, {row['s_per_epoch']:.2f} s/epoch")
         meta = {"dataset": args.dataset, "model": args.model, "task": "graph", "method": args.method,
                 "bits": args.bits, "fold": k, "seed": seed + k, "hidden": hp["hidden"],
-                "target_bits": hp["target_bits"], "fakequant_test_acc": row["test_acc"], "val_acc": row["val_acc"]}
+                "target_bits": hp["target_bits"], "fakequant_test_acc": row["test_acc"], "val_acc": row["val_acc"],
+                "num_folds": args.num_folds, "split_seed": args.split_seed, "readout": args.readout}
         save_checkpoint(out / f"fold{k}.pt", model, meta)
         write_json(done, {"config": config, "row": row})
         if best is None or row["val_acc"] > best[0]["val_acc"]:

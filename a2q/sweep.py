@@ -1,9 +1,11 @@
 """``a2q sweep``: co-sweep average bits against accuracy and accelerator cycles.
 
-A *point* is (dataset, method, bits target): it is trained over the seeds once, its best-validation
-seed is exported, and the cycle model prices the program on every accelerator config (L, P), one CSV
-row per config. Points already in the CSV are skipped (resume); a crashing point is recorded with its
-error and the others go on.
+A *point* is (model, dataset, method, bits target): it is trained over the seeds once, its
+best-validation seed is exported, and the cycle model prices the program on every accelerator config
+(L, P), one CSV row per config. ``--models gcn,gin``: GCN on the node-level sets, GIN on node- and
+graph-level ones; a graph-level GIN point trains fold 0 and prices the first ``--graphs`` test graphs
+of that fold as one block-diagonal batch (program format v2). Points already in the CSV are skipped
+(resume); a crashing point is recorded with its error and the others go on.
 
 Executors: ``local`` (default) runs points in this process (``--jobs 1``) or in ``--jobs N`` worker
 processes, one torch thread each; ``ray`` runs each point as a Ray task with one CPU, on a local Ray
@@ -30,8 +32,13 @@ COLUMNS = [
     "dataset", "method", "target", "hidden", "lanes", "pes", "status", "error",
     "acc_mean", "acc_std", "int_acc", "avg_bits", "feature_kb", "feature_kb_sparse", "seeds",
     "cycles_combine", "cycles_aggregate", "cycles_requant", "cycles_stall", "cycles_total", "cycles_layers",
-    "rtl_cycles_total", "rtl_bit_exact", "wall_s", "threads",
+    "rtl_cycles_total", "rtl_bit_exact", "wall_s", "threads", "model",
 ]
+#: The columns before ``model`` existed: such a CSV is read with every row a GCN row.
+COLUMNS_GCN_ONLY = COLUMNS[:-1]
+MODELS = ("gcn", "gin")
+#: Test graphs of fold 0 priced per graph-level point (a block-diagonal batch).
+DEFAULT_GRAPHS = 64
 #: Suffix of the rows of a uniform / Degree-Quant point exported with the one-bit binary-input encoding
 #: (``a2q.export.binary_input``): "int4-bin" is the fair baseline, "int4" the model's codes as trained.
 BINARY_SUFFIX = "-bin"
@@ -54,35 +61,72 @@ class Point:
     method: str   # fp32 | a2q | intK | dqK
     target: str   # a2q: average-bit target; intK: K; fp32: "32"
     hidden: int = 16
+    model: str = "gcn"
+    graphs: int = DEFAULT_GRAPHS  # graph-level points: test graphs priced (not part of the key)
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.dataset, self.method, self.target, str(self.hidden))
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.dataset, self.method, self.target, str(self.hidden), self.model)
 
     @property
     def slug(self) -> str:
         tail = "" if self.hidden == 16 else f"-h{self.hidden}"
-        return f"{self.dataset}-{self.method}-{self.target}{tail}".replace(".", "p")
+        head = "" if self.model == "gcn" else f"{self.model}-"
+        return f"{head}{self.dataset}-{self.method}-{self.target}{tail}".replace(".", "p")
+
+    @property
+    def graph_level(self) -> bool:
+        from .data import TU_DATASETS
+
+        return self.dataset in TU_DATASETS
 
 
-def row_key(r: dict) -> tuple[str, str, str, str]:
-    """A CSV row's point key (rows written before ``hidden`` existed are 16 wide)."""
-    return (r["dataset"], r["method"], r["target"], str(int(float(r.get("hidden") or 16))))
+def row_key(r: dict) -> tuple[str, str, str, str, str]:
+    """A CSV row's point key (rows written before ``hidden`` / ``model`` existed are 16-wide GCN rows)."""
+    return (r["dataset"], r["method"], r["target"], str(int(float(r.get("hidden") or 16))), r.get("model") or "gcn")
 
 
-def grid(datasets, methods, targets, hiddens=(16,)) -> list[Point]:
+def panel(r) -> str:
+    """What a row is compared within: its dataset, and the model when it is not the GCN."""
+    model = (r.get("model") if isinstance(r, dict) else r.model) or "gcn"
+    ds = r["dataset"] if isinstance(r, dict) else r.dataset
+    return ds if model == "gcn" else f"{ds} ({model})"
+
+
+def grid(datasets, methods, targets, hiddens=(16,), models=("gcn",), graphs: int = DEFAULT_GRAPHS) -> list[Point]:
+    """Every (model, hidden, dataset, method, target) point; pairs a model does not support (GCN on a
+    graph-level set) are left out. ``hiddens`` None: each model's default width (GIN graph-level 64)."""
+    from .data import TU_DATASETS
+    from .trainer import model_defaults
+
     points = []
-    for h in hiddens:
+    for model in models:
+        if model not in MODELS:
+            raise ValueError(f"unknown model {model!r} for the sweep; known: {', '.join(MODELS)}")
         for ds in datasets:
-            for m in methods:
-                if m not in METHODS:
-                    raise ValueError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
-                if m == "a2q":
-                    points += [Point(ds, m, f"{float(t):g}", int(h)) for t in targets]
-                elif m == "fp32":
-                    points.append(Point(ds, m, "32", int(h)))
-                else:
-                    points.append(Point(ds, m, uniform_method(m)[1], int(h)))
+            task = "graph" if ds in TU_DATASETS else "node"
+            if model == "gcn" and task == "graph":
+                continue
+            for h in hiddens or [model_defaults(model, task)["hidden"]]:
+                points += _points(ds, methods, targets, int(h), model, graphs)
+    if not points:
+        raise ValueError(f"no point: models {', '.join(models)} support none of {', '.join(datasets)}")
+    if hiddens and len(models) == 1 and models[0] == "gcn":  # the old order: width, then dataset
+        points.sort(key=lambda p: (list(hiddens).index(p.hidden), list(datasets).index(p.dataset)))
+    return points
+
+
+def _points(ds, methods, targets, h, model, graphs) -> list[Point]:
+    points = []
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
+        if m == "a2q":
+            points += [Point(ds, m, f"{float(t):g}", h, model, graphs) for t in targets]
+        elif m == "fp32":
+            points.append(Point(ds, m, "32", h, model, graphs))
+        else:
+            points.append(Point(ds, m, uniform_method(m)[1], h, model, graphs))
     return points
 
 
@@ -101,8 +145,10 @@ def parse_configs(text: str) -> list[tuple[int, int]]:
 def train_args(point: Point, seeds: str, epochs: int, out_dir: Path, data_root: str | None, threads: int):
     from .trainer import parse_train_args
 
-    argv = ["--model", "gcn", "--dataset", point.dataset, "--seeds", seeds, "--epochs", str(epochs),
-            "--out", str(out_dir), "--threads", str(threads), "--hidden", str(point.hidden)]
+    argv = ["--model", point.model, "--dataset", point.dataset, "--seeds", seeds, "--epochs", str(epochs),
+            "--out", str(out_dir), "--threads", str(threads), "--hidden", str(point.hidden), "--no-progress"]
+    if point.graph_level:
+        argv += ["--fold", "0"]
     if data_root:
         argv += ["--data-root", data_root]
     if point.method == "fp32":
@@ -121,7 +167,6 @@ def run_point(point: Point, configs, seeds: str, epochs: int, work: Path, data_r
 
     torch.set_num_threads(threads)
     from . import integer
-    from .cycle_model import cycles as model_cycles
     from .export import export_checkpoint
     from .program import save
 
@@ -132,7 +177,9 @@ def run_point(point: Point, configs, seeds: str, epochs: int, work: Path, data_r
     metrics = run_train(train_args(point, seeds, epochs, out_dir, data_root, threads))
     base = {"dataset": point.dataset, "method": point.method, "target": point.target, "hidden": point.hidden,
             "status": "ok", "error": "", "acc_mean": metrics["test_acc_mean"], "acc_std": metrics["test_acc_std"],
-            "seeds": seeds, "threads": threads}
+            "seeds": seeds if not point.graph_level else "fold 0", "threads": threads, "model": point.model}
+    ckpt = out_dir / ("fold0.pt" if point.graph_level else "model.pt")
+    where = {"graphs": point.graphs, "fold": 0} if point.graph_level else {}
     if point.method == "fp32":
         return [{**base, "avg_bits": 32.0, "wall_s": time.perf_counter() - t0}]
     # a uniform / Degree-Quant model is priced twice: its codes as trained, and with the exact one-bit
@@ -141,28 +188,45 @@ def run_point(point: Point, configs, seeds: str, epochs: int, work: Path, data_r
                                                                      point.method + BINARY_SUFFIX: True}
     rows = []
     for method, binary in encodings.items():
-        program = export_checkpoint(out_dir / "model.pt", data_root, binary=binary)
+        program = export_checkpoint(ckpt, data_root, binary=binary, **where)
+        if binary and point.model != "gcn" and not program.meta.get("binary_input_nodes"):
+            continue  # not a binary input (e.g. REDDIT-BINARY's standardised degree): no fair variant
         pdir = save(program, out_dir / ("program" + (BINARY_SUFFIX if binary else "")))
         vbase = {**base, "method": method, "int_acc": integer.accuracy(program), "avg_bits": program.avg_bits(),
                  "feature_kb": feature_kb(program)}
-        for lanes, pes in configs:
-            from hw.config import AcceleratorConfig
-            from hw.memory_map import feature_kb as hw_feature_kb
-
-            cfg = AcceleratorConfig.fit(program, lanes=lanes, pes=pes)
-            cyc = model_cycles(program, lanes=lanes, pes=pes)
-            row = {**vbase, "lanes": lanes, "pes": pes, "feature_kb_sparse": hw_feature_kb(program, cfg)["sparse"],
-                   "cycles_layers": ";".join(str(layer.total) for layer in cyc.layers),
-                   **{f"cycles_{k}": getattr(cyc, k) for k in ("combine", "aggregate", "requant", "stall", "total")}}
-            if rtl:
-                from sim.simulate import simulate
-
-                rep = simulate(pdir, config=shared_config(program, lanes, pes),
-                               out=out_dir / f"rtl_{method}_{lanes}x{pes}.json")
-                row.update(rtl_cycles_total=rep["rtl_cycles"]["total"], rtl_bit_exact=rep["mismatches"] == 0)
-            rows.append(row)
+        try:
+            priced = _price(program, configs, vbase, rtl, pdir, out_dir, method)
+        except (KeyError, ValueError, NotImplementedError) as e:
+            if program.model == "gcn":
+                raise
+            # a format-v2 program before the cycle model and hardware run it: accuracy and bits still count
+            priced = [{**vbase, "error": f"not priced: {type(e).__name__}: {e}"}]
+        rows += priced
     for r in rows:
         r["wall_s"] = time.perf_counter() - t0
+    return rows
+
+
+def _price(program, configs, vbase, rtl, pdir, out_dir, method) -> list[dict]:
+    from .cycle_model import cycles as model_cycles
+
+    rows = []
+    for lanes, pes in configs:
+        from hw.config import AcceleratorConfig
+        from hw.memory_map import feature_kb as hw_feature_kb
+
+        cfg = AcceleratorConfig.fit(program, lanes=lanes, pes=pes)
+        cyc = model_cycles(program, lanes=lanes, pes=pes)
+        row = {**vbase, "lanes": lanes, "pes": pes, "feature_kb_sparse": hw_feature_kb(program, cfg)["sparse"],
+               "cycles_layers": ";".join(str(layer.total) for layer in cyc.layers),
+               **{f"cycles_{k}": getattr(cyc, k) for k in ("combine", "aggregate", "requant", "stall", "total")}}
+        if rtl:
+            from sim.simulate import simulate
+
+            rep = simulate(pdir, config=shared_config(program, lanes, pes),
+                           out=out_dir / f"rtl_{method}_{lanes}x{pes}.json")
+            row.update(rtl_cycles_total=rep["rtl_cycles"]["total"], rtl_bit_exact=rep["mismatches"] == 0)
+        rows.append(row)
     return rows
 
 
@@ -178,7 +242,12 @@ def shared_config(program, lanes: int, pes: int):
 
 
 def feature_kb(program) -> float:
-    """On-chip feature memory the program's node bits need, summed over layer inputs (KB)."""
+    """On-chip feature memory the program's node bits need, summed over layer inputs (KB); NNS pool
+    inputs at the bits the integer reference selects (``a2q.flow_gin.feature_kb``)."""
+    if any(program.has_pool_input(i) for i in range(program.num_layers)):
+        from .flow_gin import feature_kb as run_time_kb
+
+        return run_time_kb(program)
     total_bits = sum(int(program.layer(i, "bits").astype("int64").sum()) * spec.in_features
                      for i, spec in enumerate(program.layers))
     return total_bits / 8 / 1024
@@ -192,10 +261,13 @@ def read_rows(csv_path: Path) -> list[dict]:
     with csv_path.open(newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
-        if header != COLUMNS:
+        if header not in (COLUMNS, COLUMNS_GCN_ONLY):
             raise ValueError(f"{csv_path}: not a sweep CSV of this version (columns differ); move it away")
-        return [dict(zip(COLUMNS, r, strict=True)) for r in reader
-                if len(r) == len(COLUMNS) and r[COLUMNS.index("status")] in ("ok", "error")]
+        rows = [dict(zip(header, r, strict=True)) for r in reader
+                if len(r) == len(header) and r[header.index("status")] in ("ok", "error")]
+        for r in rows:
+            r["model"] = r.get("model") or "gcn"  # written before GIN points existed
+        return rows
 
 
 def write_rows(csv_path: Path, rows: list[dict]) -> None:
@@ -211,7 +283,7 @@ def write_rows(csv_path: Path, rows: list[dict]) -> None:
 
 def _crash_row(point: Point, err: str) -> dict:
     return {"dataset": point.dataset, "method": point.method, "target": point.target, "hidden": point.hidden,
-            "status": "error", "error": err}
+            "status": "error", "error": err, "model": point.model}
 
 
 class SweepError(ValueError):
@@ -330,7 +402,7 @@ def speedups(rows: list[dict]) -> None:
     baseline's model cycles over the row's, for INT4 as trained and INT4 (binary input), on the same
     dataset, hidden width and config."""
     def where(r):
-        return (r["dataset"], str(int(float(r.get("hidden") or 16))), str(r.get("lanes")), str(r.get("pes")))
+        return (panel(r), str(int(float(r.get("hidden") or 16))), str(r.get("lanes")), str(r.get("pes")))
 
     bases = {}
     for r in rows:
@@ -355,9 +427,9 @@ def summarise(rows: list[dict], out: Path) -> dict:
     ok = [r for r in rows if r.get("status") == "ok"]
     speedups(ok)
     summary = {"datasets": {}}
-    for ds in sorted({r["dataset"] for r in ok}):
-        fp32 = [r for r in ok if r["dataset"] == ds and r["method"] == "fp32"]
-        q = [r for r in ok if r["dataset"] == ds and r["method"] != "fp32" and _f(r.get("cycles_total"))]
+    for ds in sorted({panel(r) for r in ok}):
+        fp32 = [r for r in ok if panel(r) == ds and r["method"] == "fp32"]
+        q = [r for r in ok if panel(r) == ds and r["method"] != "fp32" and _f(r.get("cycles_total"))]
         per_cfg = {}
         for cfg in sorted({(int(float(r["lanes"])), int(float(r["pes"]))) for r in q}):
             pts = [r for r in q if (int(float(r["lanes"])), int(float(r["pes"]))) == cfg]
@@ -389,16 +461,16 @@ def markdown_table(rows: list[dict], summary: dict, failed: list[dict] = ()) -> 
         per = r.get(f"speedup_layers_vs_{base}") or []
         return f"{r[f'speedup_vs_{base}']:.2f}x" + (f" ({', '.join(f'{x:.2f}' for x in per)})" if per else "")
 
-    for r in sorted(rows, key=lambda r: (r["dataset"], int(float(r.get("hidden") or 16)), r["method"],
+    for r in sorted(rows, key=lambda r: (panel(r), int(float(r.get("hidden") or 16)), r["method"],
                                          _f(r["target"]) or 0, str(r.get("lanes")))):
         cfg = f"{int(float(r['lanes']))}x{int(float(r['pes']))}" if _f(r.get("lanes")) else "-"
-        front = summary["datasets"].get(r["dataset"], {}).get("configs", {}).get(cfg, {}).get("front", [])
+        front = summary["datasets"].get(panel(r), {}).get("configs", {}).get(cfg, {}).get("front", [])
         on_front = "yes" if f"{r['method']}@{r['target']}" in front else ""
         acc = f"{100 * _f(r['acc_mean']):.2f} ± {100 * _f(r['acc_std']):.2f}"
         ia = f"{100 * _f(r['int_acc']):.2f}" if _f(r.get("int_acc")) is not None else "-"
         fmt = lambda v, spec: format(_f(v), spec) if _f(v) is not None else "-"  # noqa: E731
         per_layer = str(r.get("cycles_layers") or "-").replace(";", " + ")
-        lines.append(f"| {r['dataset']} | {int(float(r.get('hidden') or 16))} | {r['method']} | {r['target']} | "
+        lines.append(f"| {panel(r)} | {int(float(r.get('hidden') or 16))} | {r['method']} | {r['target']} | "
                      f"{cfg} | {acc} | {ia} | "
                      f"{fmt(r.get('avg_bits'), '.2f')} | {fmt(r.get('feature_kb'), '.1f')} | "
                      f"{fmt(r.get('feature_kb_sparse'), '.1f')} | "
@@ -408,6 +480,13 @@ def markdown_table(rows: list[dict], summary: dict, failed: list[dict] = ()) -> 
     for r in failed:  # one line per distinct reason, naming the points it stopped
         reason = str(r.get("error") or "unknown error").splitlines()[0].split(" (expected")[0].replace("|", "/")
         reasons.setdefault(reason, []).append(f"{r['dataset']} {r['method']}@{r['target']}")
+    unpriced: dict[str, list[str]] = {}
+    for r in rows:
+        if str(r.get("error") or "").startswith("not priced"):
+            unpriced.setdefault(str(r["error"]).splitlines()[0], []).append(f"{panel(r)} {r['method']}@{r['target']}")
+    if unpriced:
+        lines += ["", "Trained and exported, not priced in cycles:", ""]
+        lines += [f"- {', '.join(points)}: {reason}" for reason, points in unpriced.items()]
     if reasons:
         lines += ["", "Points that did not run:", ""]
         lines += [f"- {', '.join(points)}: {reason}" for reason, points in reasons.items()]
@@ -421,13 +500,13 @@ def plot(rows: list[dict], png: Path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
-    datasets = sorted({r["dataset"] for r in rows})
+    datasets = sorted({panel(r) for r in rows})
     methods = sorted({r["method"] for r in rows})
     colour = {m: f"C{i}" for i, m in enumerate(methods)}  # one colour per method, one marker per config
     cfg_markers = "os^Dv<>"
     fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 4 * len(datasets)), squeeze=False)
     for d, ds in enumerate(datasets):
-        rs = [r for r in rows if r["dataset"] == ds]
+        rs = [r for r in rows if panel(r) == ds]
         cfgs = sorted({(r.get("lanes"), r.get("pes")) for r in rs if _f(r.get("cycles_total"))})
         ax_c, ax_b = axes[d]
         for method in methods:
@@ -463,7 +542,8 @@ def plot(rows: list[dict], png: Path) -> None:
         ax_b.xaxis.set_major_locator(FixedLocator([1, 1.5, 2, 3, 4, 8, 16, 32]))
         ax_b.xaxis.set_minor_locator(NullLocator())
         ax_b.xaxis.set_major_formatter(ScalarFormatter())
-        ax_c.legend(fontsize=7)
+        if ax_c.get_legend_handles_labels()[0]:  # no cycle point (e.g. programs not priced yet): no legend
+            ax_c.legend(fontsize=7)
         ax_b.legend(fontsize=7)
     fig.tight_layout()
     tmp = png.with_name(f".{png.stem}.tmp.png")
@@ -478,7 +558,11 @@ def add_sweep_arguments(p) -> None:
     p.add_argument("--methods", default="fp32,a2q,int2,int3,int4,int8",
                    help="comma list of fp32, a2q, intK (uniform INT-K) and dqK (Degree-Quant INT-K), K in 1..8")
     p.add_argument("--targets", default="1.25,1.5,2,3,4", help="A2Q average-bit targets, comma list")
-    p.add_argument("--hidden", default="16", help="hidden channels of the GCN, comma list (e.g. 16,64,128)")
+    p.add_argument("--models", default="gcn", help="comma list of gcn, gin (gin also runs the graph-level TU sets)")
+    p.add_argument("--hidden", default=None,
+                   help="hidden channels, comma list (e.g. 16,64,128; default: 16, graph-level GIN 64)")
+    p.add_argument("--graphs", type=int, default=DEFAULT_GRAPHS,
+                   help="graph-level points: test graphs of fold 0 priced as one batch")
     p.add_argument("--configs", default="16x16", help="accelerator configs LANESxPES, comma list")
     p.add_argument("--seeds", default="0-2", help="seeds per point, e.g. 0-9")
     p.add_argument("--epochs", type=int, default=200)
@@ -498,10 +582,13 @@ def add_sweep_arguments(p) -> None:
 def run_sweep(args) -> dict:
     os.environ["A2Q_THREADS"] = str(args.threads)
     try:
-        hiddens = [int(h) for h in str(args.hidden).split(",")]
+        hiddens = None if args.hidden is None else [int(h) for h in str(args.hidden).split(",")]
     except ValueError:
         raise ValueError(f"--hidden {args.hidden!r} is not a comma list of integers, e.g. 16,64,128") from None
-    points = grid(args.datasets.split(","), args.methods.split(","), args.targets.split(","), hiddens)
+    if args.graphs < 1:
+        raise ValueError(f"--graphs must be >= 1, got {args.graphs}")
+    points = grid(args.datasets.split(","), args.methods.split(","), args.targets.split(","),
+                  hiddens, models=args.models.split(","), graphs=args.graphs)
     rtl_keys = {(*k.split(":")[:3], k.split(":")[3] if len(k.split(":")) > 3 else "16")
                 for k in args.rtl.split(",") if k}
     out = Path(args.out)

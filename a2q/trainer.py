@@ -247,6 +247,8 @@ def add_train_arguments(p) -> None:
     p.add_argument("--dropout", type=float, default=None, help="default 0.5; gat 0.6")
     p.add_argument("--folds", type=int, default=10,
                    help="graph-level: run the first K of the 10 stratified folds (a quick run uses fewer)")
+    p.add_argument("--fold", type=int, default=None,
+                   help="graph-level: train only this fold (0-based; instead of the first --folds)")
     p.add_argument("--num-folds", type=int, default=10, help="graph-level: folds of the cross-validation")
     p.add_argument("--split-seed", type=int, default=12345, help="graph-level: seed of the fold split")
     p.add_argument("--batch-size", type=int, default=128, help="graph-level: graphs per mini-batch")

@@ -1,13 +1,17 @@
 """GIN-0 in FP32, uniform INT-k, Degree-Quant INT-k or A2Q form, for node- and graph-level tasks.
 
-    x -> QGINConv x L -> [graph: global sum pooling] -> head: Q -> Linear -> ReLU -> dropout -> Q -> Linear
+    x -> QGINConv x L -> Q -> [graph: global sum pooling] -> head: Linear -> ReLU -> dropout -> Q -> Linear
 
-Every linear input is quantized (the layer inputs, each MLP's inner input, both head inputs). Node-level
+Every linear input is quantized (the layer inputs, each MLP's inner input, both head inputs). The head's
+first input is quantized per node *before* the readout, so the sum readout and the head's first Linear
+fuse exactly into the accelerator's `pool` layer (docs/arithmetic.md); a mean readout trains but does
+not export. Node-level
 A2Q gives each node its own (step, bits); graph-level A2Q uses the NNS pool, since test graphs are
 unseen. Defaults follow the A2Q/Degree-Quant graph-level setting: 5 layers, 64 hidden channels.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -93,8 +97,8 @@ class GIN(QuantizedModel):
         spread = torch.zeros(n).index_add_(0, data.edge_index[0], ones) + 1 if self.config["aggregation_aware"] \
             else torch.ones(n)
         node_rows = [q for q, _ in self.feature_quantizers()[:2 * len(self.convs)] if q is not None]
-        if self.task == "node":
-            node_rows += [q for q in self._hq if q is not None]
+        # the head's first input has node rows at both levels (it is quantized before the readout)
+        node_rows += [q for q in self._hq[:1 if self.task == "graph" else 2] if q is not None]
         self._set_degree_dependent(in_deg, spread, node_rows)
 
     def forward(self, data) -> torch.Tensor:
@@ -102,8 +106,94 @@ class GIN(QuantizedModel):
         h = data.x
         for c in self.convs:
             h = c(h, self._adj)
+        # the head's first input is quantized per node, before the readout: sum_i (xq_i W) = (sum_i xq_i) W,
+        # so the accelerator fuses the sum readout with the head's first Linear exactly (a `pool` layer)
+        h = apply(self._hq[0], h)
         if self.task == "graph":
             h = READOUTS[self.readout](h, data.batch, size=int(data.num_graphs))
-        h = F.relu(self._linear(self.head1, 0, apply(self._hq[0], h)))
+        h = F.relu(self._linear(self.head1, 0, h))
         h = F.dropout(h, self.dropout, self.training)
         return self._linear(self.head2, 1, apply(self._hq[1], h))
+
+    # -- export hook (program format v2: docs/arithmetic.md, "Layer kinds") ------------------------------
+    def program_layers(self) -> list[tuple[str, nn.Module | None, str, bool]]:
+        """The program's layers in order: (kind, input quantizer, weight owner, ReLU). Per GIN layer a `gin`
+        layer (W1, BN1) and a `dense` one (W2, BN2); then the head: graph-level `pool` (sum readout fused
+        with head1) + `dense` (head2), node-level `dense` + `dense`."""
+        out = []
+        for k, c in enumerate(self.convs):
+            out += [("gin", c.input_quantizer, f"convs.{k}.1", True),
+                    ("dense", c.inner_quantizer, f"convs.{k}.2", True)]
+        out += [("pool" if self.task == "graph" else "dense", self._hq[0], "head1", True),
+                ("dense", self._hq[1], "head2", False)]
+        return out
+
+    @torch.no_grad()
+    def _folded_weights(self, owner: str):
+        """(integer weight codes [F_in, F_out], step per channel (> 0), bits, bias): the fake-quant weights
+        with the eval-mode BatchNorm after them folded in (``fold_batchnorm``; a channel with a negative
+        BN scale has its codes negated, its step made positive)."""
+        from ..layers.qgin_conv import fold_batchnorm
+
+        if owner.startswith("head"):
+            i = int(owner[-1]) - 1
+            lin, wq = (self.head1, self.head2)[i], self.head_weight_quantizers[i]
+            w, bias, bn = lin.weight.T, lin.bias, None
+        else:
+            _, k, j = owner.split(".")
+            c = self.convs[int(k)]
+            w, bias = (c.weight1, c.bias1) if j == "1" else (c.weight2, c.bias2)
+            wq, bn = (c.weight1_quantizer, c.bn1) if j == "1" else (c.weight2_quantizer, c.bn2)
+        step = wq.step.detach().abs().clamp_min(1e-8)
+        codes = torch.round(wq(w.detach()) / step[None, :])  # the codes of the fake-quant weights, exactly
+        if bn is None:
+            return codes.long().numpy(), step.double().numpy(), wq.bits, bias.detach().double().numpy()
+        _, b, s = fold_batchnorm(codes * step[None, :], bias, bn, step)
+        g = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        sign = torch.where(g < 0, -1.0, 1.0)
+        s = torch.where(s > 0, s, torch.full_like(s, 1e-30))  # a zero BN scale: the channel is its bias
+        return (codes * sign[None, :]).long().numpy(), s.double().numpy(), wq.bits, b.double().numpy()
+
+    @torch.no_grad()
+    def export_layers(self, data) -> tuple[list[dict], np.ndarray]:
+        """Every float the v2 exporter folds (``a2q.export.build_program_v2``), per program layer, and
+        the layer-0 integer codes. Layer 0's input is static: for an NNS quantizer the host selects each
+        node's pair here (its input is known). Later inputs are static per row (per-node A2Q, uniform,
+        Degree-Quant) or NNS pools selected at run time."""
+        from ..quantizers import NNSQuantizer, NodeQuantizer
+
+        if self.method == "fp32":
+            raise ValueError("an FP32 model has no quantizers to export")
+        if self.task == "graph" and self.readout != "sum":
+            raise ValueError(f"a GIN with the {self.readout!r} readout cannot be exported: the accelerator's pool "
+                             "layer sums a graph's rows (a mean needs a per-graph factor inside the NNS "
+                             "selection); train with --readout sum")
+        self.eval()
+        self(data)  # every quantizer initialised
+        n, g = int(data.num_nodes), int(getattr(data, "num_graphs", 1) or 1)
+        layers, rows, x_int = [], n, None
+        for i, (kind, q, owner, relu) in enumerate(self.program_layers()):
+            codes, step, wbits, bias = self._folded_weights(owner)
+            L = {"kind": kind, "weight_codes": codes, "weight_step": step, "weight_bits": wbits, "bias": bias,
+                 "relu": relu, "in_signed": bool(q.signed), "owner": owner}
+            if i == 0:
+                x = data.x
+                if isinstance(q, NNSQuantizer):
+                    sel = q.select(x)
+                    L |= {"input": "static", "in_step": q.step[sel].double().numpy(),
+                          "in_bits": q.int_bits()[sel].long().numpy(), "host_selected": True}
+                elif isinstance(q, NodeQuantizer):
+                    L |= {"input": "static", **q.export()}
+                else:
+                    L |= {"input": "static", **q.export_for(rows)}
+                x_int = q.codes(x).numpy()
+            elif isinstance(q, NNSQuantizer):
+                L |= {"input": "pool", **q.export(), "pool_order": q.sorted_order().numpy(), "quantizer": q}
+            elif isinstance(q, NodeQuantizer):
+                L |= {"input": "static", **q.export()}
+            else:
+                L |= {"input": "static", **q.export_for(rows)}
+            layers.append(L)
+            if kind == "pool":
+                rows = g
+        return layers, x_int

@@ -72,6 +72,7 @@ class NNSQuantizer(NodeQuantizer):
         self._row_weight = None
         self.last_selection: torch.Tensor | None = None
         self._row_bits: torch.Tensor | None = None
+        self._exported: tuple[torch.Tensor, torch.Tensor] | None = None  # (real thresholds, sorted order)
 
     @torch.no_grad()
     def init_from(self, x: torch.Tensor) -> None:
@@ -94,11 +95,35 @@ class NNSQuantizer(NodeQuantizer):
         """Weight of each row's error in the Local Gradient for the next forward (normalised to mean 1)."""
         self._row_weight = None if weight is None else weight / weight.mean().clamp_min(1e-12)
 
+    def sorted_order(self) -> torch.Tensor:
+        """Pool indices sorted by range (stable): the order of an exported pool."""
+        with torch.no_grad():
+            return torch.argsort(pair_ranges(self.step, _round_bits(self.bits), self.signed), stable=True)
+
+    @torch.no_grad()
+    def set_thresholds(self, thr: torch.Tensor | None, tau: float | None = None) -> None:
+        """Select with an exported program's integer thresholds from now on (``None``: back to the float
+        midpoints). ``thr`` are the m-1 thresholds of the pool sorted by range, in units of ``tau`` (the
+        previous layer's channel scale): a row takes sorted pair ``#{t : max|x| >= (thr[t] + 1/2) tau}``,
+        the decision of the integer ``#{t : thr[t] < v}`` when ``max|x| / tau`` rounds (half up) to v
+        (docs/arithmetic.md, "NNS selection")."""
+        if thr is None:
+            self._exported = None
+            return
+        thr = torch.as_tensor(thr, dtype=torch.float64)
+        if thr.numel() != self.pool - 1:
+            raise ValueError(f"a pool of {self.pool} pairs needs {self.pool - 1} thresholds, got {thr.numel()}")
+        self._exported = ((thr + 0.5) * float(tau), self.sorted_order())
+
     def select(self, x: torch.Tensor) -> torch.Tensor:
         """The pool index of every row of x."""
         with torch.no_grad():
+            v = torch.linalg.vector_norm(x.detach(), float("inf"), dim=1)
+            if self._exported is not None:
+                thr, order = self._exported
+                return order[(v.double()[:, None] >= thr[None, :]).sum(dim=1)]
             ranges = pair_ranges(self.step, _round_bits(self.bits), self.signed)
-            return nns_select(torch.linalg.vector_norm(x.detach(), float("inf"), dim=1), ranges)
+            return nns_select(v, ranges)
 
     def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         if rows is not None:
