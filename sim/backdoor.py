@@ -9,8 +9,9 @@ uses it while the accelerator is idle (after reset, before ``start``; after ``do
 The arrays are found generically from the memory map (``hw.memory_map.memory_shapes``), not by a
 list of names: memory ``NAME`` is either an unpacked array ``mem_NAME`` in the top module, or an
 instance ``mem_NAME`` holding ``bank0 .. bankK-1`` arrays that each keep a slice of the word
-(``hw/memories.py``'s ``BankedMemory``, bank 0 least significant). Both Verilator (``--public-flat-rw``,
-which cocotb's runner passes) and Icarus expose them; see docs/hardware.md ("Testbench I/O").
+(``hw/memories.py``'s ``BankedMemory``, bank 0 least significant). Icarus exposes every signal;
+Verilator only the public ones, and ``sim.runner`` makes exactly these arrays (and the top's ports)
+public (``sim/verilator_public.py``); see docs/hardware.md ("Testbench I/O", "Simulation speed").
 """
 from __future__ import annotations
 

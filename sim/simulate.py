@@ -17,6 +17,7 @@ from pathlib import Path
 
 from a2q import program as prog
 from a2q.jsonio import write_json
+from hw import memory_map as mm
 from hw.config import AcceleratorConfig
 
 from . import runner
@@ -89,7 +90,9 @@ def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 
     verilog = verilog_for(cfg, build_root, bus)
     say(f"build ({sim})")
     t_build = time.perf_counter()
-    build_dir = runner.build(verilog, toplevel, sim, build_root)
+    # the bare-core bench loads and reads the memory arrays directly: they must be visible to it
+    memories = mm.MEMORIES if bus == "none" else ()
+    build_dir = runner.build(verilog, toplevel, sim, build_root, memories=memories)
     t_build = time.perf_counter() - t_build
     say("load, run, read back")
     with tempfile.TemporaryDirectory(prefix="a2q-sim-") as tmp:
