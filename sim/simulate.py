@@ -88,6 +88,7 @@ def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 
         raise ValueError(f"unknown bus {bus!r}; choose one of {', '.join(BUSES)}")
     toplevel, test_module = BUSES[bus]
     verilog = verilog_for(cfg, build_root, bus)
+    t_generate = time.perf_counter() - t0
     say(f"build ({sim})")
     t_build = time.perf_counter()
     # the bare-core bench loads and reads the memory arrays directly: they must be visible to it
@@ -107,6 +108,7 @@ def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 
             log = (Path(tmp) / "sim.log").read_text()[-4000:] if (Path(tmp) / "sim.log").exists() else ""
             raise RuntimeError(f"the testbench wrote no report; simulator log tail:\n{log}")
         report = json.loads(rep_path.read_text())
+    report["wall_s"]["generate"] = t_generate
     report["wall_s"]["build"] = t_build
     report["wall_s"]["flow"] = time.perf_counter() - t0
     report["verilog"] = str(verilog)

@@ -13,6 +13,7 @@ import os
 import time
 
 import cocotb
+import torch
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer, with_timeout
 
@@ -69,6 +70,8 @@ async def _read_words(dut, name: str, start: int, count: int, unresolved: list) 
 @cocotb.test()
 async def run_program(dut):
     """Load, start, wait for done, read back, compare with the integer reference and the cycle model."""
+    t_setup = time.perf_counter()
+    torch.set_num_threads(1)   # the integer reference (torch) shares the machine with the simulator
     program = prog.load(os.environ["A2Q_PROGRAM"])
     cfg = AcceleratorConfig.load(os.environ["A2Q_CONFIG"])
     model = cycles_for_config(program, cfg)
@@ -86,6 +89,7 @@ async def run_program(dut):
     await RisingEdge(dut.clk)
 
     t0, c0 = time.perf_counter(), time.process_time()
+    t_setup = t0 - t_setup   # program, images and cycle model in Python, reset
     backdoor_writes = 0
     if io == "port":
         load_words = await _write_words(dut, imgs)
@@ -142,7 +146,9 @@ async def run_program(dut):
     xw_words = await read("xw", 0, lay[-1].rows_in * lay[-1].t_out)
     t_read, c_read = time.perf_counter() - t2, time.process_time() - c2
 
+    t_check = time.perf_counter()
     result = compare_run(program, cfg, out_words, feat_words, count_words, xw_words, counters, model)
+    t_check = time.perf_counter() - t_check   # the integer reference and the comparison
     report = {
         **result,
         "simulator": os.environ.get("A2Q_SIMULATOR", "unknown"),
@@ -154,7 +160,8 @@ async def run_program(dut):
         "io": io,
         "load_words": load_words,
         "backdoor_writes": backdoor_writes,
-        "wall_s": {"load": t_load, "run": t_run, "read": t_read, "total": t_load + t_run + t_read},
+        "wall_s": {"load": t_load, "run": t_run, "read": t_read, "total": t_load + t_run + t_read,
+                   "setup": t_setup, "check": t_check},
         # CPU time of the simulator process (Verilator and the testbench share it): what the wall time
         # would be on an idle core, whatever else the machine runs
         "cpu_s": {"load": c_load, "run": c_run, "read": c_read, "total": c_load + c_run + c_read},

@@ -11,6 +11,7 @@ import os
 import time
 
 import cocotb
+import torch
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiMaster
@@ -47,6 +48,7 @@ async def read_words(bus: AxiMaster, win: dict, name: str, start: int, count: in
 @cocotb.test()
 async def run_program_axi(dut):
     """Load over AXI4, start and poll over AXI4-Lite, read back over AXI4, compare bit for bit."""
+    torch.set_num_threads(1)   # the integer reference (torch) shares the machine with the simulator
     program = prog.load(os.environ["A2Q_PROGRAM"])
     cfg = AcceleratorConfig.load(os.environ["A2Q_CONFIG"])
     model = model_cycles(program, cfg.lanes, cfg.pes)
