@@ -312,8 +312,8 @@ def export_checkpoint(ckpt_path: str | Path, data_root: str | None = None, binar
     """Load a checkpoint written by ``a2q train`` and fold it into a program. ``binary``: encode a
     binary input layer at one bit (``binary_input``), as A2Q does; meta ``input_encoding`` says which.
     Graph-level GIN: ``graphs`` test graphs of ``fold`` (default: the checkpoint's fold) as one
-    block-diagonal batch, chosen by ``graph_order`` (``a2q.data.graph_subset``: class-stratified by default). ``report`` (a dict) receives the fake-quant / integer agreement
-    (``gin_agreement``)."""
+    block-diagonal batch, chosen by ``graph_order`` (``a2q.data.graph_subset``: class-stratified by
+    default). ``report`` (a dict) receives the fake-quant / integer agreement (``gin_agreement``)."""
     from .ckpt import load_checkpoint
 
     model, meta = load_checkpoint(ckpt_path)
@@ -373,7 +373,8 @@ def gin_data(model, meta: dict, data_root: str | None, graphs: int | None = None
         note = None
     return data, data.y.numpy(), np.ones(len(test_ids), bool), {
         "task": "graph", "fold": fold, "num_folds": num_folds, "split_seed": split_seed,
-        "graph_order": graph_order if graphs is not None else "all", "graph_ids": [int(v) for v in test_ids], **({"warning": note} if note else {})}
+        "graph_order": graph_order if graphs is not None else "all", "graph_ids": [int(v) for v in test_ids],
+        **({"warning": note} if note else {})}
 
 
 def export_gin(model, meta: dict, data_root: str | None = None, binary: bool = False, graphs: int | None = None,

@@ -4,8 +4,9 @@ A *point* is (model, dataset, method, bits target): it is trained over the seeds
 best-validation seed is exported, and the cycle model prices the program on every accelerator config
 (L, P), one CSV row per config. ``--models gcn,gin``: GCN on the node-level sets, GIN on node- and
 graph-level ones; a graph-level GIN point trains fold 0 and prices ``--graphs`` test graphs of that
-fold (a class-stratified sample, ``a2q.data.graph_subset``) as one block-diagonal batch (program format v2). Points already in the CSV are skipped
-(resume); a crashing point is recorded with its error and the others go on.
+fold (a class-stratified sample, ``a2q.data.graph_subset``) as one block-diagonal batch (program format
+v2). Points already in the CSV are skipped (resume); a crashing point is recorded with its error and the
+others go on.
 
 Executors: ``local`` (default) runs points in this process (``--jobs 1``) or in ``--jobs N`` worker
 processes, one torch thread each; ``ray`` runs each point as a Ray task with one CPU, on a local Ray

@@ -110,7 +110,8 @@ def main(argv=None) -> dict:
            "cpu_s_per_batch": cpu / args.batches, "wall_s_per_batch": wall / args.batches,
            "cpu_s_per_epoch": cpu / args.batches * n, "wall_s_per_epoch": wall / args.batches * n,
            "threads": args.threads, "loadavg": os.getloadavg(), "profiled": args.profile != "none"}
-    print(f"{args.dataset} gin {args.method}: {out['cpu_s_per_epoch']:.2f} CPU s / {out['wall_s_per_epoch']:.2f} wall s "
+    print(f"{args.dataset} gin {args.method}: {out['cpu_s_per_epoch']:.2f} CPU s / "
+          f"{out['wall_s_per_epoch']:.2f} wall s "
           f"per epoch ({n} batches; {args.batches} timed, {args.threads} thread(s), load {out['loadavg'][0]:.2f}"
           f"{', profiled' if out['profiled'] else ''})")
     if args.check:
