@@ -15,13 +15,12 @@ import torch
 from .node import EXACT_TOL
 
 
-def _clip_rows(row_min, row_max, inv, qmin, qmax) -> torch.Tensor:
-    """Indices of the rows with a value clipped below qmin or above qmax. ``floor(v / s + 1/2)`` is
-    monotone in v, so a row clips iff its smallest or its largest value does: two [N] tests instead
-    of two [N, F] masks (the same float operations as on the values, so the same decisions)."""
-    lo = torch.mul(row_min, inv).add_(0.5).floor_() < qmin
-    hi = torch.mul(row_max, inv).add_(0.5).floor_() > qmax
-    return (lo | hi).flatten().nonzero().flatten()
+def _clips(row_ext, inv, bound, low: bool) -> bool:
+    """Does any row clip at this end? ``floor(v / s + 1/2)`` is monotone in v, so a row clips below
+    (above) iff its smallest (largest) value does: an [N] test instead of an [N, F] one, with the same
+    float operations as on the values, so the same decision."""
+    r = torch.mul(row_ext, inv).add_(0.5).floor_()
+    return bool((r < bound).any() if low else (r > bound).any())
 
 
 class _FusedLocal(torch.autograd.Function):
@@ -29,16 +28,18 @@ class _FusedLocal(torch.autograd.Function):
     def forward(ctx, x, step, qmin, qmax, weight, l2: bool, row_min=None, row_max=None):
         # x [N, F]; step, qmin, qmax, weight, row_min, row_max [N, 1] (row min/max of x: computed if None).
         # Every [N, F] pass costs ~2-5 ms on a REDDIT batch (54k x 64), so: in place where a value is not
-        # needed again; bool masks only on the rows that clip (few); no bool -> float conversions.
+        # needed again; no bool -> float conversions: the clip indicators are made as floats from the
+        # integer codes, ``clamp(q - qmax, 0, 1)`` is exactly 1 where q > qmax and 0 elsewhere; an end no
+        # row reaches (the lower end of an unsigned code on ReLU outputs) costs nothing.
         if row_min is None:
             row_min, row_max = x.amin(1, keepdim=True), x.amax(1, keepdim=True)
         inv = 1.0 / step
-        rows = _clip_rows(row_min, row_max, inv, qmin, qmax)
+        low, high = _clips(row_min, inv, qmin, True), _clips(row_max, inv, qmax, False)
         q = torch.mul(x, inv).add_(0.5).floor_()
-        if len(rows):
-            qc, lo, hi = q[rows], qmin[rows], qmax[rows]
-            below, above = qc < lo, qc > hi
-            q[rows] = qc.clamp_(lo, hi)
+        above = torch.sub(q, qmax).clamp_(0.0, 1.0) if high else None
+        below = torch.sub(qmin, q).clamp_(0.0, 1.0) if low else None
+        if low or high:
+            q.clamp_(qmin if low else None, qmax if high else None)
         xq = q * step
         e = xq - x
         # float residuals of exact values count as zero (see node.py); a multiply by the bool keeps the
@@ -48,24 +49,20 @@ class _FusedLocal(torch.autograd.Function):
         flat_e, flat_de = e.view(-1), de.view(-1)
         loss = torch.dot(flat_e, flat_de) / 2 if l2 else torch.dot(flat_e, flat_de)
         g_step = q.mul_(de).sum(1, keepdim=True)
-        g_qmax, g_qmin = torch.zeros_like(step), torch.zeros_like(step)
-        outside = None
-        if len(rows):  # the range ends get the error of the values clipped there (rows summed one by one)
-            dc, sc = de[rows], step[rows]
-            g_qmax[rows] = dc.mul(above).sum(1, keepdim=True) * sc
-            g_qmin[rows] = dc.mul(below).sum(1, keepdim=True) * sc
-            outside = below | above
-        ctx.save_for_backward(rows, outside, g_step, g_qmin, g_qmax)
+        # the range ends get the error of the values clipped there
+        g_qmax = torch.mul(de, above, out=e).sum(1, keepdim=True) * step if high else torch.zeros_like(step)
+        g_qmin = torch.mul(de, below, out=e).sum(1, keepdim=True) * step if low else torch.zeros_like(step)
+        outside = above if below is None else below if above is None else above.add_(below)
+        ctx.save_for_backward(outside, g_step, g_qmin, g_qmax)
         ctx.set_materialize_grads(False)
         return xq, loss
 
     @staticmethod
     def backward(ctx, g_xq, g_loss):
-        rows, outside, g_step, g_qmin, g_qmax = ctx.saved_tensors
+        outside, g_step, g_qmin, g_qmax = ctx.saved_tensors
         gx = g_xq
-        if g_xq is not None and outside is not None:  # straight through inside the range, 0 where clipped
-            gx = g_xq.clone()
-            gx[rows] = g_xq[rows].mul(~outside)
+        if g_xq is not None and outside is not None:  # straight through inside the range, 0 where clipped:
+            gx = torch.addcmul(g_xq, g_xq, outside, value=-1.0)  # g - g * 1 = 0, g - g * 0 = g, exactly
         if g_loss is None:
             return gx, None, None, None, None, None, None, None
         return gx, g_step * g_loss, g_qmin * g_loss, g_qmax * g_loss, None, None, None, None
