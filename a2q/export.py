@@ -53,6 +53,24 @@ def _scale_for(max_abs: float, bits: int) -> float:
     return max(float(max_abs), 1e-30) / float(1 << (bits - HEADROOM_BITS))
 
 
+def _y_scale(acc: np.ndarray, factor: np.ndarray) -> float:
+    """The scale sigma of a layer's y (SRC_RESCALE output): real(y) = sigma * y.
+
+    As fine as the Y_BITS range allows (the largest |acc * factor| about one bit below saturation), but
+    no finer than the unsigned MULT_BITS node multiplier can reach: every row with a non-zero
+    accumulator needs its gain factor / sigma <= 2**MULT_BITS - 1, else its multiplier would saturate
+    and its y would shrink. With a 16-bit y the range bound always wins; with a 24-bit y a row of
+    small codes (1-bit features, few inputs) can make the gain bound win.
+    """
+    acc = np.abs(np.asarray(acc, np.float64))
+    factor = np.asarray(factor, np.float64)
+    sigma = _scale_for((acc * factor[:, None]).max(initial=0.0), fp.Y_BITS)
+    live = acc.max(axis=1, initial=0.0) > 0
+    if live.any():
+        sigma = max(sigma, float(factor[live].max()) / float((1 << fp.MULT_BITS) - 1))
+    return sigma
+
+
 def quantize_weight(weight: np.ndarray, step: np.ndarray, bits: int) -> np.ndarray:
     lo, hi = fp.signed_range(bits)
     return np.clip(np.floor(weight / step[None, :] + 0.5), lo, hi).astype(np.int8)
@@ -104,7 +122,7 @@ def build_program(layers: list[dict], x_int: np.ndarray, edge_index: np.ndarray,
         W = quantize_weight(np.asarray(L["weight"], np.float64), w_step, spec.weight_bits)
         acc = integer.combine(x, t(W)).numpy().astype(np.float64)
         node_factor = s * inv_sqrt                          # real(y) = acc * s_j d_j^-1/2 (in units of w_o)
-        sigma = _scale_for(np.abs(acc * node_factor[:, None]).max(initial=0.0), fp.Y_BITS)
+        sigma = _y_scale(acc, node_factor)
         src_mult, src_shift = _multipliers(node_factor / sigma)
         y = integer.src_rescale(t(acc), t(src_mult), t(src_shift))
         a = integer.aggregate(y, t(row_ptr), t(col_idx)).numpy().astype(np.float64)
@@ -216,7 +234,7 @@ def build_program_v2(layers: list[dict], x_int: np.ndarray, row_ptr: np.ndarray,
         bias = np.asarray(L["bias"], np.float64)
         acc = integer.combine(x, t(W))
         factor = row_step * (inv_sqrt if gcn else 1.0)
-        sigma = _scale_for(np.abs(acc.numpy().astype(np.float64) * factor[:, None]).max(initial=0.0), fp.Y_BITS)
+        sigma = _y_scale(acc.numpy(), factor)
         if L["input"] == "pool":
             m, sh = _multipliers(pstep / sigma)
             arrays |= {f"l{i}_pool_bits": pbits.astype(np.uint8), f"l{i}_pool_src_mult": m, f"l{i}_pool_src_shift": sh}

@@ -14,7 +14,7 @@ MULT_BITS = 16
 #: Largest shift a rescale may use; keeps every product inside int64.
 MAX_SHIFT = 48
 #: Signed width of the rescaled neighbour rows (the aggregation engine's inputs, "XW buffer").
-Y_BITS = 16
+Y_BITS = 24
 #: Signed width of the channel-rescaled, bias-added aggregate that feeds the node requantizer.
 P_BITS = 24
 #: Signed width of the final layer's output logits.

@@ -259,7 +259,8 @@ def load(path: str | os.PathLike) -> Program:
     for key, want in (("y_bits", fp.Y_BITS), ("p_bits", fp.P_BITS), ("out_bits", fp.OUT_BITS),
                       ("mult_bits", fp.MULT_BITS), ("max_shift", fp.MAX_SHIFT)):
         if not _is_int(manifest.get(key)) or manifest.get(key) != want:
-            raise ProgramError(key, f"this version of the arithmetic needs {want}, got {manifest.get(key)!r}")
+            raise ProgramError(key, f"this version of the arithmetic needs {want}, got {manifest.get(key)!r} "
+                                    "(docs/arithmetic.md); re-export the program from its checkpoint with `a2q export`")
     layers_json = manifest.get("layers")
     if not isinstance(layers_json, list) or not layers_json:
         raise ProgramError("layers", "must be a non-empty list")

@@ -24,7 +24,7 @@ feat   one bit-plane word of one L-lane tile of one node, with  base[l][j] + k (
 weight P*L weights of one (output tile, input tile), wb each    w_off[l] + t_out * T_in + t_in
 chan   P channel entries (``chan_lane_fields``)                 ch_off[l] + t_out
 edge   E CSR edge stream entries of one row (``edge_fields``)   word (rows in order)
-xw     P 16-bit y values of one (node, output tile)             t_out * N + node
+xw     P Y_BITS-wide y values of one (node, output tile)      t_out * N + node
 out    P 16-bit logits of one (node, output tile)               node * T_out + t_out
 count  stored feature words of one row + its NNS pair (``sel``)  node_off[l] + row
 pool   one NNS pair of a layer input (``pool_fields``)          pool_off[l] + pair
@@ -560,13 +560,13 @@ def xw_image(y, cfg: AcceleratorConfig) -> list[int]:
     n, f_out = y.shape
     t_out = ceil_div(f_out, cfg.pes)
     pad = np.zeros((n, t_out * cfg.pes), dtype=np.int64)
-    pad[:, :f_out] = y & 0xFFFF
+    pad[:, :f_out] = y & ((1 << fp.Y_BITS) - 1)
     words = []
     for to in range(t_out):
         for j in range(n):
             word = 0
             for o in range(cfg.pes):
-                word |= int(pad[j, to * cfg.pes + o]) << (16 * o)
+                word |= int(pad[j, to * cfg.pes + o]) << (fp.Y_BITS * o)
             words.append(word)
     return words
 
@@ -585,21 +585,21 @@ def _signed(v: np.ndarray, bits: int) -> np.ndarray:
     return np.where(v >= (1 << (bits - 1)), v - (1 << bits), v)
 
 
-def _lanes16(words, pes: int) -> np.ndarray:
-    """Split P*16-bit words into an int64 array [len(words), P] of signed 16-bit values."""
+def _lanes(words, pes: int, bits: int) -> np.ndarray:
+    """Split P*bits-wide words into an int64 array [len(words), P] of signed ``bits``-wide values."""
     out = np.zeros((len(words), pes), dtype=np.int64)
     for r, w in enumerate(words):
         w = int(w)
         for o in range(pes):
-            out[r, o] = (w >> (16 * o)) & 0xFFFF
-    return _signed(out, 16)
+            out[r, o] = (w >> (bits * o)) & ((1 << bits) - 1)
+    return _signed(out, bits)
 
 
 def decode_output(words, program, cfg: AcceleratorConfig) -> np.ndarray:
     """Output memory words (address 0..Q*T_out-1) -> int64 logits [Q, F_out] (Q: nodes, or graphs)."""
     n, f_out = program.num_rows_out, program.layers[-1].out_features
     t_out = ceil_div(f_out, cfg.pes)
-    v = _lanes16(list(words)[:n * t_out], cfg.pes).reshape(n, t_out * cfg.pes)
+    v = _lanes(list(words)[:n * t_out], cfg.pes, fp.OUT_BITS).reshape(n, t_out * cfg.pes)
     return v[:, :f_out]
 
 
@@ -607,7 +607,7 @@ def decode_xw(words, program, cfg: AcceleratorConfig, layer: int) -> np.ndarray:
     """XW buffer words -> y [R, F_out] of ``layer`` (the buffer holds the most recent layer's y)."""
     n, f_out = program.rows_in(layer), program.layers[layer].out_features
     t_out = ceil_div(f_out, cfg.pes)
-    v = _lanes16(list(words)[:n * t_out], cfg.pes).reshape(t_out, n, cfg.pes)
+    v = _lanes(list(words)[:n * t_out], cfg.pes, fp.Y_BITS).reshape(t_out, n, cfg.pes)
     return v.transpose(1, 0, 2).reshape(n, t_out * cfg.pes)[:, :f_out]
 
 

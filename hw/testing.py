@@ -244,7 +244,7 @@ def worst_case_program(n: int = 3, dims=(40, 4), weight_bits: int = 4, signed: b
 
 
 def saturating_program(program, seed: int = 0):
-    """A copy of ``program`` where some nodes/channels saturate SRC_RESCALE (16 bits), the channel
+    """A copy of ``program`` where some nodes/channels saturate SRC_RESCALE (Y_BITS), the channel
     rescale (24 bits), the node clamp and the 16-bit logits."""
     from a2q import fixedpoint as fp
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from torch_geometric.datasets import KarateClub
 
+from a2q import fixedpoint as fp
 from a2q import integer
 from a2q.export import build_program, csr_with_self_loops, quantize_weight
 
@@ -56,7 +57,7 @@ def test_integer_program_tracks_fake_quant_on_karate_club(seed):
     ref = fake_quant_gcn(layers, x_int.astype(float), p.arrays["row_ptr"], p.arrays["col_idx"])
     tr = integer.run(p)
     # the scales put the largest |y| and |p| about one bit below saturation: full precision, no clipping
-    for stage, bits in (("y", 16), ("p", 24)):
+    for stage, bits in (("y", fp.Y_BITS), ("p", fp.P_BITS)):
         peak = int(getattr(tr[0], stage).abs().max())
         assert 2 ** (bits - 3) < peak < 2 ** (bits - 1) - 1, (stage, peak)
     logits = tr[-1].out.numpy() * p.meta["scales"][-1]["tau"]  # any positive scale keeps the argmax

@@ -32,14 +32,14 @@ def _extremes(in_bits):
     return [(v, m, s) for v in vals for m in (0, 1, (1 << fp.MULT_BITS) - 1) for s in shifts]
 
 
-def test_src_rescale_extremes_saturate_to_16_bits():
+def test_src_rescale_extremes_saturate_to_y_bits():
     in_bits = 23  # Cora's combine accumulator
     dut = Rescaler(in_bits, fp.Y_BITS)
     vec = [(v, m, s, 0, *fp.signed_range(fp.Y_BITS)) for v, m, s in _extremes(in_bits)]
     assert _run(dut, vec) == [_reference(*x) for x in vec]
     # saturation really happened on both sides
     outs = _run(dut, vec)
-    assert min(outs) == -(1 << 15) and max(outs) == (1 << 15) - 1
+    assert (min(outs), max(outs)) == fp.signed_range(fp.Y_BITS)
 
 
 def test_channel_rescale_with_bias_saturates_to_24_bits():

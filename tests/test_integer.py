@@ -70,11 +70,11 @@ def test_extremes_saturate_exactly_as_specified():
     p.arrays["x"][:] = 255
     p.arrays["l0_bits"][:] = 8
     p.arrays["l0_weight"][:] = 7
-    p.arrays["l0_src_shift"][:] = 0  # y saturates at +32767
+    p.arrays["l0_src_shift"][:] = 0  # y saturates at +2**(Y_BITS-1)-1
     p.arrays["l0_ch_shift"][:] = 0   # p saturates at 2**23-1
     tr = integer.run(p)[0]
     assert int(tr.acc.max()) == 40 * 255 * 7
-    assert int(tr.y.max()) == 2**15 - 1
+    assert int(tr.y.max()) == 2**(fp.Y_BITS - 1) - 1
     assert int(tr.p.max()) == 2**23 - 1
     assert int(tr.out.max()) <= 2**15 - 1
     np.testing.assert_array_equal(tr.out.numpy(), naive_run(p))

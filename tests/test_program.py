@@ -161,3 +161,12 @@ def test_unreadable_files(saved, damage):
         (path / "arrays.npz").write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(ProgramError, match="manifest.json|arrays.npz"):
         prog.load(path)
+
+
+def test_a_program_made_for_the_16_bit_y_is_refused_with_how_to_re_export(saved):
+    """Programs exported before the y widening (y_bits 16) cannot run on this arithmetic."""
+    _, path = saved
+    _rewrite(path, manifest_edit=_set("y_bits", 16))
+    with pytest.raises(ProgramError, match=r"needs 24, got 16.*a2q export") as e:
+        prog.load(path)
+    assert e.value.field == "y_bits"

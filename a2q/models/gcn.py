@@ -18,11 +18,12 @@ from ..quantizers import (
     UniformQuantizer,
     WeightQuantizer,
 )
+from .base import QuantizedModel
 
 __all__ = ["GCN", "METHODS", "UNIFORM_METHODS"]
 
 
-class GCN(nn.Module):
+class GCN(QuantizedModel):
     kind = "gcn"
 
     def __init__(self, num_nodes: int, in_features: int, num_classes: int, hidden: int = 16,
@@ -50,6 +51,8 @@ class GCN(nn.Module):
             else:
                 iq = NodeQuantizer(num_nodes, signed[i], init_bits, local_gradient, local_norm=local_norm)
                 wq = WeightQuantizer(dims[i + 1], weight_bits)
+            if iq is not None:
+                iq.last_rows = num_nodes  # every layer input has one row per node (for the bit statistics)
             self.convs.append(QGCNConv(dims[i], dims[i + 1], iq, wq))
         self._graph = None
         self._sparse = None
@@ -92,34 +95,9 @@ class GCN(nn.Module):
         h = F.dropout(h, self.dropout, self.training)
         return self.convs[1](h, ei, dinv)
 
-    # -- quantization bookkeeping -------------------------------------------------------------------
-    @property
-    def node_quantizers(self) -> list[NodeQuantizer]:
-        return [c.input_quantizer for c in self.convs if isinstance(c.input_quantizer, NodeQuantizer)]
-
-    def local_loss(self) -> torch.Tensor | None:
-        losses = [q.local_loss() for q in self.node_quantizers if q.local_loss() is not None]
-        return torch.stack(losses).sum() if losses else None
-
-    @torch.no_grad()
-    def clamp_(self) -> None:
-        """After every optimizer step (see ``NodeQuantizer.clamp_``)."""
-        for q in self.node_quantizers:
-            q.clamp_()
-
-    def bits_per_layer(self) -> list[torch.Tensor]:
-        """Per-node bits of every layer input (differentiable for A2Q, constant for uniform)."""
-        out = []
-        for c in self.convs:
-            q = c.input_quantizer
-            if isinstance(q, NodeQuantizer):
-                out.append(q.int_bits())
-            elif isinstance(q, UniformQuantizer):
-                out.append(torch.full((self.config["num_nodes"],), float(q.k)))
-        return out
-
-    def in_features(self) -> list[int]:
-        return [c.in_features for c in self.convs]
+    # -- quantization bookkeeping (the rest comes from QuantizedModel) ----------------------------
+    def feature_quantizers(self):
+        return [(c.input_quantizer, c.in_features) for c in self.convs]
 
     # -- export hook --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -139,8 +117,3 @@ class GCN(nn.Module):
     @torch.no_grad()
     def quantized_input(self, data):
         return self.convs[0].input_quantizer.codes(data.x).numpy()
-
-    @torch.no_grad()
-    def fakequant_logits(self, data) -> torch.Tensor:
-        self.eval()
-        return self(data)
