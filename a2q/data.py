@@ -265,3 +265,37 @@ def stratified_folds(y: torch.Tensor, num_folds: int = 10, seed: int = 12345, va
         train = np.setdiff1d(rest, val)
         out.append((torch.as_tensor(train), torch.as_tensor(val), torch.as_tensor(test)))
     return out
+
+
+#: How ``graph_subset`` picks N of a fold's test graphs.
+GRAPH_ORDERS = ("stratified", "first")
+
+
+def graph_subset(ids, y, n: int | None, seed: int = 12345, order: str = "stratified") -> torch.Tensor:
+    """``n`` of the graphs ``ids`` (a fold's test part), ascending: the whole set when ``n`` is None or
+    covers it. ``"stratified"``: every class in proportion (within one graph) and, inside a class, a
+    random sample fixed by ``seed``. ``"first"``: the ``n`` lowest ids, as exported before; TU files
+    store their graphs sorted by class (PROTEINS, IMDB-BINARY and NCI1 in two or four runs,
+    REDDIT-BINARY in three: 500 of class 1, 1000 of class 0, 500 of class 1), so the lowest ids of a
+    fold are one class, or one sub-population of it: REDDIT-BINARY fold 0's first 64 are 51 of class 1,
+    all from the first run, and 13 of class 0 (docs/training.md, "Which test graphs")."""
+    import numpy as np
+
+    if order not in GRAPH_ORDERS:
+        raise ValueError(f"graph order must be one of {GRAPH_ORDERS}, got {order!r}")
+    ids = np.asarray(ids, dtype=np.int64)
+    if n is not None and n < 1:
+        raise ValueError(f"the number of graphs must be >= 1, got {n}")
+    if n is None or n >= len(ids):
+        return torch.as_tensor(np.sort(ids))
+    if order == "first":
+        return torch.as_tensor(np.sort(ids)[:n])
+    labels = np.asarray(y)[ids]
+    rng = np.random.default_rng(seed)
+    keys, members = [], []
+    for c in np.unique(labels):  # class c's j-th sampled graph sits at (j + 1/2) / n_c of the merged order
+        idx = rng.permutation(ids[labels == c])
+        keys.append((np.arange(len(idx)) + 0.5) / len(idx))
+        members.append(idx)
+    keys, members = np.concatenate(keys), np.concatenate(members)
+    return torch.as_tensor(np.sort(members[np.argsort(keys, kind="stable")[:n]]))

@@ -325,12 +325,13 @@ def refuse_unexportable(model, ckpt_path) -> None:
 
 
 def export_checkpoint(ckpt_path: str | Path, data_root: str | None = None, binary: bool = False,
-                      graphs: int | None = None, fold: int | None = None, report: dict | None = None) -> Program:
+                      graphs: int | None = None, fold: int | None = None, report: dict | None = None,
+                      graph_order: str = "stratified") -> Program:
     """Load a checkpoint written by ``a2q train`` and fold it into a program. ``binary``: encode a
     binary input layer at one bit (``binary_input``), as A2Q does; meta ``input_encoding`` says which.
-    Graph-level GIN: the first ``graphs`` test graphs of ``fold`` (default: the checkpoint's fold) as one
-    block-diagonal batch. ``report`` (a dict) receives the fake-quant / integer agreement
-    (``gin_agreement``)."""
+    Graph-level GIN: ``graphs`` test graphs of ``fold`` (default: the checkpoint's fold) as one
+    block-diagonal batch, chosen by ``graph_order`` (``a2q.data.graph_subset``: class-stratified by
+    default). ``report`` (a dict) receives the fake-quant / integer agreement (``gin_agreement``)."""
     from .ckpt import load_checkpoint
 
     model, meta = load_checkpoint(ckpt_path)
@@ -340,7 +341,8 @@ def export_checkpoint(ckpt_path: str | Path, data_root: str | None = None, binar
     keep = ("dataset", "method", "bits", "seed", "hidden", "fakequant_test_acc", "target_bits", "fold", "task")
     base_meta = {k: meta[k] for k in keep if k in meta} | {"checkpoint": str(ckpt_path)}
     if getattr(model, "kind", "gcn") == "gin":
-        program, rep = export_gin(model, meta, data_root, binary=binary, graphs=graphs, fold=fold, meta_out=base_meta)
+        program, rep = export_gin(model, meta, data_root, binary=binary, graphs=graphs, fold=fold, meta_out=base_meta,
+                                  graph_order=graph_order)
         if report is not None:
             report.update(rep)
         return program
@@ -359,16 +361,18 @@ def export_checkpoint(ckpt_path: str | Path, data_root: str | None = None, binar
                          labels=data.y.numpy(), test_mask=data.test_mask.numpy(), meta=base_meta | encoding)
 
 
-def gin_data(model, meta: dict, data_root: str | None, graphs: int | None = None, fold: int | None = None):
+def gin_data(model, meta: dict, data_root: str | None, graphs: int | None = None, fold: int | None = None,
+             graph_order: str = "stratified"):
     """The graph a GIN program runs on: node-level, the whole dataset (test mask as trained); graph-level,
-    the first ``graphs`` (default all) test graphs of ``fold`` (default the checkpoint's) as one batch,
-    with ``test_mask`` all true. Returns (data, labels, test_mask, description)."""
+    ``graphs`` (default all) test graphs of ``fold`` (default the checkpoint's) as one batch, with
+    ``test_mask`` all true: a class-stratified sample by default, since the lowest ids of a TU fold are
+    one class (``a2q.data.graph_subset``). Returns (data, labels, test_mask, description)."""
     if model.task == "node":
         from .data import load_dataset
 
         data = load_dataset(meta["dataset"], data_root)
         return data, data.y.numpy(), data.test_mask.numpy(), {"task": "node"}
-    from .data import load_graph_set, stratified_folds
+    from .data import graph_subset, load_graph_set, stratified_folds
 
     gs = load_graph_set(meta["dataset"], data_root)
     fold = int(meta.get("fold", 0) if fold is None else fold)
@@ -376,10 +380,9 @@ def gin_data(model, meta: dict, data_root: str | None, graphs: int | None = None
     if not 0 <= fold < num_folds:
         raise ValueError(f"--fold must lie in [0, {num_folds}), got {fold}")
     test_ids = torch.as_tensor(stratified_folds(gs.y, num_folds, split_seed)[fold][2])
-    if graphs is not None:
-        if graphs < 1:
-            raise ValueError(f"--graphs must be >= 1, got {graphs}")
-        test_ids = test_ids[:graphs]
+    if graphs is not None and graphs < 1:
+        raise ValueError(f"--graphs must be >= 1, got {graphs}")
+    test_ids = graph_subset(test_ids, gs.y, graphs, split_seed, graph_order)
     data = gs.batch(test_ids)
     if meta.get("fold") is not None and int(meta["fold"]) != fold:
         note = (f"fold {fold}'s test graphs, but the model was trained on fold {meta['fold']} "
@@ -388,17 +391,19 @@ def gin_data(model, meta: dict, data_root: str | None, graphs: int | None = None
         note = None
     return data, data.y.numpy(), np.ones(len(test_ids), bool), {
         "task": "graph", "fold": fold, "num_folds": num_folds, "split_seed": split_seed,
-        "graph_ids": [int(v) for v in test_ids], **({"warning": note} if note else {})}
+        "graph_order": graph_order if graphs is not None else "all", "graph_ids": [int(v) for v in test_ids],
+        **({"warning": note} if note else {})}
 
 
 def export_gin(model, meta: dict, data_root: str | None = None, binary: bool = False, graphs: int | None = None,
-               fold: int | None = None, meta_out: dict | None = None, data=None) -> tuple[Program, dict]:
+               fold: int | None = None, meta_out: dict | None = None, data=None,
+               graph_order: str = "stratified") -> tuple[Program, dict]:
     """Export a GIN (node- or graph-level) as a v2 program, point the model's NNS quantizers at the
     program's integer thresholds (``NNSQuantizer.set_thresholds``) and compare fake-quant with integer
     (``gin_agreement``). Returns (program, agreement report)."""
     meta_out = meta_out or {}
     if data is None:
-        data, labels, test_mask, where = gin_data(model, meta, data_root, graphs, fold)
+        data, labels, test_mask, where = gin_data(model, meta, data_root, graphs, fold, graph_order)
     else:
         labels, test_mask, where = data.y.numpy(), getattr(data, "test_mask", None), {"task": model.task}
         test_mask = np.ones(len(labels), bool) if test_mask is None else test_mask.numpy()
@@ -496,7 +501,10 @@ def add_export_arguments(p) -> None:
     p.add_argument("-o", "--out", required=True, help="program directory to write (atomically)")
     p.add_argument("--data-root", default=None, help="dataset root (default: $A2Q_DATA_ROOT)")
     p.add_argument("--graphs", type=int, default=None,
-                   help="graph-level GIN: export the first N test graphs of the fold as one batch (default: all)")
+                   help="graph-level GIN: export N test graphs of the fold as one batch (default: all)")
+    p.add_argument("--graph-order", default="stratified", choices=["stratified", "first"],
+                   help="which N: a class-stratified sample (default) or the N lowest ids (the class-sorted "
+                        "TU files make those one class)")
     p.add_argument("--fold", type=int, default=None, help="graph-level GIN: whose test graphs (default: the model's)")
     p.add_argument("--binary", action="store_true",
                    help="encode a binary input layer at one bit (the fair uniform baseline; docs/program.md)")
@@ -509,7 +517,7 @@ def run_export(args) -> dict:
     t0 = time.perf_counter()
     report: dict = {}
     program = export_checkpoint(args.checkpoint, args.data_root, binary=args.binary, graphs=args.graphs,
-                                fold=args.fold, report=report)
+                                fold=args.fold, report=report, graph_order=args.graph_order)
     out = save(program, args.out)
     int_acc = integer.accuracy(program)
     result = {"program": str(out), "num_nodes": program.num_nodes, "nnz": program.nnz,

@@ -22,6 +22,9 @@ def add_flow_arguments(p) -> None:
                    help="gcn (node-level) or gin (node-level on Planetoid/KarateClub, graph-level on TU sets)")
     p.add_argument("--dataset", default="Cora")
     p.add_argument("--graphs", type=int, default=64, help="gin, graph-level: test graphs of the fold in the batch")
+    p.add_argument("--graph-order", default="stratified", choices=["stratified", "first"],
+                   help="gin, graph-level: a class-stratified sample of the fold's test graphs (default) or the "
+                        "lowest ids (one class on the class-sorted TU files)")
     p.add_argument("--fold", type=int, default=0, help="gin, graph-level: the fold trained and whose test graphs run")
     p.add_argument("--ckpt", action="append", default=[], metavar="[NAME=]PATH",
                    help="gin: reuse a checkpoint instead of training (NAME a2q, int4 or dq4; a bare PATH is a2q); "

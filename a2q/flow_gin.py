@@ -2,11 +2,11 @@
 format-v2 programs on the same rows, fit one accelerator config that runs all of them, price them in
 cycles, simulate them on the RTL and tabulate accuracy, bits, feature memory and cycles.
 
-Graph-level (TU sets): one fold is trained and the first ``--graphs`` test graphs of that fold form one
-block-diagonal batch, the program's rows. Node-level (Planetoid, KarateClub): the whole graph, its test
-mask. Accuracies are given twice: the fake-quant model on the program's rows (its NNS pools selecting
-with the program's integer thresholds) and the integer program; they must agree, and the selections
-that differ between the two are counted (``a2q.export.gin_agreement``).
+Graph-level (TU sets): one fold is trained and ``--graphs`` test graphs of that fold (a class-stratified
+sample, ``--graph-order``) form one block-diagonal batch, the program's rows. Node-level (Planetoid,
+KarateClub): the whole graph, its test mask. Accuracies are given twice: the fake-quant model on the
+program's rows (its NNS pools selecting with the program's integer thresholds) and the integer program;
+they must agree, and the selections that differ between the two are counted (``a2q.export.gin_agreement``).
 """
 from __future__ import annotations
 
@@ -112,7 +112,8 @@ def run_gin_flow(args) -> dict:
             report: dict = {}
             program = export_checkpoint(paths[name], args.data_root, binary=binary,
                                         graphs=args.graphs if task == "graph" else None,
-                                        fold=args.fold if task == "graph" else None, report=report)
+                                        fold=args.fold if task == "graph" else None, report=report,
+                                        graph_order=getattr(args, "graph_order", "stratified"))
             if binary and not program.meta.get("binary_input_nodes"):
                 continue  # the input is not binary (e.g. REDDIT-BINARY's standardised degree): no fair variant
             programs[vname] = program
@@ -155,7 +156,8 @@ def run_gin_flow(args) -> dict:
     first = next(iter(programs.values()))
     summary = {"model": "gin", "task": task, "dataset": args.dataset, "fold": args.fold if task == "graph" else None,
                "graphs": first.num_graphs, "nodes": first.num_nodes, "nnz": first.nnz,
-               "graph_ids": first.meta.get("graph_ids"), "config": cfg.to_json() if cfg is not None else None,
+               "graph_order": first.meta.get("graph_order"), "graph_ids": first.meta.get("graph_ids"),
+               "config": cfg.to_json() if cfg is not None else None,
                "lanes": args.lanes, "pes": args.pes, "verilog": gen, "hardware_error": hw_error,
                "simulator": args.sim if cfg is not None else "none", "baselines": bases,
                "results": {n: res[n] for n in programs}, "wall_s": time.perf_counter() - t0, "threads": args.threads}

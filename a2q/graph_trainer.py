@@ -71,6 +71,23 @@ def build_graph_model(gs: GraphSet, method: str, hp: dict, args) -> GIN:
                readout=args.readout, aggregation_aware=not args.no_aggregation_weight)
 
 
+def train_step(model, data, opt, pen, local_weight: float) -> float:
+    """One optimizer step on a batch of graphs: task loss + Local Gradient + memory penalty, then the
+    quantizers' clamp. Returns the loss (the speed benchmark, scripts/bench_gin_speed.py, runs it too)."""
+    opt.zero_grad()
+    out = model(data)
+    loss = F.cross_entropy(out, data.y)
+    local = model.local_loss()
+    if local is not None:
+        loss = loss + local_weight * local
+    if pen is not None:
+        loss = loss + pen(model.bits_per_layer(), model.in_features())
+    loss.backward()
+    opt.step()
+    model.clamp_()
+    return float(loss.detach())
+
+
 def train_fold(gs: GraphSet, split, args, hp: dict, seed: int, progress=None):
     """Train one fold; returns (model at the selected epoch, row of metrics)."""
     from .trainer import optimizer_for, penalty_for
@@ -91,18 +108,7 @@ def train_fold(gs: GraphSet, split, args, hp: dict, seed: int, progress=None):
         t0, c0 = time.perf_counter(), time.process_time()
         perm = train_ids[torch.randperm(len(train_ids), generator=gen)]
         for start in range(0, len(perm), args.batch_size):
-            data = gs.batch(perm[start:start + args.batch_size])
-            opt.zero_grad()
-            out = model(data)
-            loss = F.cross_entropy(out, data.y)
-            local = model.local_loss()
-            if local is not None:
-                loss = loss + args.local_weight * local
-            if pen is not None:
-                loss = loss + pen(model.bits_per_layer(), model.in_features())
-            loss.backward()
-            opt.step()
-            model.clamp_()
+            train_step(model, gs.batch(perm[start:start + args.batch_size]), opt, pen, args.local_weight)
         train_s += time.perf_counter() - t0
         train_cpu += time.process_time() - c0
         ev = evaluate(model, gs, val_ids, stats=pen is not None)
@@ -218,4 +224,4 @@ def run_graph_train(args) -> dict:
     return metrics
 
 
-__all__ = ["evaluate", "run_graph_train", "train_fold"]
+__all__ = ["evaluate", "run_graph_train", "train_fold", "train_step"]

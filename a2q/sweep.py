@@ -3,9 +3,10 @@
 A *point* is (model, dataset, method, bits target): it is trained over the seeds once, its
 best-validation seed is exported, and the cycle model prices the program on every accelerator config
 (L, P), one CSV row per config. ``--models gcn,gin``: GCN on the node-level sets, GIN on node- and
-graph-level ones; a graph-level GIN point trains fold 0 and prices the first ``--graphs`` test graphs
-of that fold as one block-diagonal batch (program format v2). Points already in the CSV are skipped
-(resume); a crashing point is recorded with its error and the others go on.
+graph-level ones; a graph-level GIN point trains fold 0 and prices ``--graphs`` test graphs of that
+fold (a class-stratified sample, ``a2q.data.graph_subset``) as one block-diagonal batch (program format
+v2). Points already in the CSV are skipped (resume); a crashing point is recorded with its error and the
+others go on.
 
 Executors: ``local`` (default) runs points in this process (``--jobs 1``) or in ``--jobs N`` worker
 processes, one torch thread each; ``ray`` runs each point as a Ray task with one CPU, on a local Ray
@@ -32,10 +33,12 @@ COLUMNS = [
     "dataset", "method", "target", "hidden", "lanes", "pes", "status", "error",
     "acc_mean", "acc_std", "int_acc", "avg_bits", "feature_kb", "feature_kb_sparse", "seeds",
     "cycles_combine", "cycles_aggregate", "cycles_requant", "cycles_stall", "cycles_total", "cycles_layers",
-    "rtl_cycles_total", "rtl_bit_exact", "wall_s", "threads", "model",
+    "rtl_cycles_total", "rtl_bit_exact", "wall_s", "threads", "model", "graphs",
 ]
 #: The columns before ``model`` existed: such a CSV is read with every row a GCN row.
-COLUMNS_GCN_ONLY = COLUMNS[:-1]
+COLUMNS_GCN_ONLY = COLUMNS[:-2]
+#: The columns before ``graphs`` existed: graph-level rows then priced the lowest test ids, not a sample.
+COLUMNS_BEFORE_GRAPHS = COLUMNS[:-1]
 MODELS = ("gcn", "gin")
 #: Test graphs of fold 0 priced per graph-level point (a block-diagonal batch).
 DEFAULT_GRAPHS = 64
@@ -62,11 +65,17 @@ class Point:
     target: str   # a2q: average-bit target; intK: K; fp32: "32"
     hidden: int = 16
     model: str = "gcn"
-    graphs: int = DEFAULT_GRAPHS  # graph-level points: test graphs priced (not part of the key)
+    graphs: int = DEFAULT_GRAPHS  # graph-level points: test graphs priced
 
     @property
-    def key(self) -> tuple[str, str, str, str, str]:
-        return (self.dataset, self.method, self.target, str(self.hidden), self.model)
+    def graphs_tag(self) -> str:
+        """Which test graphs a graph-level point priced (part of the key: a resumed sweep never mixes
+        subsets); empty for node-level points."""
+        return f"stratified:{self.graphs}" if self.graph_level else ""
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str, str]:
+        return (self.dataset, self.method, self.target, str(self.hidden), self.model, self.graphs_tag)
 
     @property
     def slug(self) -> str:
@@ -81,9 +90,22 @@ class Point:
         return self.dataset in TU_DATASETS
 
 
-def row_key(r: dict) -> tuple[str, str, str, str, str]:
-    """A CSV row's point key (rows written before ``hidden`` / ``model`` existed are 16-wide GCN rows)."""
-    return (r["dataset"], r["method"], r["target"], str(int(float(r.get("hidden") or 16))), r.get("model") or "gcn")
+def row_key(r: dict) -> tuple[str, str, str, str, str, str]:
+    """A CSV row's point key (rows written before ``hidden`` / ``model`` existed are 16-wide GCN rows;
+    graph-level rows written before ``graphs`` existed priced other graphs, so their key matches no point)."""
+    return (r["dataset"], r["method"], r["target"], str(int(float(r.get("hidden") or 16))), r.get("model") or "gcn",
+            r.get("graphs") or "")
+
+
+def parse_rtl(spec: str) -> set[tuple[str, str, str, str]]:
+    """``--rtl dataset:method:target[:hidden],...``: the points to also simulate, as ``Point.key[:4]``."""
+    keys = set()
+    for k in filter(None, spec.split(",")):
+        parts = k.split(":")
+        if len(parts) not in (3, 4):
+            raise ValueError(f"--rtl entry {k!r} is not dataset:method:target[:hidden]")
+        keys.add((*parts[:3], parts[3] if len(parts) == 4 else "16"))
+    return keys
 
 
 def panel(r) -> str:
@@ -177,7 +199,8 @@ def run_point(point: Point, configs, seeds: str, epochs: int, work: Path, data_r
     metrics = run_train(train_args(point, seeds, epochs, out_dir, data_root, threads))
     base = {"dataset": point.dataset, "method": point.method, "target": point.target, "hidden": point.hidden,
             "status": "ok", "error": "", "acc_mean": metrics["test_acc_mean"], "acc_std": metrics["test_acc_std"],
-            "seeds": seeds if not point.graph_level else "fold 0", "threads": threads, "model": point.model}
+            "seeds": seeds if not point.graph_level else "fold 0", "threads": threads, "model": point.model,
+            "graphs": point.graphs_tag}
     ckpt = out_dir / ("fold0.pt" if point.graph_level else "model.pt")
     where = {"graphs": point.graphs, "fold": 0} if point.graph_level else {}
     if point.method == "fp32":
@@ -261,7 +284,7 @@ def read_rows(csv_path: Path) -> list[dict]:
     with csv_path.open(newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
-        if header not in (COLUMNS, COLUMNS_GCN_ONLY):
+        if header not in (COLUMNS, COLUMNS_GCN_ONLY, COLUMNS_BEFORE_GRAPHS):
             raise ValueError(f"{csv_path}: not a sweep CSV of this version (columns differ); move it away")
         rows = [dict(zip(header, r, strict=True)) for r in reader
                 if len(r) == len(header) and r[header.index("status")] in ("ok", "error")]
@@ -283,7 +306,7 @@ def write_rows(csv_path: Path, rows: list[dict]) -> None:
 
 def _crash_row(point: Point, err: str) -> dict:
     return {"dataset": point.dataset, "method": point.method, "target": point.target, "hidden": point.hidden,
-            "status": "error", "error": err, "model": point.model}
+            "status": "error", "error": err, "model": point.model, "graphs": point.graphs_tag}
 
 
 class SweepError(ValueError):
@@ -307,7 +330,7 @@ def run_grid(points, configs, out: Path, seeds="0-2", epochs=200, data_root=None
     todo = [p for p in points if p.key not in done]
     data_root = data_root or os.environ.get("A2Q_DATA_ROOT")
     threads = 1 if jobs > 1 or executor == "ray" else max(1, int(os.environ.get("A2Q_THREADS", "1")))
-    tasks = [(p, configs, seeds, epochs, out / "points", data_root, threads, p.key in rtl_keys) for p in todo]
+    tasks = [(p, configs, seeds, epochs, out / "points", data_root, threads, p.key[:4] in rtl_keys) for p in todo]
     run = _run_ray if executor == "ray" else _run_local
     bar = None
     if progress:
@@ -589,8 +612,7 @@ def run_sweep(args) -> dict:
         raise ValueError(f"--graphs must be >= 1, got {args.graphs}")
     points = grid(args.datasets.split(","), args.methods.split(","), args.targets.split(","),
                   hiddens, models=args.models.split(","), graphs=args.graphs)
-    rtl_keys = {(*k.split(":")[:3], k.split(":")[3] if len(k.split(":")) > 3 else "16")
-                for k in args.rtl.split(",") if k}
+    rtl_keys = parse_rtl(args.rtl)
     out = Path(args.out)
     t0 = time.perf_counter()
     rows = run_grid(points, parse_configs(args.configs), out, seeds=args.seeds, epochs=args.epochs,

@@ -184,3 +184,80 @@ def test_exactly_represented_rows_give_no_local_gradient():
     q(x)
     q.local_loss().backward()
     assert float(q.local_loss()) == 0.0 and not q.log_step.grad.any()
+
+
+class _DenseMaskFusedLocal(torch.autograd.Function):
+    """The fused Local Gradient before the clip-row version: [N, F] masks for both range ends on every row.
+    Kept here as the reference the faster one must equal bit for bit."""
+
+    @staticmethod
+    def forward(ctx, x, step, qmin, qmax, weight, l2):
+        from a2q.quantizers.node import EXACT_TOL
+
+        r = torch.mul(x, 1.0 / step).add_(0.5).floor_()
+        below, above = r < qmin, r > qmax
+        q = r.clamp_(qmin, qmax)
+        xq = q * step
+        e = xq - x
+        e.masked_fill_(e.abs() <= EXACT_TOL * step, 0.0)
+        de = e * (2.0 * weight) if l2 else torch.sign(e).mul_(weight)
+        loss = torch.dot(e.view(-1), de.view(-1)) / 2 if l2 else torch.dot(e.view(-1), de.view(-1))
+        g_step = q.mul_(de).sum(1, keepdim=True)
+        g_qmax = torch.mul(de, above, out=e).sum(1, keepdim=True) * step
+        g_qmin = torch.mul(de, below, out=e).sum(1, keepdim=True) * step
+        ctx.save_for_backward(~(below | above), g_step, g_qmin, g_qmax)
+        return xq, loss
+
+    @staticmethod
+    def backward(ctx, g_xq, g_loss):
+        inside, g_step, g_qmin, g_qmax = ctx.saved_tensors
+        return g_xq * inside, g_step * g_loss, g_qmin * g_loss, g_qmax * g_loss, None, None
+
+
+@pytest.mark.parametrize("norm", ["l2", "l1"])
+@pytest.mark.parametrize("signed,clip_frac", [(True, 0.3), (False, 0.05), (False, 0.0)])
+def test_clip_row_fused_local_equals_the_dense_mask_form_bit_for_bit(norm, signed, clip_frac):
+    """The training hot path was made faster (masks only on the rows that clip, no bool->float copies,
+    row extremes shared with the NNS selection); outputs, loss and every gradient must stay identical."""
+    from a2q.quantizers.fused import fused_local_fake_quant
+    from a2q.quantizers.nns import row_extremes
+
+    g = torch.Generator().manual_seed(1)
+    n, f = 400, 16
+    x = torch.randn(n, f, generator=g) * torch.rand(n, 1, generator=g) * 4
+    if not signed:
+        x = x.relu()
+    x[:20] = torch.round(x[:20] * 4) / 4  # rows exactly on the grid of step 1/4 (the EXACT_TOL residuals)
+    bits = torch.randint(1, 9, (n, 1), generator=g).float()
+    qmin, qmax = (-2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (torch.zeros_like(bits), 2 ** bits - 1)
+    top = torch.maximum(x.amax(1, keepdim=True), -x.amin(1, keepdim=True)).clamp_min(1e-3)
+    clips = torch.rand(n, 1, generator=g) < clip_frac  # these rows' ranges end below their largest value
+    step = top / torch.where(clips, qmax.clamp_min(1) * 0.5, qmax.clamp_min(1))
+    step[:20] = 0.25
+    w = torch.rand(n, 1, generator=g)
+    up = torch.randn(n, f, generator=g)
+    results = []
+    for fn in ("new", "ref"):
+        xs, st = x.clone().requires_grad_(), step.clone().requires_grad_()
+        lo, hi = qmin.clone().requires_grad_(), qmax.clone().requires_grad_()
+        if fn == "new":
+            mn, mx, _ = row_extremes(xs)
+            xq, loss = fused_local_fake_quant(xs, st, lo, hi, w, norm, mn[:, None], mx[:, None])
+        else:
+            xq, loss = _DenseMaskFusedLocal.apply(xs, st, lo, hi, w, norm == "l2")
+        grads = torch.autograd.grad((xq * up).sum() + 3 * loss, (xs, st, lo, hi))
+        results.append((xq, loss, *grads))
+    if clip_frac:
+        assert results[1][4].abs().sum() + results[1][5].abs().sum() > 0  # some range end clips
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_row_extremes_max_abs_equals_the_inf_norm():
+    from a2q.quantizers.nns import row_extremes
+
+    x = torch.randn(300, 7, generator=torch.Generator().manual_seed(2))
+    mn, mx, ab = row_extremes(x)
+    assert torch.equal(ab, torch.linalg.vector_norm(x, float("inf"), dim=1))
+    assert torch.equal(mn, x.amin(1)) and torch.equal(mx, x.amax(1))
+    assert row_extremes(torch.zeros(3, 0))[2].tolist() == [0.0, 0.0, 0.0]

@@ -33,8 +33,34 @@ def test_a_csv_written_before_the_model_column_resumes_as_gcn_rows(tmp_path):
         w.writerow(["Cora" if c == "dataset" else "a2q" if c == "method" else "2" if c == "target" else
                     "ok" if c == "status" else "" for c in sweep.COLUMNS_GCN_ONLY])
     rows = sweep.read_rows(path)
-    assert rows[0]["model"] == "gcn" and sweep.row_key(rows[0]) == ("Cora", "a2q", "2", "16", "gcn")
+    assert rows[0]["model"] == "gcn" and sweep.row_key(rows[0]) == ("Cora", "a2q", "2", "16", "gcn", "")
     assert sweep.row_key(rows[0]) == sweep.Point("Cora", "a2q", "2").key
+
+
+def test_graph_level_rows_from_before_the_graphs_column_run_again(tmp_path):
+    """Graph-level rows written before the stratified sample priced the lowest test ids: their key matches
+    no point, so a resumed sweep reruns them instead of mixing two subsets in one table."""
+    path = tmp_path / "sweep.csv"
+    old = sweep.COLUMNS_BEFORE_GRAPHS
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(old)
+        w.writerow({"dataset": "MUTAG", "method": "int4", "target": "4", "hidden": "64", "status": "ok",
+                    "model": "gin"}.get(c, "") for c in old)
+    (row,) = sweep.read_rows(path)
+    point = sweep.Point("MUTAG", "int4", "4", 64, "gin", graphs=8)
+    assert point.graphs_tag == "stratified:8" and sweep.row_key(row) != point.key
+    assert sweep.row_key({**row, "graphs": "stratified:8"}) == point.key
+    assert sweep.Point("Cora", "a2q", "2").graphs_tag == ""
+
+
+def test_rtl_points_are_selected_by_dataset_method_target_hidden():
+    keys = sweep.parse_rtl("Cora:a2q:2,MUTAG:int4:4:64")
+    assert sweep.Point("Cora", "a2q", "2").key[:4] in keys
+    assert sweep.Point("MUTAG", "int4", "4", 64, "gin").key[:4] in keys
+    assert sweep.Point("Cora", "int4", "4").key[:4] not in keys
+    with pytest.raises(ValueError, match="not dataset:method:target"):
+        sweep.parse_rtl("Cora:a2q")
 
 
 @pytest.mark.skipif(not HAVE_MUTAG, reason="MUTAG raw files not found under $A2Q_DATA_ROOT/TU")

@@ -56,6 +56,18 @@ def nns_select(row_max: torch.Tensor, ranges: torch.Tensor) -> torch.Tensor:
     return order[pos]
 
 
+@torch.no_grad()
+def row_extremes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(min, max, max |x|) of every row: two reductions, ~7x faster on one thread than the inf-norm
+    (``linalg.vector_norm(x, inf, dim=1)``), whose value ``max(max, -min)`` equals exactly."""
+    x = x.detach()
+    if x.shape[1] == 0:
+        z = x.new_zeros(x.shape[0])
+        return z, z, z
+    lo, hi = x.amin(1), x.amax(1)
+    return lo, hi, torch.maximum(hi, -lo)
+
+
 class NNSQuantizer(NodeQuantizer):
     """Pool of ``pool`` (log step, bits) pairs; a row takes the pair chosen by ``nns_select``.
 
@@ -115,10 +127,10 @@ class NNSQuantizer(NodeQuantizer):
             raise ValueError(f"a pool of {self.pool} pairs needs {self.pool - 1} thresholds, got {thr.numel()}")
         self._exported = ((thr + 0.5) * float(tau), self.sorted_order())
 
-    def select(self, x: torch.Tensor) -> torch.Tensor:
-        """The pool index of every row of x."""
+    def select(self, x: torch.Tensor, row_max_abs: torch.Tensor | None = None) -> torch.Tensor:
+        """The pool index of every row of x (``row_max_abs``: its max |x| per row, if already known)."""
         with torch.no_grad():
-            v = torch.linalg.vector_norm(x.detach(), float("inf"), dim=1)
+            v = row_extremes(x)[2] if row_max_abs is None else row_max_abs
             if self._exported is not None:
                 thr, order = self._exported
                 return order[(v.double()[:, None] >= thr[None, :]).sum(dim=1)]
@@ -130,7 +142,8 @@ class NNSQuantizer(NodeQuantizer):
             raise ValueError("NNSQuantizer quantizes dense rows only")
         if not bool(self.initialised):
             self.init_from(x)
-        sel = self.select(x)
+        row_min, row_max, row_abs = row_extremes(x)
+        sel = self.select(x, row_abs)
         self.last_selection = sel
         bits = self.int_bits()
         self._row_bits = bits[sel]
@@ -143,7 +156,8 @@ class NNSQuantizer(NodeQuantizer):
             else torch.ones(len(x))
         # mean over rows: a batch's size must not scale the local loss
         xq, self._local = fused_local_fake_quant(x, self.step[sel][:, None], qmin[sel][:, None],
-                                                 qmax[sel][:, None], (w / n)[:, None], self.local_norm)
+                                                 qmax[sel][:, None], (w / n)[:, None], self.local_norm,
+                                                 row_min[:, None], row_max[:, None])
         return xq
 
     def row_bits(self) -> torch.Tensor:
