@@ -71,6 +71,20 @@ def _y_scale(acc: np.ndarray, factor: np.ndarray) -> float:
     return sigma
 
 
+def _p_scale(scaled_agg: np.ndarray, bias: np.ndarray) -> float:
+    """The channel scale tau of a layer's p = sat(rescale(a, Mc, Sc) + B): real(p) = tau * p.
+
+    It covers each term of the sum, not only the sum: after a BatchNorm fold a channel whose inputs
+    barely vary (e.g. a constant row set) gets a large weight scale and a large opposite bias that
+    nearly cancel, and a tau fitted to the small sum alone would saturate B (or the rescaled aggregate)
+    at P_BITS and break the arithmetic. Such a channel then keeps fewer significant bits instead.
+    """
+    scaled_agg, bias = np.asarray(scaled_agg, np.float64), np.asarray(bias, np.float64)
+    peak = max(np.abs(scaled_agg + bias[None, :]).max(initial=0.0), np.abs(scaled_agg).max(initial=0.0),
+               np.abs(bias).max(initial=0.0))
+    return _scale_for(peak, fp.P_BITS)
+
+
 def quantize_weight(weight: np.ndarray, step: np.ndarray, bits: int) -> np.ndarray:
     lo, hi = fp.signed_range(bits)
     return np.clip(np.floor(weight / step[None, :] + 0.5), lo, hi).astype(np.int8)
@@ -126,8 +140,7 @@ def build_program(layers: list[dict], x_int: np.ndarray, edge_index: np.ndarray,
         src_mult, src_shift = _multipliers(node_factor / sigma)
         y = integer.src_rescale(t(acc), t(src_mult), t(src_shift))
         a = integer.aggregate(y, t(row_ptr), t(col_idx)).numpy().astype(np.float64)
-        pre = sigma * w_step[None, :] * a + bias[None, :]   # = d_i^1/2 * layer output
-        tau = _scale_for(np.abs(pre).max(initial=0.0), fp.P_BITS)
+        tau = _p_scale(sigma * w_step[None, :] * a, bias)   # sum = d_i^1/2 * layer output
         ch_mult, ch_shift = _multipliers(sigma * w_step / tau)
         lo, hi = fp.signed_range(fp.P_BITS)
         bias_int = np.clip(np.floor(bias / tau + 0.5), lo, hi).astype(np.int32)
@@ -251,8 +264,7 @@ def build_program_v2(layers: list[dict], x_int: np.ndarray, row_ptr: np.ndarray,
             a = integer.aggregate(y, *integer.membership_csr(t(graph_ptr)))
         else:
             a = y
-        pre = sigma * w_step[None, :] * a.numpy().astype(np.float64) + bias[None, :]
-        tau = _scale_for(np.abs(pre).max(initial=0.0), fp.P_BITS)
+        tau = _p_scale(sigma * w_step[None, :] * a.numpy().astype(np.float64), bias)
         ch_mult, ch_shift = _multipliers(sigma * w_step / tau)
         bias_int = np.clip(np.floor(bias / tau + 0.5), lo24, hi24).astype(np.int32)
         arrays |= {f"l{i}_weight": W, f"l{i}_ch_mult": ch_mult, f"l{i}_ch_shift": ch_shift, f"l{i}_bias": bias_int}

@@ -94,3 +94,28 @@ def test_binary_input_encoding_keeps_the_real_values_and_the_predictions():
     l2, x2, _ = binary_input(layers, pow2, n)
     np.testing.assert_array_equal(integer.logits(build_program(layers, pow2, data.edge_index.numpy(), n)).numpy(),
                                   integer.logits(build_program(l2, x2, data.edge_index.numpy(), n)).numpy())
+
+
+def test_channel_scale_covers_a_bias_that_cancels_the_aggregate():
+    """A BatchNorm fold over nearly constant inputs gives a huge weight scale and an opposite bias whose
+    sum is small (seen on a REDDIT-BINARY GIN whose hidden inputs quantized to one constant row). A tau
+    fitted to the sum alone saturated the 24-bit bias; fitted to every term, p stays exact to rounding."""
+    import torch
+
+    from a2q.export import _multipliers, _p_scale
+
+    a = torch.tensor([[1000, 1001, 999], [1000, 1000, 1000]], dtype=torch.int64)
+    sw = np.array([1e3, 2e3, 5e2])                                  # sigma * w_step per channel
+    bias = -sw * 1000.0 + np.array([3.0, -2.0, 1.0])                # cancels the aggregate to a few units
+    agg = sw[None, :] * a.numpy()
+    pre = agg + bias[None, :]
+    tau = _p_scale(agg, bias)
+    mult, shift = _multipliers(sw / tau)
+    b_int = np.floor(bias / tau + 0.5).astype(np.int64)
+    lo, hi = fp.signed_range(fp.P_BITS)
+    assert lo < b_int.min() and b_int.max() < hi                    # the bias is representable
+    p = integer.channel_rescale(a, torch.as_tensor(mult.astype(np.int64)), torch.as_tensor(shift.astype(np.int64)),
+                                torch.as_tensor(b_int))
+    assert int(p.abs().max()) < hi
+    # what is left is the 16-bit multiplier's rounding, relative to the largest term (not to the small sum)
+    np.testing.assert_allclose(p.numpy() * tau, pre, atol=np.abs(agg).max() * 2.0 ** (1 - fp.MULT_BITS) + 3 * tau)
