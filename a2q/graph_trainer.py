@@ -74,34 +74,33 @@ def build_graph_model(gs: GraphSet, method: str, hp: dict, args) -> GIN:
 def train_step(model, data, opt, pen, local_weight: float) -> float:
     """One optimizer step on a batch of graphs: task loss + Local Gradient + memory penalty, then the
     quantizers' clamp. Returns the loss (the speed benchmark, scripts/bench_gin_speed.py, runs it too)."""
+    from .trainer import optimise
+
     opt.zero_grad()
     out = model(data)
-    loss = F.cross_entropy(out, data.y)
-    local = model.local_loss()
-    if local is not None:
-        loss = loss + local_weight * local
-    if pen is not None:
-        loss = loss + pen(model.bits_per_layer(), model.in_features())
-    loss.backward()
-    opt.step()
-    model.clamp_()
-    return float(loss.detach())
+    return float(optimise(model, F.cross_entropy(out, data.y), opt, pen, local_weight).detach())
 
 
-def train_fold(gs: GraphSet, split, args, hp: dict, seed: int, progress=None):
-    """Train one fold; returns (model at the selected epoch, row of metrics)."""
+def fold_setup(gs: GraphSet, train_ids, args, hp: dict, seed: int):
+    """A fold's model, optimizer, memory penalty and batch-order generator, seeded, with the quantizers'
+    ranges fitted to a training batch (BN in batch mode). Returns (model, opt, pen, gen)."""
     from .trainer import optimizer_for, penalty_for
 
-    train_ids, val_ids, test_ids = split
     torch.manual_seed(seed)
     np.random.seed(seed)
     model = build_graph_model(gs, args.method, hp, args)
     gen = torch.Generator().manual_seed(seed)
-    # the quantizers' ranges from a training batch (BN in batch mode)
     model.initialise_quantizers(gs.batch(train_ids[torch.randperm(len(train_ids), generator=gen)[:args.batch_size]]))
     opt = optimizer_for(model, hp["lr"], hp["weight_decay"], args.quant_lr, args.node_step_lr, args.bits_lr)
     pen = penalty_for(args.method, hp["target_bits"], args.target_kb, args.penalty, args.bit_cost, args.margin,
                       default_target=hp["target_bits"])
+    return model, opt, pen, gen
+
+
+def train_fold(gs: GraphSet, split, args, hp: dict, seed: int, progress=None):
+    """Train one fold; returns (model at the selected epoch, row of metrics)."""
+    train_ids, val_ids, test_ids = split
+    model, opt, pen, gen = fold_setup(gs, train_ids, args, hp, seed)
     best, train_s, train_cpu = None, 0.0, 0.0
     for epoch in range(args.epochs):
         model.train()

@@ -47,6 +47,21 @@ def check_combination(model: str, task: str, dataset: str) -> None:
                          f"(supported: {supported})")
 
 
+def optimise(model, task_loss: torch.Tensor, opt, pen, local_weight: float) -> torch.Tensor:
+    """One optimizer step on task loss + Local Gradient + memory penalty, then the quantizers' clamp (the
+    node-level trainer and the graph-level ``train_step`` alike). Returns the total loss."""
+    loss = task_loss
+    local = model.local_loss()
+    if local is not None:
+        loss = loss + local_weight * local
+    if pen is not None:
+        loss = loss + pen(model.bits_per_layer(), model.in_features())
+    loss.backward()
+    opt.step()
+    model.clamp_()
+    return loss
+
+
 def optimizer_for(model, lr, weight_decay, quant_lr, node_step_lr, bits_lr) -> torch.optim.Optimizer:
     """Adam with four groups: the network, weight/uniform steps, A2Q steps, A2Q bits (own learning rates)."""
     named = list(model.named_parameters())
@@ -143,15 +158,7 @@ def train_one(data, method: str, seed: int, bits: int = 4, weight_bits: int = 4,
         model.train()
         opt.zero_grad()
         out = model(data)
-        loss = F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
-        local = model.local_loss()
-        if local is not None:
-            loss = loss + local_weight * local
-        if pen is not None:
-            loss = loss + pen(model.bits_per_layer(), model.in_features())
-        loss.backward()
-        opt.step()
-        model.clamp_()
+        optimise(model, F.cross_entropy(out[data.train_mask], data.y[data.train_mask]), opt, pen, local_weight)
         model.eval()
         with torch.no_grad():
             logits = model(data)

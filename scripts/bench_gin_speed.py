@@ -25,12 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def setup(args):
-    import numpy as np
     import torch
 
     from a2q.data import load_graph_set, stratified_folds
-    from a2q.graph_trainer import build_graph_model
-    from a2q.trainer import optimizer_for, parse_train_args, penalty_for, resolve
+    from a2q.graph_trainer import fold_setup
+    from a2q.trainer import parse_train_args, resolve
 
     targs = parse_train_args(["--model", "gin", "--dataset", args.dataset, "--method", args.method,
                               "--threads", str(args.threads), "--out", "/dev/null", *args.train_args])
@@ -42,15 +41,7 @@ def setup(args):
     hp["weight_bits"] = targs.weight_bits
     gs = load_graph_set(args.dataset, targs.data_root)
     train_ids = stratified_folds(gs.y, targs.num_folds, targs.split_seed)[0][0]
-    seed = 0
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    model = build_graph_model(gs, args.method, hp, targs)
-    gen = torch.Generator().manual_seed(seed)
-    model.initialise_quantizers(gs.batch(train_ids[torch.randperm(len(train_ids), generator=gen)[:targs.batch_size]]))
-    opt = optimizer_for(model, hp["lr"], hp["weight_decay"], targs.quant_lr, targs.node_step_lr, targs.bits_lr)
-    pen = penalty_for(args.method, hp["target_bits"], targs.target_kb, targs.penalty, targs.bit_cost, targs.margin,
-                      default_target=hp["target_bits"])
+    model, opt, pen, gen = fold_setup(gs, train_ids, targs, hp, seed=0)
     perm = train_ids[torch.randperm(len(train_ids), generator=gen)]
     batches = [gs.batch(perm[s:s + targs.batch_size]) for s in range(0, len(perm), targs.batch_size)]
     return model, opt, pen, targs, batches
