@@ -285,7 +285,7 @@ def graph_subset(ids, y, n: int | None, seed: int = 12345, order: str = "stratif
         raise ValueError(f"graph order must be one of {GRAPH_ORDERS}, got {order!r}")
     ids = np.asarray(ids, dtype=np.int64)
     if n is not None and n < 1:
-        raise ValueError(f"the number of graphs must be >= 1, got {n}")
+        raise ValueError(f"--graphs must be >= 1, got {n}")
     if n is None or n >= len(ids):
         return torch.as_tensor(np.sort(ids))
     if order == "first":

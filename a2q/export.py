@@ -392,8 +392,6 @@ def gin_data(model, meta: dict, data_root: str | None, graphs: int | None = None
     if not 0 <= fold < num_folds:
         raise ValueError(f"--fold must lie in [0, {num_folds}), got {fold}")
     test_ids = torch.as_tensor(stratified_folds(gs.y, num_folds, split_seed)[fold][2])
-    if graphs is not None and graphs < 1:
-        raise ValueError(f"--graphs must be >= 1, got {graphs}")
     test_ids = graph_subset(test_ids, gs.y, graphs, split_seed, graph_order)
     data = gs.batch(test_ids)
     if meta.get("fold") is not None and int(meta["fold"]) != fold:

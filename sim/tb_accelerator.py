@@ -14,7 +14,6 @@ import time
 
 import cocotb
 import torch
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer, with_timeout
 
 from a2q import program as prog
@@ -24,13 +23,8 @@ from hw import memory_map as mm
 from hw.config import AcceleratorConfig
 from hw.counters import COUNTERS
 from sim import backdoor
+from sim.clock import CLOCK_NS, start_clock
 from sim.compare import compare_run
-
-CLOCK_NS = 10
-#: The clock toggles in cocotb's C++ GPI layer, not in a Python coroutine woken twice a cycle (which
-#: cost about half of Verilator's run time). Our writes stay cocotb's default scheduled writes, made
-#: after an edge and sampled at the next one, as with the Python clock.
-CLOCK_IMPL = "gpi"
 
 
 async def _write_words(dut, imgs) -> int:
@@ -80,7 +74,7 @@ async def run_program(dut):
     if io not in ("backdoor", "port"):
         raise ValueError(f"A2Q_IO must be backdoor or port, got {io!r}")
 
-    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns", impl=CLOCK_IMPL).start())
+    start_clock(dut)
     dut.rst.value = 1
     dut.start.value = 0
     dut.mem_we.value = 0

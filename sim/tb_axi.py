@@ -12,7 +12,6 @@ import time
 
 import cocotb
 import torch
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiMaster
 
@@ -23,13 +22,9 @@ from hw import axi
 from hw import memory_map as mm
 from hw.config import AcceleratorConfig
 from hw.counters import COUNTERS
+from sim.clock import start_clock
 from sim.compare import compare_run
 
-CLOCK_NS = 10
-#: The clock toggles in cocotb's C++ GPI layer, not in a Python coroutine woken twice a cycle (which
-#: cost about half of Verilator's run time). Our writes stay cocotb's default scheduled writes, made
-#: after an edge and sampled at the next one, as with the Python clock.
-CLOCK_IMPL = "gpi"
 REG = {name: off for off, (name, _, _) in axi.REGISTERS.items()}
 
 
@@ -55,7 +50,7 @@ async def run_program_axi(dut):
     imgs = mm.images(program, cfg)
     win = axi.window(cfg)
 
-    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns", impl=CLOCK_IMPL).start())
+    start_clock(dut)
     lite = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
     bus = AxiMaster(AxiBus.from_prefix(dut, "s_axi"), dut.clk, dut.rst)
     dut.rst.value = 1
