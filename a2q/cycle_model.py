@@ -37,10 +37,10 @@ import numpy as np
 
 #: Fixed overheads per layer, in cycles (see docs/hardware.md for where each cycle goes).
 DESC_CYCLES = 1       # the sequencer addresses the descriptor table
-COMBINE_FIXED = 12    # engine start + setup (read-next of node 0) + 9-stage drain + hand-back
-AGGREGATE_FIXED = 2   # engine start + setup (read-next of entry 0 and row 0)
+COMBINE_FIXED = 13    # engine start + 2 setup (node-table prefetch) + 9-stage drain + hand-back
+AGGREGATE_FIXED = 3   # engine start + 2 setup (prefetch of entry 0 and row 0 into registers)
 REQUANT_FIXED = 9     # S2 + group register + 6 requantizer stages + packer latch ... + hand-back
-SELECT_FIXED = 11     # engine start + setup + S2 + group register + 6 requantizer stages (the selector writes
+SELECT_FIXED = 12     # engine start + 2 setup + S2 + group register + 6 requantizer stages (the selector writes
                       # within them: 3 channel-rescale stages + 2) + hand-back
 
 PHASES = ("combine", "select", "aggregate", "stall", "requant")
@@ -230,7 +230,8 @@ def layer_cycles(program, layer: int, lanes: int, pes: int, words: np.ndarray | 
     nb = next_bits(program, layer, traces)
     w = np.ones(q * t_out, dtype=np.int64) if nb is None else pack_words(nb, spec.out_features, lanes, pes)
     stall = int(np.maximum(w[:-1] - a[1:], 0).sum())
-    select = SELECT_FIXED + walk if layer + 1 < program.num_layers and program.has_pool_input(layer + 1) else 0
+    selects = layer + 1 < program.num_layers and program.has_pool_input(layer + 1)
+    select = SELECT_FIXED + walk if selects else 0
     requant = REQUANT_FIXED + int(w[-1])
     aggregate = AGGREGATE_FIXED + walk
     if lens is None:   # dense: no aggregation; its group stream is counted as requantizer time

@@ -136,7 +136,14 @@ class AggregateEngine(wiring.Component):
             return data[off:off + width]
 
         E = cfg.edges_per_cycle
-        m_cols, m_last, m_empty = (fld(ef, self.edge_data, k) for k in ("col", "last", "empty"))
+        # Prefetch (timing): the entry in S1 and the current row's node-table entries are registers
+        # (cur_*); the edge port presents the entry after it, the node-table ports the next row's
+        # entries. A block RAM output only ever loads a register, never decides an address.
+        cur_e = Signal.like(self.edge_data)
+        row0 = Signal.like(self.edge_data)              # the current row's first word (for the wrap)
+        cur_node, cur_next, cur_count = Signal.like(self.node_data), Signal.like(self.next_data), \
+            Signal.like(self.count_data)
+        m_cols, m_last, m_empty = (fld(ef, cur_e, k) for k in ("col", "last", "empty"))
         cw = len(m_cols) // E
         i = Signal(unsigned(count_bits(cfg.max_nodes)))
         # a dense layer's identity stream: row i's single entry is i (entries 1..E-1 placeholders)
@@ -146,19 +153,19 @@ class AggregateEngine(wiring.Component):
         # the next layer's b' and this layer's Md, Sd: static (node table) or from the selected NNS pair
         cf, pf = mm.count_fields(cfg), mm.pool_fields()
         sel = Signal(unsigned(mm.sel_bits(cfg)))
-        m.d.comb += [sel.eq(Mux(self.pool_out, fld(cf, self.count_data, "sel"), 0)),
+        m.d.comb += [sel.eq(Mux(self.pool_out, fld(cf, cur_count, "sel"), 0)),
                      self.pool_addr.eq(self.next_pool_off + sel)]
-        nxt_bits, nxt_base = Signal(unsigned(NODE_BITS_FIELD)), fld(nf, self.next_data, "base")
+        nxt_bits, nxt_base = Signal(unsigned(NODE_BITS_FIELD)), fld(nf, cur_next, "base")
         md, sd = Signal(unsigned(fp.MULT_BITS)), Signal(unsigned(SHIFT_BITS))
         m.d.comb += [
-            nxt_bits.eq(Mux(self.pool_out, fld(pf, self.pool_data, "bits"), fld(nf, self.next_data, "bits"))),
-            md.eq(Mux(self.pool_out, fld(pf, self.pool_data, "dst_mult"), fld(nf, self.node_data, "dst_mult"))),
-            sd.eq(Mux(self.pool_out, fld(pf, self.pool_data, "dst_shift"), fld(nf, self.node_data, "dst_shift"))),
+            nxt_bits.eq(Mux(self.pool_out, fld(pf, self.pool_data, "bits"), fld(nf, cur_next, "bits"))),
+            md.eq(Mux(self.pool_out, fld(pf, self.pool_data, "dst_mult"), fld(nf, cur_node, "dst_mult"))),
+            sd.eq(Mux(self.pool_out, fld(pf, self.pool_data, "dst_shift"), fld(nf, cur_node, "dst_shift"))),
         ]
 
         # ---- S1: edge walker ----------------------------------------------------------------------
-        setup, active = Signal(), Signal()
-        e = Signal(unsigned(self.aw["edge"] + 1))
+        setup1, setup2, active = Signal(), Signal(), Signal()
+        e = Signal(unsigned(self.aw["edge"] + 1))      # position of the entry in S1
         rs = Signal(unsigned(self.aw["edge"] + 1))      # first entry of the current row
         t_o = Signal(unsigned(count_bits(cfg.max_tiles_out)))
         toff = Signal(unsigned(self.aw["xw"]))          # t_o * N
@@ -166,42 +173,58 @@ class AggregateEngine(wiring.Component):
         g = Signal(unsigned(self.aw["out"] + 1))
         w, _, _ = pack_words(m, cfg, nxt_bits, t_o, self.t_next, self.last)
         cnt = Signal(unsigned(len(w)))                   # cycles the packer still needs
+        na1, na2 = Signal.like(self.node_addr), Signal.like(self.node_addr)    # node_off + i + 1, + 2
+        xa1, xa2 = Signal.like(self.next_addr), Signal.like(self.next_addr)    # next_node_off + i + 1, + 2
 
         stall = Signal()
         issue = Signal()
         m.d.comb += [stall.eq(active & e_last & (cnt != 0) & ~self.select_mode), issue.eq(active & ~stall)]
         last_to = t_o == self.t_out - 1
         last_i = i == self.n_rows - 1
+        wrap = issue & e_last & ~last_to                 # back to the row's first word, next t_o
         row_end = issue & e_last & last_to
+        advance = row_end & ~last_i                      # row i + 1 becomes current
 
-        e_next = Mux(issue, Mux(e_last & ~last_to, rs, Mux(row_end & last_i, e, e + 1)), e)
-        i_next = Mux(row_end & ~last_i, i + 1, i)
+        # the edge port is addressed with the entry after the next one in S1: after a wrap the row's
+        # second word (the first is the row0 register), else two ahead (issue) or one ahead (hold)
         m.d.comb += [
-            self.edge_addr.eq(e_next),
-            self.node_addr.eq(self.node_off + i_next),
-            self.next_addr.eq(self.next_node_off + i_next),
+            self.edge_addr.eq(Mux(setup1, e, Mux(wrap, rs + 1, Mux(issue, e + 2, e + 1)))),
+            self.node_addr.eq(Mux(advance, na2, na1)),
+            self.next_addr.eq(Mux(advance, xa2, xa1)),
             self.xw_addr.eq(Cat(*[(e_cols[q * cw:(q + 1) * cw] + toff)[:self.aw["xw"]] for q in range(E)])),
             self.chan_addr.eq(self.ch_off + t_o),
             self.issuing.eq(issue), self.stalled.eq(stall), self.walking.eq(active),
         ]
         cnt_dec = Mux(cnt == 0, 0, cnt - 1)
         with m.If(self.start):
-            m.d.sync += [setup.eq(1), e.eq(self.edge_off), rs.eq(self.edge_off), i.eq(0), t_o.eq(0),
-                         toff.eq(0), first.eq(1), g.eq(0), cnt.eq(0)]
-        with m.If(setup):
-            m.d.sync += [setup.eq(0), active.eq(1)]
+            m.d.sync += [setup1.eq(1), e.eq(self.edge_off), rs.eq(self.edge_off), i.eq(0), t_o.eq(0),
+                         toff.eq(0), first.eq(1), g.eq(0), cnt.eq(0),
+                         na1.eq(self.node_off), na2.eq(self.node_off + 1),
+                         xa1.eq(self.next_node_off), xa2.eq(self.next_node_off + 1)]
+        with m.If(setup1):      # entry 0 and row 0 addressed
+            m.d.sync += [setup1.eq(0), setup2.eq(1), na1.eq(na2), na2.eq(na2 + 1), xa1.eq(xa2), xa2.eq(xa2 + 1)]
+        with m.If(setup2):      # they arrive into the registers; entry 1 and row 1 addressed
+            m.d.sync += [setup2.eq(0), active.eq(1), cur_e.eq(self.edge_data), row0.eq(self.edge_data),
+                         cur_node.eq(self.node_data), cur_next.eq(self.next_data), cur_count.eq(self.count_data)]
+        with m.If(advance):
+            m.d.sync += [cur_node.eq(self.node_data), cur_next.eq(self.next_data), cur_count.eq(self.count_data),
+                         na1.eq(na2), na2.eq(na2 + 1), xa1.eq(xa2), xa2.eq(xa2 + 1)]
         with m.If(active):
-            m.d.sync += [e.eq(e_next), i.eq(i_next), cnt.eq(cnt_dec)]
+            m.d.sync += cnt.eq(cnt_dec)
             with m.If(issue):
                 m.d.sync += first.eq(e_last)
+                with m.If(wrap):
+                    m.d.sync += [e.eq(rs), cur_e.eq(row0)]
+                with m.Else():
+                    m.d.sync += [e.eq(e + 1), cur_e.eq(self.edge_data)]
                 with m.If(e_last):
                     m.d.sync += [cnt.eq(w - 1), g.eq(g + 1)]
                     with m.If(~last_to):
                         m.d.sync += [t_o.eq(t_o + 1), toff.eq(toff + self.n_nodes)]
                     with m.Else():
-                        m.d.sync += [t_o.eq(0), toff.eq(0), rs.eq(e + 1)]
+                        m.d.sync += [t_o.eq(0), toff.eq(0), rs.eq(e + 1), row0.eq(self.edge_data), i.eq(i + 1)]
                         with m.If(last_i):
-                            m.d.sync += active.eq(0)
+                            m.d.sync += [active.eq(0), i.eq(i)]
 
         # ---- S2: accumulate -----------------------------------------------------------------------
         s2_valid, s2_first, s2_last, s2_empty = Signal(), Signal(), Signal(), Signal(E)
@@ -234,5 +257,5 @@ class AggregateEngine(wiring.Component):
                          self.g_dst_mult.eq(s2_md), self.g_dst_shift.eq(s2_sd), self.g_bits.eq(s2_bits),
                          self.g_base.eq(s2_base), self.g_t_o.eq(s2_t_o), self.g_index.eq(s2_g),
                          self.g_cnt_addr.eq(s2_cnt), self.g_sel.eq(s2_sel)]
-        m.d.comb += self.busy.eq(self.start | setup | active | s2_valid | self.g_valid)
+        m.d.comb += self.busy.eq(self.start | setup1 | setup2 | active | s2_valid | self.g_valid)
         return m
