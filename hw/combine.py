@@ -108,14 +108,22 @@ class CombineEngine(wiring.Component):
 
         cnt = Signal(unsigned(cf.offsets["count"][1]))
         sel = Signal(unsigned(cf.offsets["sel"][1]))
-        m.d.comb += [cnt.eq(cur_cnt[:len(cnt)]), sel.eq(cur_cnt[len(cnt):len(cnt) + len(sel)]),
-                     self.pool_addr.eq(self.pool_off + Mux(self.pool_in, sel, 0))]
+        m.d.comb += cnt.eq(cur_cnt[:len(cnt)]), sel.eq(cur_cnt[len(cnt):len(cnt) + len(sel)])
         base = field("base")
-        bits = Signal.like(field("bits"))
+        # the node's bits, Ms, Ss: from the node table or (pool input) the pool table. The pool read is
+        # one stage down the pipeline (stage 1), from a registered address (timing: the distributed RAM
+        # read and its routing get a cycle of their own); the node-table fields travel alongside.
+        c0_paddr = Signal.like(self.pool_addr)
+        c0_nbits, c0_nms, c0_nss = Signal.like(field("bits")), Signal.like(field("src_mult")), \
+            Signal.like(field("src_shift"))
+        m.d.sync += [c0_paddr.eq(self.pool_off + Mux(self.pool_in, sel, 0)), c0_nbits.eq(field("bits")),
+                     c0_nms.eq(field("src_mult")), c0_nss.eq(field("src_shift"))]
+        m.d.comb += self.pool_addr.eq(c0_paddr)
+        bits = Signal.like(field("bits"))                 # of the word in stage 1
         ms, ss = Signal(unsigned(fp.MULT_BITS)), Signal.like(field("src_shift"))
-        m.d.comb += [bits.eq(Mux(self.pool_in, pfield("bits"), field("bits"))),
-                     ms.eq(Mux(self.pool_in, pfield("src_mult"), field("src_mult"))),
-                     ss.eq(Mux(self.pool_in, pfield("src_shift"), field("src_shift")))]
+        m.d.comb += [bits.eq(Mux(self.pool_in, pfield("bits"), c0_nbits)),
+                     ms.eq(Mux(self.pool_in, pfield("src_mult"), c0_nms)),
+                     ss.eq(Mux(self.pool_in, pfield("src_shift"), c0_nss))]
         ff = mm.feat_fields(cfg)
 
         # the feature word is registered as it leaves the block RAM (timing: the RAM's clock-to-out
@@ -177,15 +185,14 @@ class CombineEngine(wiring.Component):
         # ---- stage 1: the feature word and its tag arrive and are registered ----------------------
         c0_valid, c0_first, c0_last, c0_zero = Signal(), Signal(), Signal(), Signal()
         c0_wrow = Signal.like(wrow)
-        c0_bits = Signal.like(bits)
         m.d.sync += [c0_valid.eq(active), c0_first.eq(k == 0), c0_last.eq(last_k), c0_zero.eq(empty),
-                     c0_wrow.eq(wrow), c0_bits.eq(bits)]
+                     c0_wrow.eq(wrow)]
         # ---- stage 1b: the registered tag gives the weight address -------------------------------
         c1_valid, c1_first, c1_last, c1_zero = Signal(), Signal(), Signal(), Signal()
         c1_wrow = Signal.like(wrow)
         c1_bits = Signal.like(bits)
         m.d.sync += [c1_valid.eq(c0_valid), c1_first.eq(c0_first), c1_last.eq(c0_last), c1_zero.eq(c0_zero),
-                     c1_wrow.eq(c0_wrow), c1_bits.eq(c0_bits)]
+                     c1_wrow.eq(c0_wrow), c1_bits.eq(bits)]
         # a node without stored words reads no real word: its lanes, plane and sign are gated to 0
         m.d.comb += self.w_addr.eq(Mux(c1_zero, c1_wrow, c1_wrow + tag("tile")))
 
@@ -209,7 +216,7 @@ class CombineEngine(wiring.Component):
                 stages.append(r)
             return stages[-1]
 
-        scale_d = delay(Cat(ms, ss), PE_DONE, "scale")
+        scale_d = delay(Cat(ms, ss), PE_DONE - 1, "scale")      # ms, ss are of stage 1
         xw_d = delay(xw_row, DRAIN, "xw")
 
         pes = []

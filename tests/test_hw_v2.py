@@ -85,7 +85,7 @@ def test_static_programs_pay_no_selection():
 
 def test_cycle_model_of_each_kind():
     """dense: no aggregation cycles, its group stream in requant; pool: its walk is the membership;
-    select pass: SELECT_FIXED + ceil(log2 P) + T_out * sum_i A_i."""
+    select pass: SELECT_FIXED + select_extra(P) + T_out * sum_i A_i."""
     p = random_v2_program(seed=0)
     cfg = AcceleratorConfig.fit(p, 4, 4)
     rep = cycle_model.cycles_for_config(p, cfg)
@@ -101,7 +101,7 @@ def test_cycle_model_of_each_kind():
         if spec.kind != "dense":
             assert layer.aggregate == cycle_model.AGGREGATE_FIXED + walk
         if i + 1 < p.num_layers and p.has_pool_input(i + 1):
-            assert layer.select == cycle_model.SELECT_FIXED + cycle_model.select_tree_levels(4) + walk
+            assert layer.select == cycle_model.SELECT_FIXED + cycle_model.select_extra(4) + walk
 
 
 @pytest.mark.parametrize("signed", [False, True])
