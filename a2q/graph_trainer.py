@@ -101,13 +101,15 @@ def train_fold(gs: GraphSet, split, args, hp: dict, seed: int, progress=None):
     """Train one fold; returns (model at the selected epoch, row of metrics)."""
     train_ids, val_ids, test_ids = split
     model, opt, pen, gen = fold_setup(gs, train_ids, args, hp, seed)
-    best, train_s, train_cpu = None, 0.0, 0.0
+    best, train_s, train_cpu, reseeded = None, 0.0, 0.0, []
     for epoch in range(args.epochs):
         model.train()
         t0, c0 = time.perf_counter(), time.process_time()
         perm = train_ids[torch.randperm(len(train_ids), generator=gen)]
         for start in range(0, len(perm), args.batch_size):
             train_step(model, gs.batch(perm[start:start + args.batch_size]), opt, pen, args.local_weight)
+        if not args.no_reseed:
+            reseeded.append(model.reseed_dead_pairs_())
         train_s += time.perf_counter() - t0
         train_cpu += time.process_time() - c0
         ev = evaluate(model, gs, val_ids, stats=pen is not None)
@@ -124,7 +126,7 @@ def train_fold(gs: GraphSet, split, args, hp: dict, seed: int, progress=None):
     test = evaluate(model, gs, test_ids, stats=args.method != "fp32")
     row = {"seed": seed, "val_acc": best[0][0], "val_loss": -best[0][1], "test_acc": test["acc"],
            "best_epoch": best[2], "train_s": train_s, "s_per_epoch": train_s / max(args.epochs, 1),
-           "cpu_s_per_epoch": train_cpu / max(args.epochs, 1),
+           "cpu_s_per_epoch": train_cpu / max(args.epochs, 1), "dead_pairs_reseeded": reseeded,
            "n_train": len(train_ids), "n_val": len(val_ids), "n_test": len(test_ids)}
     if args.method != "fp32":
         row |= {k: test[k] for k in ("avg_bits", "layer_avg_bits", "degree_bits_spearman", "bits_histogram")

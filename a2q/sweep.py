@@ -34,11 +34,16 @@ COLUMNS = [
     "acc_mean", "acc_std", "int_acc", "avg_bits", "feature_kb", "feature_kb_sparse", "seeds",
     "cycles_combine", "cycles_aggregate", "cycles_requant", "cycles_stall", "cycles_total", "cycles_layers",
     "rtl_cycles_total", "rtl_bit_exact", "wall_s", "threads", "model", "graphs",
+    "us_per_inference", "clock_mhz", "clock_source", "fits",
 ]
+#: The columns before latency (µs at a clock, fits a part) existed: such rows show "-" there.
+COLUMNS_BEFORE_LATENCY = COLUMNS[:-4]
 #: The columns before ``model`` existed: such a CSV is read with every row a GCN row.
-COLUMNS_GCN_ONLY = COLUMNS[:-2]
+COLUMNS_GCN_ONLY = COLUMNS_BEFORE_LATENCY[:-2]
 #: The columns before ``graphs`` existed: graph-level rows then priced the lowest test ids, not a sample.
-COLUMNS_BEFORE_GRAPHS = COLUMNS[:-1]
+COLUMNS_BEFORE_GRAPHS = COLUMNS_BEFORE_LATENCY[:-1]
+#: Clock for µs per inference where ``a2q hw synth`` has no routed Fmax for a point's config (labelled).
+DEFAULT_CLOCK_MHZ = 100.0
 MODELS = ("gcn", "gin")
 #: Test graphs of fold 0 priced per graph-level point (a block-diagonal batch).
 DEFAULT_GRAPHS = 64
@@ -183,7 +188,7 @@ def train_args(point: Point, seeds: str, epochs: int, out_dir: Path, data_root: 
 
 
 def run_point(point: Point, configs, seeds: str, epochs: int, work: Path, data_root, threads: int,
-              rtl: bool) -> list[dict]:
+              rtl: bool, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> list[dict]:
     """Train, export and price one point; returns one row per accelerator config."""
     import torch
 
@@ -218,7 +223,7 @@ def run_point(point: Point, configs, seeds: str, epochs: int, work: Path, data_r
         vbase = {**base, "method": method, "int_acc": integer.accuracy(program), "avg_bits": program.avg_bits(),
                  "feature_kb": feature_kb(program)}
         try:
-            priced = _price(program, configs, vbase, rtl, pdir, out_dir, method)
+            priced = _price(program, configs, vbase, rtl, pdir, out_dir, method, clock_mhz)
         except (KeyError, ValueError, NotImplementedError) as e:
             if program.model == "gcn":
                 raise
@@ -230,7 +235,9 @@ def run_point(point: Point, configs, seeds: str, epochs: int, work: Path, data_r
     return rows
 
 
-def _price(program, configs, vbase, rtl, pdir, out_dir, method) -> list[dict]:
+def _price(program, configs, vbase, rtl, pdir, out_dir, method, clock_mhz=DEFAULT_CLOCK_MHZ) -> list[dict]:
+    from hw.latency import latency
+
     from .cycle_model import cycles as model_cycles
 
     rows = []
@@ -243,6 +250,11 @@ def _price(program, configs, vbase, rtl, pdir, out_dir, method) -> list[dict]:
         row = {**vbase, "lanes": lanes, "pes": pes, "feature_kb_sparse": hw_feature_kb(program, cfg)["sparse"],
                "cycles_layers": ";".join(str(layer.total) for layer in cyc.layers),
                **{f"cycles_{k}": getattr(cyc, k) for k in ("combine", "aggregate", "requant", "stall", "total")}}
+        lat = latency(cyc.total, cfg, clock_mhz=clock_mhz)  # the routed Fmax where `a2q hw synth` ran for cfg
+        fit = lat["fit"]
+        row.update(us_per_inference=lat["us"], clock_mhz=lat["clock_mhz"],
+                   clock_source="measured" if lat["measured"] else "stated",
+                   fits=f"{fit['part']}: {'yes' if fit['fits'] else 'no'}")
         if rtl:
             from sim.simulate import simulate
 
@@ -284,7 +296,7 @@ def read_rows(csv_path: Path) -> list[dict]:
     with csv_path.open(newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
-        if header not in (COLUMNS, COLUMNS_GCN_ONLY, COLUMNS_BEFORE_GRAPHS):
+        if header not in (COLUMNS, COLUMNS_BEFORE_LATENCY, COLUMNS_GCN_ONLY, COLUMNS_BEFORE_GRAPHS):
             raise ValueError(f"{csv_path}: not a sweep CSV of this version (columns differ); move it away")
         rows = [dict(zip(header, r, strict=True)) for r in reader
                 if len(r) == len(header) and r[header.index("status")] in ("ok", "error")]
@@ -317,7 +329,7 @@ EXECUTORS = ("local", "ray")
 
 
 def run_grid(points, configs, out: Path, seeds="0-2", epochs=200, data_root=None, jobs=1, rtl_keys=(),
-             progress=True, executor="local", address=None) -> list[dict]:
+             progress=True, executor="local", address=None, clock_mhz=DEFAULT_CLOCK_MHZ) -> list[dict]:
     """Run the points not yet in ``out/sweep.csv``; the CSV (and sweep.json's rows) are rewritten after
     every finished point. Returns all rows (resumed and new)."""
     if executor not in EXECUTORS:
@@ -330,7 +342,8 @@ def run_grid(points, configs, out: Path, seeds="0-2", epochs=200, data_root=None
     todo = [p for p in points if p.key not in done]
     data_root = data_root or os.environ.get("A2Q_DATA_ROOT")
     threads = 1 if jobs > 1 or executor == "ray" else max(1, int(os.environ.get("A2Q_THREADS", "1")))
-    tasks = [(p, configs, seeds, epochs, out / "points", data_root, threads, p.key[:4] in rtl_keys) for p in todo]
+    tasks = [(p, configs, seeds, epochs, out / "points", data_root, threads, p.key[:4] in rtl_keys, clock_mhz)
+             for p in todo]
     run = _run_ray if executor == "ray" else _run_local
     bar = None
     if progress:
@@ -475,14 +488,19 @@ def summarise(rows: list[dict], out: Path) -> dict:
 def markdown_table(rows: list[dict], summary: dict, failed: list[dict] = ()) -> str:
     b, bb = BASELINE, BASELINE + BINARY_SUFFIX
     lines = ["| dataset | hidden | method | target | L x P | acc (%) | int acc (%) | avg bits | feature KB | "
-             "sparse KB | model cycles | per layer | RTL cycles | "
-             f"vs {b.upper()} | vs {b.upper()} (binary input) | Pareto |", "|---|" + "---|" * 15]
+             "sparse KB | model cycles | per layer | RTL cycles | µs/inference | fits | "
+             f"vs {b.upper()} | vs {b.upper()} (binary input) | Pareto |", "|---|" + "---|" * 17]
 
     def sp(r, base):
         if r.get(f"speedup_vs_{base}") is None:
             return "-"
         per = r.get(f"speedup_layers_vs_{base}") or []
         return f"{r[f'speedup_vs_{base}']:.2f}x" + (f" ({', '.join(f'{x:.2f}' for x in per)})" if per else "")
+
+    def us(r):
+        if _f(r.get("us_per_inference")) is None:
+            return "-"
+        return f"{_f(r['us_per_inference']):,.1f} @ {_f(r['clock_mhz']):g} MHz ({r.get('clock_source') or 'stated'})"
 
     for r in sorted(rows, key=lambda r: (panel(r), int(float(r.get("hidden") or 16)), r["method"],
                                          _f(r["target"]) or 0, str(r.get("lanes")))):
@@ -498,7 +516,7 @@ def markdown_table(rows: list[dict], summary: dict, failed: list[dict] = ()) -> 
                      f"{fmt(r.get('avg_bits'), '.2f')} | {fmt(r.get('feature_kb'), '.1f')} | "
                      f"{fmt(r.get('feature_kb_sparse'), '.1f')} | "
                      f"{fmt(r.get('cycles_total'), ',.0f')} | {per_layer} | {fmt(r.get('rtl_cycles_total'), ',.0f')} | "
-                     f"{sp(r, b)} | {sp(r, bb)} | {on_front} |")
+                     f"{us(r)} | {r.get('fits') or '-'} | {sp(r, b)} | {sp(r, bb)} | {on_front} |")
     reasons: dict[str, list[str]] = {}
     for r in failed:  # one line per distinct reason, naming the points it stopped
         reason = str(r.get("error") or "unknown error").splitlines()[0].split(" (expected")[0].replace("|", "/")
@@ -597,6 +615,9 @@ def add_sweep_arguments(p) -> None:
     p.add_argument("--address", default=None, help="Ray cluster to join (e.g. auto, ray://HEAD:10001); "
                    "default: start a local Ray")
     p.add_argument("--threads", type=int, default=1, help="torch threads when --jobs 1")
+    p.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ,
+                   help="clock for µs/inference where `a2q hw synth` has no routed Fmax for a point's config "
+                        "(the table labels it stated or measured)")
     p.add_argument("--data-root", default=None, help="dataset root (default: $A2Q_DATA_ROOT)")
     p.add_argument("--out", default="results/sweep", help="output directory (sweep.csv, .json, .md, .png)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -617,7 +638,7 @@ def run_sweep(args) -> dict:
     t0 = time.perf_counter()
     rows = run_grid(points, parse_configs(args.configs), out, seeds=args.seeds, epochs=args.epochs,
                     data_root=args.data_root, jobs=args.jobs, rtl_keys=rtl_keys, executor=args.executor,
-                    address=args.address)
+                    address=args.address, clock_mhz=args.clock_mhz)
     summary = summarise(rows, out)
     failed = [r for r in rows if r.get("status") != "ok"]
     print(f"sweep: {len(points)} points, {len(failed)} failed, {time.perf_counter() - t0:.1f}s -> "

@@ -280,6 +280,9 @@ def add_train_arguments(p) -> None:
     p.add_argument("--no-local-gradient", action="store_true", help="train A2Q steps/bits on the task loss")
     p.add_argument("--no-aggregation-weight", action="store_true",
                    help="Local Gradient: every node's error counts once, not by how much the aggregation spreads it")
+    p.add_argument("--no-reseed", action="store_true",
+                   help="graph-level A2Q: keep NNS pairs that quantize their rows to all-zero codes where they are "
+                        "(default: move them back to their rows' range once per epoch)")
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics.json)")
     p.add_argument("--data-root", default=None, help="dataset root (default: $A2Q_DATA_ROOT)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (recorded with the timings)")

@@ -85,6 +85,22 @@ def pyg_cora_forward_ms(repeats: int = 50, hidden: int = 16) -> dict:
             "edges": int(data.edge_index.shape[1]), "loadavg_1min": os.getloadavg()[0], "cores": os.cpu_count()}
 
 
+#: GCN-Cora programs priced in µs: A2Q, INT4 as trained and the fair baseline (same one-bit input encoding).
+LATENCY_PROGRAMS = ("A2Q", "INT4", "INT4 (binary input)")
+
+
+def rtl_run(path: Path) -> tuple[dict, AcceleratorConfig]:
+    """The run of a ``scripts/bench_rtl.py`` result to price: zero-word skipping on and E = 1 (the default
+    accelerator) where the file has several runs; older files hold one run at the top level."""
+    rtl = json.loads(path.read_text())
+    runs = rtl.get("runs") or {"": rtl}
+    run = runs.get("skip1-e1") or next(iter(runs.values()))
+    if "config" not in run:
+        raise ValueError(f"{path}: no accelerator config in the run priced; rerun scripts/bench_rtl.py")
+    progs = {k: (v if "rtl_cycles" in v else next(iter(v.values()))) for k, v in run["programs"].items()}
+    return {**run, "programs": progs}, AcceleratorConfig.from_json(run["config"])
+
+
 def resource_rows() -> list[dict]:
     rows = []
     for path in sorted(RESULTS.glob("*/report.json")):
@@ -112,6 +128,8 @@ def main(argv=None) -> int:
     ap.add_argument("--synth", default="", help="also synthesise these L x P (e.g. 8x8,32x8), no P&R")
     ap.add_argument("--clock-mhz", type=float, default=100.0, help="stated clock where no Fmax was measured")
     ap.add_argument("--no-pyg", action="store_true", help="skip the PyG CPU measurement")
+    ap.add_argument("--rtl", default="results/bench_rtl.json",
+                    help="scripts/bench_rtl.py result whose RTL cycles are priced (its skipping, E = 1 run)")
     ap.add_argument("--out", default="results")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -122,20 +140,21 @@ def main(argv=None) -> int:
         run_synth(lanes, pes, pnr=False)
 
     result: dict = {"resources": resource_rows()}
-    rtl = json.loads(Path("results/bench_rtl.json").read_text())
-    cfg = AcceleratorConfig.from_json(rtl["config"])
-    default = next((r for r in result["resources"] if r["lanes"] == 16 and r["pes"] == 16 and r["fmax_mhz"]), None)
+    run, cfg = rtl_run(Path(args.rtl))
+    default = next((r for r in result["resources"] if r["lanes"] == 16 and r["pes"] == 16 and r["fmax_mhz"]
+                    and r["small"] == ""), None)
     lat = {}
-    for name in ("A2Q", "INT4"):
-        row = rtl["programs"][name]
-        row = row if "rtl_cycles" in row else next(iter(row.values()))  # newer files: one row per I/O method
-        cyc = row["rtl_cycles"]["total"]
+    for name in LATENCY_PROGRAMS:
+        if name not in run["programs"]:
+            continue
+        cyc = run["programs"][name]["rtl_cycles"]["total"]
         lat[name] = {"cycles": cyc, "cora_config": latency(cyc, cfg, clock_mhz=args.clock_mhz)}
         if default:
             lat[name]["at_default_config_fmax"] = {"clock_mhz": default["fmax_mhz"],
                                                    "us": cyc / default["fmax_mhz"]}
     result["latency"] = lat
-    result["cora_config"] = rtl["config"]
+    result["cora_config"] = cfg.to_json()
+    result["rtl_source"] = {"file": args.rtl, "zero_skip": run.get("zero_skip"), "edges": run.get("edges")}
     if not args.no_pyg:
         result["pyg_fp32_cpu"] = pyg_cora_forward_ms()
     write_json(Path(args.out) / "bench_fpga.json", result)

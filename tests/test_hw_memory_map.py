@@ -122,3 +122,29 @@ def test_load_port_widths():
     w = mm.load_port_widths(cfg)
     assert w["mem_data"] == 16 * 16 * 4 == mm.word_widths(cfg)["weight"]
     assert w["mem_sel"] == 4          # 9 memories
+
+
+def test_decode_features_chunks_dicts_and_bad_tags(monkeypatch):
+    """The vectorised decoder gives the same features from a list or an {address: word} dict and in
+    chunks of any size; a count past the row's words or a tag outside its tiles/planes is named."""
+    import pytest
+
+    p = synth.random_program(seed=3, n=7, dims=(9, 6, 3))
+    cfg = AcceleratorConfig.fit(p, lanes=4, pes=2)
+    tr = integer.run(p)
+    feat, count = mm.feature_image(p, cfg, [t.x for t in tr])
+    want = tr[1].x.numpy()
+    monkeypatch.setattr(mm, "DECODE_CHUNK", 3)
+    np.testing.assert_array_equal(mm.decode_features(feat, count, p, cfg, 1), want)
+    np.testing.assert_array_equal(mm.decode_features(dict(enumerate(feat)), count, p, cfg, 1), want)
+    lay, ff, cf = mm.layout(p, cfg)[1], mm.feat_fields(cfg), mm.count_fields(cfg)
+    j = next(j for j in range(lay.rows_in) if cf.get(count[lay.node_off + j], "count"))
+    base = int(mm.node_bases(p, cfg, 1)[j])
+    bad = list(feat)
+    bad[base] = ff.pack(lanes=ff.get(feat[base], "lanes"), tile=lay.t_in, plane=0)
+    with pytest.raises(ValueError, match=rf"layer 1 node {j} word 0: tag \(tile {lay.t_in}, plane 0\) is outside"):
+        mm.decode_features(bad, count, p, cfg, 1)
+    big = list(count)
+    big[lay.node_off + j] = cf.pack(count=int(p.layer(1, "bits")[j]) * lay.t_in + 1)
+    with pytest.raises(ValueError, match=rf"layer 1 node {j}: count \d+ exceeds its \d+ words"):
+        mm.decode_features(feat, big, p, cfg, 1)

@@ -70,6 +70,30 @@ def test_nns_local_gradient_reaches_only_the_selected_pairs():
     assert q.bits.grad.tolist() == [1.0, 1.0, 0.0]
 
 
+def test_a_dead_pair_moves_back_to_its_rows_and_a_live_one_stays():
+    """Pair 0 (1 bit, range 100) serves rows of max |x| about 1: every code is 0, so its step gets no
+    Local Gradient (d(q s)/ds = q = 0). ``reseed_dead_`` gives it the rows' geometric-mean max |x|;
+    pair 1 (range 200, never selected) and a pair whose rows have non-zero codes stay where they are."""
+    q = _pool([100.0, 200.0], [1.0, 1.0]).train()
+    x = torch.tensor([[0.5, 1.0], [2.0, 0.1], [0.0, 0.0]])
+    assert (q.codes(x) == 0).all()
+    q(x)
+    q.local_loss().backward()
+    assert q.log_step.grad[0] == 0              # the dead zone: no gradient can bring the step back
+    before = q.step.detach().clone()
+    assert q.reseed_dead_() == 1
+    # sqrt(1 * 2): the all-zero row is left out of the geometric mean
+    torch.testing.assert_close(q.step[0].detach(), torch.tensor(2.0 ** 0.5))
+    assert q.step[1] == before[1]
+    q(x)
+    assert q.last_selection.tolist()[:2] == [0, 0] and (q.codes(x)[:2] != 0).any(1).all()
+    live = q.step.detach().clone()
+    assert q.reseed_dead_() == 0 and torch.equal(q.step.detach(), live)   # now live: not moved again
+    q.eval()
+    q(x * 1000)   # evaluation rows do not count
+    assert q.reseed_dead_() == 0 and torch.equal(q.step.detach(), live)
+
+
 def test_stratified_folds_partition_and_hold_out_validation():
     from a2q.data import stratified_folds
 

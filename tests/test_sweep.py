@@ -102,3 +102,22 @@ def test_ray_executor_gives_the_local_rows(local_rows, tmp_path, monkeypatch):
         ray.shutdown()
     assert all(r["status"] == "ok" for r in rows), rows
     assert _rows(tmp_path) == local_rows  # same seeds, same numbers
+
+
+def test_rows_carry_latency_at_the_stated_clock_and_fit(local_rows, tmp_path):
+    """Every priced row has µs per inference = model cycles / clock (no routed Fmax exists for a fitted
+    KarateClub config, so the clock is the stated one) and whether its config fits the default part;
+    the markdown shows both, and a CSV written before these columns still reads."""
+    priced = [r for r in local_rows if r["method"] != "fp32"]
+    assert priced
+    for r in priced:
+        assert float(r["clock_mhz"]) == sweep.DEFAULT_CLOCK_MHZ and r["clock_source"] == "stated"
+        assert float(r["us_per_inference"]) == pytest.approx(float(r["cycles_total"]) / sweep.DEFAULT_CLOCK_MHZ)
+        assert r["fits"] == "ecp5-85k: yes"
+    md = sweep.markdown_table(priced, {"datasets": {}})
+    assert "µs/inference" in md and f"@ {sweep.DEFAULT_CLOCK_MHZ:g} MHz (stated)" in md
+    old = tmp_path / "sweep.csv"
+    cols = sweep.COLUMNS_BEFORE_LATENCY
+    old.write_text(",".join(cols) + "\n" + ",".join(str(local_rows[0].get(c, "")) for c in cols) + "\n")
+    (row,) = sweep.read_rows(old)
+    assert "us_per_inference" not in row and "| - | - |" in sweep.markdown_table([row], {"datasets": {}})

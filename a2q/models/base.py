@@ -39,6 +39,13 @@ class QuantizedModel(nn.Module):
         for q in self.node_quantizers:
             q.clamp_()
 
+    @torch.no_grad()
+    def reseed_dead_pairs_(self) -> int:
+        """Move the NNS pools' dead pairs back to their rows (``NNSQuantizer.reseed_dead_``), from the
+        rows seen in training since the last call; the graph-level trainer calls it once per epoch.
+        Returns the number of pairs moved."""
+        return sum(q.reseed_dead_() for q in self.node_quantizers if isinstance(q, NNSQuantizer))
+
     def bits_per_layer(self) -> list[torch.Tensor]:
         """Bits of every row each quantized input saw in the last forward (per node, or per NNS row)."""
         return [layer_bits(q) for q, _ in self._active()]

@@ -35,6 +35,9 @@ from .node import NodeQuantizer, _round_bits
 from .ste import clip, fake_quant, qrange
 
 DEFAULT_POOL = 16
+#: A selected pair that quantizes fewer than this fraction of its rows to any non-zero code is dead
+#: (``NNSQuantizer.reseed_dead_``).
+DEAD_LIVE_FRACTION = 0.01
 
 
 def pair_ranges(step: torch.Tensor, bits: torch.Tensor, signed: bool) -> torch.Tensor:
@@ -85,6 +88,7 @@ class NNSQuantizer(NodeQuantizer):
         self.last_selection: torch.Tensor | None = None
         self._row_bits: torch.Tensor | None = None
         self._exported: tuple[torch.Tensor, torch.Tensor] | None = None  # (real thresholds, sorted order)
+        self._reset_usage()
 
     @torch.no_grad()
     def init_from(self, x: torch.Tensor) -> None:
@@ -149,6 +153,8 @@ class NNSQuantizer(NodeQuantizer):
         self._row_bits = bits[sel]
         qmin, qmax = qrange(bits, self.signed)
         self._local = None
+        if self.training:
+            self._count_usage(sel, row_abs)
         if not (self.local_gradient and self.training):
             return fake_quant(x, self.step[sel][:, None], qmin[sel][:, None], qmax[sel][:, None])
         n = max(len(x), 1)
@@ -159,6 +165,43 @@ class NNSQuantizer(NodeQuantizer):
                                                  qmax[sel][:, None], (w / n)[:, None], self.local_norm,
                                                  row_min[:, None], row_max[:, None])
         return xq
+
+    # -- dead pairs -------------------------------------------------------------------------------------
+    def _reset_usage(self) -> None:
+        """Per pair, since the last ``reseed_dead_``: rows that selected it, rows it quantized to a
+        non-zero code, and the sum of log max|x| of its non-zero rows."""
+        self._rows = torch.zeros(self.pool, dtype=torch.float64)
+        self._live = torch.zeros(self.pool, dtype=torch.float64)
+        self._log_max = torch.zeros(self.pool, dtype=torch.float64)
+        self._pos = torch.zeros(self.pool, dtype=torch.float64)
+
+    @torch.no_grad()
+    def _count_usage(self, sel: torch.Tensor, row_abs: torch.Tensor) -> None:
+        live = row_abs >= self.step[sel] / 2     # the row's largest |x| rounds to a non-zero code
+        pos = row_abs > 0
+        self._rows += torch.bincount(sel, minlength=self.pool).double()
+        self._live += torch.bincount(sel[live], minlength=self.pool).double()
+        self._log_max.index_add_(0, sel[pos], row_abs[pos].double().log())
+        self._pos += torch.bincount(sel[pos], minlength=self.pool).double()
+
+    @torch.no_grad()
+    def reseed_dead_(self, live_fraction: float = DEAD_LIVE_FRACTION) -> int:
+        """Move every *dead* pair back to its rows: a pair that rows selected since the last call but
+        that quantized fewer than ``live_fraction`` of them to any non-zero code gets the range of those
+        rows' geometric-mean max |x| (its bits kept). Returns the number of pairs moved.
+
+        Why: with the exact step derivative, a row whose codes are all 0 gives its pair's step no Local
+        Gradient (d(q s)/ds = q = 0). A pair whose range the data leave behind (activations shrink as
+        training goes on; a bit cut keeps the range, so the step grows) can then never come back, and
+        every row it serves carries only zeros to the next layer: a dead layer (REDDIT-BINARY GIN at 100
+        epochs, docs/training.md). Unselected pairs cost nothing and are left alone."""
+        dead = ((self._pos > 0) & (self._live < live_fraction * self._rows)).nonzero().flatten()
+        if dead.numel():   # all-zero rows (max |x| = 0) have nothing to fit a range to
+            rng = torch.exp(self._log_max[dead] / self._pos[dead]).float()
+            _, qmax = qrange(_round_bits(self.bits[dead]), self.signed)
+            self.log_step[dead] = (rng / qmax.clamp_min(1)).log()
+        self._reset_usage()
+        return int(dead.numel())
 
     def row_bits(self) -> torch.Tensor:
         """Integer bits of the rows of the last forward (differentiable in the pool's bits)."""
