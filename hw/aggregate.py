@@ -21,7 +21,7 @@ at ``edge_off`` (the graph's CSR, or the graph membership of a pool layer) while
 is i: no edge memory read, one cycle per group); ``select_mode`` (the NNS select pass) walks without
 back-pressure, since the packer is off; ``pool_out`` takes the next layer's b' and this layer's
 Md, Sd of row i from the NNS pool table at ``next_pool_off + sel_i``, where ``sel_i`` is the pair the
-select pass stored in the next layer's count word of row i (read-next, like the node table).
+select pass stored in the next layer's count word of row i (prefetched with the node table).
 
 Stages (entry visible in S1 at cycle c): S1 decides issue/stall, addresses XW (col + t_o*N) and the
 channel table; S2 (c+1) registers the XW words and the channel word as they leave the block RAMs; S3

@@ -20,8 +20,8 @@ asynchronous port, addressed from the current-node registers (no extra cycle).
 
 Pipeline (issue in cycle c): c+1 feature word arrives (block RAM output) and is registered; c+2 weight
 address from the registered tag; c+3 weight word arrives, PE input register; c+4 PE adder tree
-(registered); c+5 PE accumulate; c+6 PE sum complete -> rescale stage 1 (multiply); c+7 stage 2
-(round, shift); c+8 stage 3 (saturate); c+9 XW write. See docs/hardware.md.
+(registered); c+5 PE accumulate; c+6 PE sum complete -> the rescale's 6 stages (partial products, their
+sum, + round, shift, a register, saturate); c+12 XW write (``DRAIN``). See docs/hardware.md.
 """
 from __future__ import annotations
 
