@@ -13,7 +13,7 @@ For layer l with F_in -> F_out, T_in = ceil(F_in/L), T_out = ceil(F_out/P), T_ne
               W_g = 1 on the last layer, else b'_i * ntiles(t_o) with b' the next layer's bits and
               ntiles = 1 if P <= L else min(P/L, T_next - t_o * P/L))
 * requant   = REQUANT_FIXED + W_last (drain of the requantizer and packer after the last entry)
-* select    = SELECT_FIXED + T_out * sum_i A_i on a layer whose next input is an NNS pool (the select
+* select    = SELECT_FIXED + select_extra(P) + T_out * sum_i A_i on a layer whose next input is an NNS pool (the select
               pass: one walk computing each row's max -> its pair), else 0
 * total     = DESC_CYCLES + combine + select + aggregate + stall + requant, summed over layers.
 
@@ -37,11 +37,23 @@ import numpy as np
 
 #: Fixed overheads per layer, in cycles (see docs/hardware.md for where each cycle goes).
 DESC_CYCLES = 1       # the sequencer addresses the descriptor table
-COMBINE_FIXED = 12    # engine start + setup (read-next of node 0) + 9-stage drain + hand-back
-AGGREGATE_FIXED = 2   # engine start + setup (read-next of entry 0 and row 0)
-REQUANT_FIXED = 9     # S2 + group register + 6 requantizer stages + packer latch ... + hand-back
-SELECT_FIXED = 11     # engine start + setup + S2 + group register + 6 requantizer stages (the selector writes
-                      # within them: 3 channel-rescale stages + 2) + hand-back
+COMBINE_FIXED = 16    # engine start + 2 setup (node-table prefetch) + 12-stage drain + hand-back
+AGGREGATE_FIXED = 5   # engine start + 4 setup (prefetch of entry 0 and rows 0-2 into registers)
+REQUANT_FIXED = 16    # S2 + S3 + group register + 12 requantizer stages + packer latch ... + hand-back
+SELECT_FIXED = 21     # engine start + 4 setup + S2 + S3 + group register + 12 requantizer stages + hand-back
+RESCALE_STAGES = 6    # stages of one rescale unit (hw/rescale.py)
+
+
+def select_tree_levels(pes: int) -> int:
+    """Stages of the NNS selector's lane-max tree (hw/select.py): ceil(log2 P), one compare per stage."""
+    return max(0, (pes - 1).bit_length())
+
+
+def select_extra(pes: int) -> int:
+    """Cycles the select pass takes beyond SELECT_FIXED: the selector writes a row's pair
+    3 + ceil(log2 P) cycles after the channel rescale (RESCALE_STAGES), the requantizer drains after
+    2 * RESCALE_STAGES; the later of the two ends the pass."""
+    return max(0, RESCALE_STAGES + 3 + select_tree_levels(pes) - 2 * RESCALE_STAGES)
 
 PHASES = ("combine", "select", "aggregate", "stall", "requant")
 
@@ -230,7 +242,8 @@ def layer_cycles(program, layer: int, lanes: int, pes: int, words: np.ndarray | 
     nb = next_bits(program, layer, traces)
     w = np.ones(q * t_out, dtype=np.int64) if nb is None else pack_words(nb, spec.out_features, lanes, pes)
     stall = int(np.maximum(w[:-1] - a[1:], 0).sum())
-    select = SELECT_FIXED + walk if layer + 1 < program.num_layers and program.has_pool_input(layer + 1) else 0
+    selects = layer + 1 < program.num_layers and program.has_pool_input(layer + 1)
+    select = SELECT_FIXED + select_extra(pes) + walk if selects else 0
     requant = REQUANT_FIXED + int(w[-1])
     aggregate = AGGREGATE_FIXED + walk
     if lens is None:   # dense: no aggregation; its group stream is counted as requantizer time

@@ -21,12 +21,13 @@ at ``edge_off`` (the graph's CSR, or the graph membership of a pool layer) while
 is i: no edge memory read, one cycle per group); ``select_mode`` (the NNS select pass) walks without
 back-pressure, since the packer is off; ``pool_out`` takes the next layer's b' and this layer's
 Md, Sd of row i from the NNS pool table at ``next_pool_off + sel_i``, where ``sel_i`` is the pair the
-select pass stored in the next layer's count word of row i (read-next, like the node table).
+select pass stored in the next layer's count word of row i (prefetched with the node table).
 
 Stages (entry visible in S1 at cycle c): S1 decides issue/stall, addresses XW (col + t_o*N) and the
-channel table; S2 (c+1) accumulates; on a ``last`` entry the sums leave in the group registers (c+2).
-Edge and node-table ports are read-next (addressed with the next entry / row), so S1 always sees the
-current entry and row without bubbles.
+channel table; S2 (c+1) registers the XW words and the channel word as they leave the block RAMs; S3
+(c+2) accumulates; on a ``last`` entry the sums leave in the group registers (c+3). The entry in S1
+and the current row's node-table entries are registers, prefetched one ahead from the edge and
+node-table ports, so S1 sees them without bubbles and no block RAM output decides an address.
 """
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ class AggregateEngine(wiring.Component):
         P = cfg.pes
         super().__init__({
             "start": In(1),
-            "busy": Out(1),        # S1 or S2 or the group register holds work
+            "busy": Out(1),        # S1, S2, S3 or the group register holds work
             "issuing": Out(1),     # S1 issues an entry this cycle
             "stalled": Out(1),     # S1 holds a last entry, waiting for the packer's budget
             "walking": Out(1),     # S1 is active (issuing or stalled)
@@ -136,7 +137,17 @@ class AggregateEngine(wiring.Component):
             return data[off:off + width]
 
         E = cfg.edges_per_cycle
-        m_cols, m_last, m_empty = (fld(ef, self.edge_data, k) for k in ("col", "last", "empty"))
+        # Prefetch (timing): the entry in S1 and the node-table entries of rows i, i+1, i+2 are registers
+        # (q0 = the current row, q1, q2); the edge port presents the entry after the one in S1, the
+        # node-table ports row i+3. A block RAM output only ever loads a register, never decides an
+        # address; the NNS pool lookup of a row is done from registers too (its address when the row
+        # enters q1, the pool entry when it enters q0), so it reaches the back-pressure as a register.
+        cur_e = Signal.like(self.edge_data)
+        row0 = Signal.like(self.edge_data)              # the current row's first word (for the wrap)
+        rows = [(Signal.like(self.node_data, name=f"q{k}_node"), Signal.like(self.next_data, name=f"q{k}_next"),
+              Signal.like(self.count_data, name=f"q{k}_count")) for k in range(3)]
+        cur_node, cur_next, cur_count = rows[0]
+        m_cols, m_last, m_empty = (fld(ef, cur_e, k) for k in ("col", "last", "empty"))
         cw = len(m_cols) // E
         i = Signal(unsigned(count_bits(cfg.max_nodes)))
         # a dense layer's identity stream: row i's single entry is i (entries 1..E-1 placeholders)
@@ -146,93 +157,134 @@ class AggregateEngine(wiring.Component):
         # the next layer's b' and this layer's Md, Sd: static (node table) or from the selected NNS pair
         cf, pf = mm.count_fields(cfg), mm.pool_fields()
         sel = Signal(unsigned(mm.sel_bits(cfg)))
-        m.d.comb += [sel.eq(Mux(self.pool_out, fld(cf, self.count_data, "sel"), 0)),
-                     self.pool_addr.eq(self.next_pool_off + sel)]
-        nxt_bits, nxt_base = Signal(unsigned(NODE_BITS_FIELD)), fld(nf, self.next_data, "base")
+        pool1_addr = Signal.like(self.pool_addr)        # pool entry of row i+1 (q1)
+        cur_pool = Signal.like(self.pool_data)          # pool entry of row i (q0)
+        m.d.comb += [sel.eq(Mux(self.pool_out, fld(cf, cur_count, "sel"), 0)), self.pool_addr.eq(pool1_addr)]
+        nxt_bits, nxt_base = Signal(unsigned(NODE_BITS_FIELD)), fld(nf, cur_next, "base")
         md, sd = Signal(unsigned(fp.MULT_BITS)), Signal(unsigned(SHIFT_BITS))
         m.d.comb += [
-            nxt_bits.eq(Mux(self.pool_out, fld(pf, self.pool_data, "bits"), fld(nf, self.next_data, "bits"))),
-            md.eq(Mux(self.pool_out, fld(pf, self.pool_data, "dst_mult"), fld(nf, self.node_data, "dst_mult"))),
-            sd.eq(Mux(self.pool_out, fld(pf, self.pool_data, "dst_shift"), fld(nf, self.node_data, "dst_shift"))),
+            nxt_bits.eq(Mux(self.pool_out, fld(pf, cur_pool, "bits"), fld(nf, cur_next, "bits"))),
+            md.eq(Mux(self.pool_out, fld(pf, cur_pool, "dst_mult"), fld(nf, cur_node, "dst_mult"))),
+            sd.eq(Mux(self.pool_out, fld(pf, cur_pool, "dst_shift"), fld(nf, cur_node, "dst_shift"))),
         ]
 
         # ---- S1: edge walker ----------------------------------------------------------------------
-        setup, active = Signal(), Signal()
-        e = Signal(unsigned(self.aw["edge"] + 1))
+        # setup: su1 row 0 addressed; su2, su3, su4 the queue fills (su3: entry 0 addressed, su4: it arrives)
+        su1, su2, su3, su4, active = Signal(), Signal(), Signal(), Signal(), Signal()
+        e = Signal(unsigned(self.aw["edge"] + 1))      # position of the entry in S1
         rs = Signal(unsigned(self.aw["edge"] + 1))      # first entry of the current row
         t_o = Signal(unsigned(count_bits(cfg.max_tiles_out)))
         toff = Signal(unsigned(self.aw["xw"]))          # t_o * N
+        ch_a = Signal(unsigned(self.aw["chan"]))        # ch_off + t_o, a register (timing: it addresses a wide
+                                                         # distributed RAM)
         first = Signal()                                 # the entry in S1 starts a group
         g = Signal(unsigned(self.aw["out"] + 1))
         w, _, _ = pack_words(m, cfg, nxt_bits, t_o, self.t_next, self.last)
         cnt = Signal(unsigned(len(w)))                   # cycles the packer still needs
+        na, na1 = Signal.like(self.node_addr), Signal.like(self.node_addr)    # row at the ports, + 1
+        xa, xa1 = Signal.like(self.next_addr), Signal.like(self.next_addr)    # (this layer, next layer)
 
         stall = Signal()
         issue = Signal()
         m.d.comb += [stall.eq(active & e_last & (cnt != 0) & ~self.select_mode), issue.eq(active & ~stall)]
         last_to = t_o == self.t_out - 1
         last_i = i == self.n_rows - 1
+        wrap = issue & e_last & ~last_to                 # back to the row's first word, next t_o
         row_end = issue & e_last & last_to
+        advance = row_end & ~last_i                      # row i + 1 becomes current
+        shift = su2 | su3 | su4 | advance                   # the node-table queue moves by one row
 
-        e_next = Mux(issue, Mux(e_last & ~last_to, rs, Mux(row_end & last_i, e, e + 1)), e)
-        i_next = Mux(row_end & ~last_i, i + 1, i)
+        # the edge port is addressed with the entry after the next one in S1: after a wrap the row's
+        # second word (the first is the row0 register), else two ahead (issue) or one ahead (hold)
         m.d.comb += [
-            self.edge_addr.eq(e_next),
-            self.node_addr.eq(self.node_off + i_next),
-            self.next_addr.eq(self.next_node_off + i_next),
+            self.edge_addr.eq(Mux(su3, e, Mux(wrap, rs + 1, Mux(issue, e + 2, e + 1)))),
+            self.node_addr.eq(Mux(shift, na1, na)),
+            self.next_addr.eq(Mux(shift, xa1, xa)),
             self.xw_addr.eq(Cat(*[(e_cols[q * cw:(q + 1) * cw] + toff)[:self.aw["xw"]] for q in range(E)])),
-            self.chan_addr.eq(self.ch_off + t_o),
+            self.chan_addr.eq(ch_a),
             self.issuing.eq(issue), self.stalled.eq(stall), self.walking.eq(active),
         ]
         cnt_dec = Mux(cnt == 0, 0, cnt - 1)
         with m.If(self.start):
-            m.d.sync += [setup.eq(1), e.eq(self.edge_off), rs.eq(self.edge_off), i.eq(0), t_o.eq(0),
-                         toff.eq(0), first.eq(1), g.eq(0), cnt.eq(0)]
-        with m.If(setup):
-            m.d.sync += [setup.eq(0), active.eq(1)]
+            m.d.sync += [e.eq(self.edge_off), rs.eq(self.edge_off), i.eq(0), t_o.eq(0),
+                         toff.eq(0), ch_a.eq(self.ch_off), first.eq(1), g.eq(0), cnt.eq(0),
+                         na.eq(self.node_off), na1.eq(self.node_off + 1),
+                         xa.eq(self.next_node_off), xa1.eq(self.next_node_off + 1)]
+        m.d.sync += [su1.eq(self.start), su2.eq(su1), su3.eq(su2), su4.eq(su3)]
+        with m.If(su4):          # entry 0 arrives; the queue holds rows 0, 1, 2
+            m.d.sync += [active.eq(1), cur_e.eq(self.edge_data), row0.eq(self.edge_data)]
+        with m.If(shift):
+            m.d.sync += [na.eq(na1), na1.eq(na1 + 1), xa.eq(xa1), xa1.eq(xa1 + 1),
+                         Cat(*rows[2]).eq(Cat(self.node_data, self.next_data, self.count_data)),
+                         Cat(*rows[1]).eq(Cat(*rows[2])), Cat(*rows[0]).eq(Cat(*rows[1])),
+                         pool1_addr.eq(self.next_pool_off + Mux(self.pool_out, fld(cf, rows[2][2], "sel"), 0)),
+                         cur_pool.eq(self.pool_data)]
         with m.If(active):
-            m.d.sync += [e.eq(e_next), i.eq(i_next), cnt.eq(cnt_dec)]
+            m.d.sync += cnt.eq(cnt_dec)
             with m.If(issue):
                 m.d.sync += first.eq(e_last)
+                with m.If(wrap):
+                    m.d.sync += [e.eq(rs), cur_e.eq(row0)]
+                with m.Else():
+                    m.d.sync += [e.eq(e + 1), cur_e.eq(self.edge_data)]
                 with m.If(e_last):
                     m.d.sync += [cnt.eq(w - 1), g.eq(g + 1)]
                     with m.If(~last_to):
-                        m.d.sync += [t_o.eq(t_o + 1), toff.eq(toff + self.n_nodes)]
+                        m.d.sync += [t_o.eq(t_o + 1), toff.eq(toff + self.n_nodes), ch_a.eq(ch_a + 1)]
                     with m.Else():
-                        m.d.sync += [t_o.eq(0), toff.eq(0), rs.eq(e + 1)]
+                        m.d.sync += [t_o.eq(0), toff.eq(0), ch_a.eq(self.ch_off), rs.eq(e + 1),
+                                     row0.eq(self.edge_data), i.eq(i + 1)]
                         with m.If(last_i):
-                            m.d.sync += active.eq(0)
+                            m.d.sync += [active.eq(0), i.eq(i)]
 
-        # ---- S2: accumulate -----------------------------------------------------------------------
-        s2_valid, s2_first, s2_last, s2_empty = Signal(), Signal(), Signal(), Signal(E)
+        # ---- S2: the E XW words arrive and are registered (timing: the block RAM's clock-to-out and
+        # the accumulator's carry chain do not share a cycle); the channel word likewise -----------
+        s2_valid, s2_first, s2_last = Signal(), Signal(), Signal()
         s2_md, s2_sd = Signal.like(md), Signal.like(sd)
         s2_bits, s2_base = Signal.like(nxt_bits), Signal.like(nxt_base)
         s2_t_o, s2_g = Signal.like(t_o), Signal.like(g)
         s2_cnt = Signal(unsigned(self.aw["count"]))
         s2_sel = Signal.like(sel)
+        s2_empty = Signal(E)
         m.d.sync += [s2_valid.eq(issue), s2_first.eq(first), s2_last.eq(e_last), s2_empty.eq(e_empty),
                      s2_md.eq(md), s2_sd.eq(sd), s2_bits.eq(nxt_bits), s2_base.eq(nxt_base),
                      s2_t_o.eq(t_o), s2_g.eq(g), s2_cnt.eq(self.next_node_off + i), s2_sel.eq(sel)]
-        accs, nexts = [], []
+        s3 = [Signal.like(sig, name=sig.name.replace("s2_", "s3_"))
+              for sig in (s2_valid, s2_first, s2_last, s2_md, s2_sd, s2_bits, s2_base, s2_t_o, s2_g, s2_cnt, s2_sel)]
+        m.d.sync += [r.eq(sig) for r, sig in zip(s3, (s2_valid, s2_first, s2_last, s2_md, s2_sd, s2_bits,
+                                                      s2_base, s2_t_o, s2_g, s2_cnt, s2_sel), strict=True)]
+        s3_valid, s3_first, s3_last, s3_md, s3_sd, s3_bits, s3_base, s3_t_o, s3_g, s3_cnt, s3_sel = s3
+        s3_chan = Signal.like(self.chan_data)
+        m.d.sync += s3_chan.eq(self.chan_data)
+        dw = self.dw["xw"]
+        ys_r = []
+        for o in range(P):
+            lane = []
+            for q in range(E):
+                y = Signal(signed(fp.Y_BITS), name=f"y{o}_{q}")
+                m.d.sync += y.eq(Mux(s2_empty[q], 0, self.xw_data[q * dw + o * fp.Y_BITS:
+                                                                   q * dw + (o + 1) * fp.Y_BITS].as_signed()))
+                lane.append(y)
+            ys_r.append(lane)
+
+        # ---- S3: accumulate -----------------------------------------------------------------------
+        nexts = []
         for o in range(P):
             acc = Signal(signed(wd.aggregate_acc), name=f"acc{o}")
-            dw = self.dw["xw"]
-            ys = [Mux(s2_empty[q], 0, self.xw_data[q * dw + o * fp.Y_BITS:q * dw + (o + 1) * fp.Y_BITS].as_signed())
-                  for q in range(E)]
+            ys = ys_r[o]
             nx = Signal(signed(wd.aggregate_acc), name=f"acc_next{o}")
-            m.d.comb += nx.eq(Mux(s2_first, 0, acc) + sum(ys[1:], ys[0]))
-            with m.If(s2_valid):
+            m.d.comb += nx.eq(Mux(s3_first, 0, acc) + sum(ys[1:], ys[0]))
+            with m.If(s3_valid):
                 m.d.sync += acc.eq(nx)
-            accs.append(acc)
             nexts.append(nx)
 
         # ---- group registers ----------------------------------------------------------------------
-        done = s2_valid & s2_last
+        done = s3_valid & s3_last
         m.d.sync += self.g_valid.eq(done)
         with m.If(done):
-            m.d.sync += [self.g_sum.eq(Cat(*nexts)), self.g_chan.eq(self.chan_data),
-                         self.g_dst_mult.eq(s2_md), self.g_dst_shift.eq(s2_sd), self.g_bits.eq(s2_bits),
-                         self.g_base.eq(s2_base), self.g_t_o.eq(s2_t_o), self.g_index.eq(s2_g),
-                         self.g_cnt_addr.eq(s2_cnt), self.g_sel.eq(s2_sel)]
-        m.d.comb += self.busy.eq(self.start | setup | active | s2_valid | self.g_valid)
+            m.d.sync += [self.g_sum.eq(Cat(*nexts)), self.g_chan.eq(s3_chan),
+                         self.g_dst_mult.eq(s3_md), self.g_dst_shift.eq(s3_sd), self.g_bits.eq(s3_bits),
+                         self.g_base.eq(s3_base), self.g_t_o.eq(s3_t_o), self.g_index.eq(s3_g),
+                         self.g_cnt_addr.eq(s3_cnt), self.g_sel.eq(s3_sel)]
+        m.d.comb += self.busy.eq(self.start | su1 | su2 | su3 | su4 | active | s2_valid | s3_valid | self.g_valid)
         return m

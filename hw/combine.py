@@ -9,17 +9,19 @@ cycle. One (j, t_o, k) is issued per cycle with no bubble between nodes, so node
 gated to 0, so its y = 0 is still written). The weight word of (t_o, t_i) is at
 ``w_off + t_o*T_in + t_i``: its address comes from the tag, one cycle after the feature read.
 
-Node table and count reads are "read-next": the ports are addressed with the *next* node index, so in
-every cycle their data is the entry of the current node (base, bits, Ms, Ss, count) -- no bubble.
+Node table and count reads are prefetched one node ahead: the current node's entry (base, bits, Ms, Ss,
+count) sits in registers, and the ports present the next node's entry, which is loaded into those
+registers when the engine moves on -- no bubble, and no block RAM output decides an address in the
+cycle it arrives (timing). The cost is one more setup cycle per layer (``FIRST_ISSUE``).
 
 An NNS pool input (descriptor ``pool_in``): the row's bits and Ms, Ss are the pool pair ``sel`` that the
 previous layer stored beside the row's count, read from the pool table at ``pool_off + sel`` through an
-asynchronous port in the same cycle as the count (no extra cycle).
+asynchronous port, addressed from the current-node registers (no extra cycle).
 
 Pipeline (issue in cycle c): c+1 feature word arrives (block RAM output) and is registered; c+2 weight
 address from the registered tag; c+3 weight word arrives, PE input register; c+4 PE adder tree
-(registered); c+5 PE accumulate; c+6 PE sum complete -> rescale stage 1 (multiply); c+7 stage 2
-(round, shift); c+8 stage 3 (saturate); c+9 XW write. See docs/hardware.md.
+(registered); c+5 PE accumulate; c+6 PE sum complete -> the rescale's 6 stages (partial products, their
+sum, + round, shift, a register, saturate); c+12 XW write (``DRAIN``). See docs/hardware.md.
 """
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ from .pe import PLANE_BITS, BitSerialPE
 from .rescale import LATENCY as RESCALE_LATENCY
 from .rescale import Rescaler
 
+#: Cycles from ``start`` to the first issue: start, then two setup cycles (node 0 is addressed, then
+#: its entry arrives into the current-node registers while node 1 is addressed: the prefetch).
+FIRST_ISSUE = 3
 #: Cycle (after issue) in which the PE inputs are presented: feature word arrives (1), is registered
 #: (2: weight address from its tag), weight word arrives (3).
 PE_IN = 3
@@ -85,9 +90,15 @@ class CombineEngine(wiring.Component):
         cfg, nf, wd = self.cfg, self.nf, self.widths
         L, P, wb = cfg.lanes, cfg.pes, cfg.weight_bits
 
+        # node-table prefetch (timing): the node and count ports present the entry of the NEXT node
+        # (j + 1); the current node's entry is held in registers, loaded from the ports when the engine
+        # moves on. So no block RAM output decides an address in the cycle it arrives.
+        cur_node = Signal.like(self.node_data)
+        cur_cnt = Signal.like(self.count_data)
+
         def field(name):
             off, width = nf.offsets[name]
-            return self.node_data[off:off + width]
+            return cur_node[off:off + width]
 
         cf, pf = mm.count_fields(cfg), mm.pool_fields()
 
@@ -97,14 +108,22 @@ class CombineEngine(wiring.Component):
 
         cnt = Signal(unsigned(cf.offsets["count"][1]))
         sel = Signal(unsigned(cf.offsets["sel"][1]))
-        m.d.comb += [cnt.eq(self.count_data[:len(cnt)]), sel.eq(self.count_data[len(cnt):len(cnt) + len(sel)]),
-                     self.pool_addr.eq(self.pool_off + Mux(self.pool_in, sel, 0))]
+        m.d.comb += cnt.eq(cur_cnt[:len(cnt)]), sel.eq(cur_cnt[len(cnt):len(cnt) + len(sel)])
         base = field("base")
-        bits = Signal.like(field("bits"))
+        # the node's bits, Ms, Ss: from the node table or (pool input) the pool table. The pool read is
+        # one stage down the pipeline (stage 1), from a registered address (timing: the distributed RAM
+        # read and its routing get a cycle of their own); the node-table fields travel alongside.
+        c0_paddr = Signal.like(self.pool_addr)
+        c0_nbits, c0_nms, c0_nss = Signal.like(field("bits")), Signal.like(field("src_mult")), \
+            Signal.like(field("src_shift"))
+        m.d.sync += [c0_paddr.eq(self.pool_off + Mux(self.pool_in, sel, 0)), c0_nbits.eq(field("bits")),
+                     c0_nms.eq(field("src_mult")), c0_nss.eq(field("src_shift"))]
+        m.d.comb += self.pool_addr.eq(c0_paddr)
+        bits = Signal.like(field("bits"))                 # of the word in stage 1
         ms, ss = Signal(unsigned(fp.MULT_BITS)), Signal.like(field("src_shift"))
-        m.d.comb += [bits.eq(Mux(self.pool_in, pfield("bits"), field("bits"))),
-                     ms.eq(Mux(self.pool_in, pfield("src_mult"), field("src_mult"))),
-                     ss.eq(Mux(self.pool_in, pfield("src_shift"), field("src_shift")))]
+        m.d.comb += [bits.eq(Mux(self.pool_in, pfield("bits"), c0_nbits)),
+                     ms.eq(Mux(self.pool_in, pfield("src_mult"), c0_nms)),
+                     ss.eq(Mux(self.pool_in, pfield("src_shift"), c0_nss))]
         ff = mm.feat_fields(cfg)
 
         # the feature word is registered as it leaves the block RAM (timing: the RAM's clock-to-out
@@ -118,7 +137,7 @@ class CombineEngine(wiring.Component):
 
 
         # ---- issue stage ------------------------------------------------------------------------
-        setup = Signal()
+        setup1, setup2 = Signal(), Signal()
         active = Signal()
         j = Signal(unsigned(count_bits(cfg.max_nodes)))
         t_o = Signal(unsigned(count_bits(cfg.max_tiles_out)))
@@ -126,28 +145,31 @@ class CombineEngine(wiring.Component):
         k1 = Signal(unsigned(len(cnt) + 1))                # k + 1, kept in a register (timing)
         wrow = Signal(unsigned(self.aw["weight"]))          # w_off + t_o * T_in
         xw_row = Signal(unsigned(self.aw["xw"]))            # t_o * N + j
+        na1 = Signal.like(self.node_addr)                   # node_off + j + 1 (the entry at the ports)
+        na2 = Signal.like(self.node_addr)                   # node_off + j + 2 (the one after)
 
-        # Timing: the count arrives from a block RAM late in the cycle (read-next) and decides the
-        # next node address. Only equality compares against it sit on that path: k + 1 is a
-        # register, and both candidate addresses are formed from registers before the count arrives.
+        # Every term that decides the next address is a register: the count of node j is in cur_cnt,
+        # k + 1 is a register, and both candidate addresses are registers.
         empty = cnt == 0
         last_k = empty | (k1 == cnt)
         last_to = t_o == self.t_out - 1
         last_j = j == self.n_nodes - 1
         node_end = active & last_k & last_to
-
-        addr_j = Signal.like(self.node_addr)
-        addr_j1 = Signal.like(self.node_addr)
-        m.d.comb += [addr_j.eq(self.node_off + j), addr_j1.eq(self.node_off + j + 1)]
+        advance = node_end & ~last_j                        # node j + 1 becomes current
         m.d.comb += [
-            self.node_addr.eq(Mux(node_end & ~last_j, addr_j1, addr_j)),
+            self.node_addr.eq(Mux(advance, na2, na1)),
             self.feat_addr.eq(base + k),
         ]
 
         with m.If(self.start):
-            m.d.sync += [setup.eq(1), j.eq(0), t_o.eq(0), k.eq(0), k1.eq(1), wrow.eq(self.w_off), xw_row.eq(0)]
-        with m.If(setup):
-            m.d.sync += [setup.eq(0), active.eq(1)]
+            m.d.sync += [setup1.eq(1), j.eq(0), t_o.eq(0), k.eq(0), k1.eq(1), wrow.eq(self.w_off), xw_row.eq(0),
+                         na1.eq(self.node_off), na2.eq(self.node_off + 1)]
+        with m.If(setup1):      # node 0 addressed
+            m.d.sync += [setup1.eq(0), setup2.eq(1), na1.eq(na2), na2.eq(na2 + 1)]
+        with m.If(setup2):      # node 0's entry arrives; node 1 addressed
+            m.d.sync += [setup2.eq(0), active.eq(1), cur_node.eq(self.node_data), cur_cnt.eq(self.count_data)]
+        with m.If(advance):
+            m.d.sync += [cur_node.eq(self.node_data), cur_cnt.eq(self.count_data), na1.eq(na2), na2.eq(na2 + 1)]
         with m.If(active):
             with m.If(~last_k):
                 m.d.sync += [k.eq(k1), k1.eq(k1 + 1)]
@@ -163,15 +185,14 @@ class CombineEngine(wiring.Component):
         # ---- stage 1: the feature word and its tag arrive and are registered ----------------------
         c0_valid, c0_first, c0_last, c0_zero = Signal(), Signal(), Signal(), Signal()
         c0_wrow = Signal.like(wrow)
-        c0_bits = Signal.like(bits)
         m.d.sync += [c0_valid.eq(active), c0_first.eq(k == 0), c0_last.eq(last_k), c0_zero.eq(empty),
-                     c0_wrow.eq(wrow), c0_bits.eq(bits)]
+                     c0_wrow.eq(wrow)]
         # ---- stage 1b: the registered tag gives the weight address -------------------------------
         c1_valid, c1_first, c1_last, c1_zero = Signal(), Signal(), Signal(), Signal()
         c1_wrow = Signal.like(wrow)
         c1_bits = Signal.like(bits)
         m.d.sync += [c1_valid.eq(c0_valid), c1_first.eq(c0_first), c1_last.eq(c0_last), c1_zero.eq(c0_zero),
-                     c1_wrow.eq(c0_wrow), c1_bits.eq(c0_bits)]
+                     c1_wrow.eq(c0_wrow), c1_bits.eq(bits)]
         # a node without stored words reads no real word: its lanes, plane and sign are gated to 0
         m.d.comb += self.w_addr.eq(Mux(c1_zero, c1_wrow, c1_wrow + tag("tile")))
 
@@ -195,7 +216,7 @@ class CombineEngine(wiring.Component):
                 stages.append(r)
             return stages[-1]
 
-        scale_d = delay(Cat(ms, ss), PE_DONE, "scale")
+        scale_d = delay(Cat(ms, ss), PE_DONE - 1, "scale")      # ms, ss are of stage 1
         xw_d = delay(xw_row, DRAIN, "xw")
 
         pes = []
@@ -228,5 +249,5 @@ class CombineEngine(wiring.Component):
             vk = Signal(name=f"v{k}")
             m.d.sync += vk.eq(v[-1])
             v.append(vk)
-        m.d.comb += self.busy.eq(self.start | setup | active | Cat(*v).any())
+        m.d.comb += self.busy.eq(self.start | setup1 | setup2 | active | Cat(*v).any())
         return m

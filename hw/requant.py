@@ -1,9 +1,9 @@
-"""Requantizer: P lanes of REQUANT (docs/arithmetic.md, phase 4), fully pipelined, LATENCY = 6.
+"""Requantizer: P lanes of REQUANT (docs/arithmetic.md, phase 4), fully pipelined, LATENCY = 12.
 
 Per lane o of a group (node i, output tile t_o):
 
-    p = sat24(rescale(a, Mc[o], Sc[o]) + B[o])                     (channel rescale + bias, 3 stages)
-    r = rescale(p, Md[i], Sd[i])                                   (node rescale, 3 stages)
+    p = sat24(rescale(a, Mc[o], Sc[o]) + B[o])                     (channel rescale + bias, 6 stages)
+    r = rescale(p, Md[i], Sd[i])                                   (node rescale, 6 stages)
     q = last layer      ? sat16(r)
         signed next     ? clamp(r, -2^(b'-1), 2^(b'-1) - 1)
         unsigned next   ? clamp(r, 0, 2^b' - 1)                    (the clamp at 0 is the ReLU)

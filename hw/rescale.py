@@ -1,4 +1,4 @@
-"""Fixed-point rescale unit: ``clamp(((v * M + 2**S // 2) >> S) + add, lo, hi)``, three pipeline stages.
+"""Fixed-point rescale unit: ``clamp(((v * M + 2**S // 2) >> S) + add, lo, hi)``, six pipeline stages.
 
 This is the one rescale of docs/arithmetic.md (round half up, arithmetic shift), used three times:
 SRC_RESCALE (saturate to 16 bits), the channel rescale (add the bias, saturate to 24 bits) and the
@@ -9,12 +9,14 @@ That holds for every shift S < in_bits + 17; for S >= in_bits + 17 (shifts go up
 round constant alone would not fit, but then ``v*M + 2**(S-1)`` lies in [0, 2**S) and the exact result
 is 0, which the unit returns directly -- so no adder is wider than the contract's product width.
 
-Stages (for timing closure, see docs/hardware.md "Timing"): 1 multiply (and the round constant decoded
-from S); 2 add the round constant, arithmetic shift; 3 addend, clamp. Each stage ends in registers.
+Stages (for timing closure, see docs/hardware.md "Timing closure"): 1 partial products (one DSP each)
+and the round constant decoded from S; 2 their sum; 3 add the round constant; 4 arithmetic shift;
+5 addend; 6 clamp. Each stage ends in registers, so each holds one multiplier, one carry chain or one
+mux tree.
 """
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -22,7 +24,9 @@ from a2q import fixedpoint as fp
 
 from .config import SHIFT_BITS
 
-LATENCY = 3
+LATENCY = 6
+#: Bits of the value's low part in a split multiply (a DSP multiplier's unsigned operand: 17 of 18).
+DSP_A = 17
 
 
 def clamp(v, lo, hi):
@@ -31,7 +35,7 @@ def clamp(v, lo, hi):
 
 
 class Rescaler(wiring.Component):
-    """``result = clamp(((value*mult + round) >> shift) + addend, lo, hi)``, LATENCY = 3 cycles.
+    """``result = clamp(((value*mult + round) >> shift) + addend, lo, hi)``, LATENCY = 6 cycles.
 
     Parameters: ``in_bits`` signed input width; ``out_bits`` signed output width; ``addend_bits``
     (0: no addend port); ``dynamic`` -- if False the clamp is the saturation to ``out_bits``, if True
@@ -61,33 +65,55 @@ class Rescaler(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         W = self.product_bits
-        # stage 1: product and the round constant (and everything later stages need, registered alongside)
+
+        def delay(value, cycles, name):
+            """``value`` ``cycles`` clocks later (a register chain)."""
+            for k in range(cycles):
+                r = Signal.like(value, name=f"{name}{k + 1}")
+                m.d.sync += r.eq(value)
+                value = r
+            return value
+
+        # stage 1: partial products, one DSP multiplier each (the value's low DSP_A bits unsigned, its
+        # high bits signed), and the round constant. Stage 2: the product from the registered parts
+        # (timing: a multiplier's delay and the partial-product adder do not share a cycle).
+        shift0 = Signal(unsigned(SHIFT_BITS))
+        rnd0 = Signal(unsigned(W - 1))
+        m.d.sync += [shift0.eq(self.shift), rnd0.eq(((Const(1, W) << self.shift) >> 1)[:W - 1])]
         prod = Signal(signed(W))
-        shift = Signal(unsigned(SHIFT_BITS))
-        rnd = Signal(unsigned(W - 1))
-        v1 = Signal()
-        m.d.sync += [prod.eq(self.value * self.mult), shift.eq(self.shift), v1.eq(self.valid),
-                     rnd.eq(((Const(1, W) << self.shift) >> 1)[:W - 1])]
-        if self.addend_bits:
-            add1, add2 = Signal(signed(self.addend_bits)), Signal(signed(self.addend_bits))
-            m.d.sync += [add1.eq(self.addend), add2.eq(add1)]
+        if self.in_bits > DSP_A:
+            p_lo = Signal(unsigned(DSP_A + fp.MULT_BITS))
+            p_hi = Signal(signed(W - DSP_A))
+            m.d.sync += [p_lo.eq(self.value[:DSP_A] * self.mult),
+                         p_hi.eq(self.value[DSP_A:].as_signed() * self.mult)]
+            m.d.sync += prod.eq(Cat(p_lo[:DSP_A], (p_hi + p_lo[DSP_A:])[:W - DSP_A]).as_signed())
+        else:
+            p = Signal(signed(W))
+            m.d.sync += [p.eq(self.value * self.mult), prod.eq(p)]
+        shift, rnd = delay(shift0, 1, "shift_d"), delay(rnd0, 1, "rnd_d")
+        valid = delay(self.valid, LATENCY - 1, "valid_d")
         if self.dynamic:
-            lo1, hi1 = Signal(signed(self.out_bits)), Signal(signed(self.out_bits))
-            lo, hi = Signal(signed(self.out_bits)), Signal(signed(self.out_bits))
-            m.d.sync += [lo1.eq(self.lo), hi1.eq(self.hi), lo.eq(lo1), hi.eq(hi1)]
+            lo, hi = delay(self.lo, LATENCY - 1, "lo_d"), delay(self.hi, LATENCY - 1, "hi_d")
         else:
             lo_v, hi_v = fp.signed_range(self.out_bits)
             lo, hi = Const(lo_v, signed(self.out_bits)), Const(hi_v, signed(self.out_bits))
 
-        # stage 2: add half, arithmetic shift
+        # stage 3: add half
         total = Signal(signed(W))
-        m.d.comb += total.eq(prod + rnd)
-        shifted = Signal(signed(W))
-        v2 = Signal()
-        m.d.sync += [shifted.eq(Mux(shift >= W, 0, total >> shift)), v2.eq(v1)]
+        shift2 = Signal.like(shift)
+        m.d.sync += [total.eq(prod + rnd), shift2.eq(shift)]
 
-        # stage 3: addend, clamp
+        # stage 4: arithmetic shift
+        shifted = Signal(signed(W))
+        m.d.sync += shifted.eq(Mux(shift2 >= W, 0, total >> shift2))
+
+        # stage 5: addend (a register stage without one: the clamp's compares get their own cycle)
         summed = Signal(signed(W + 1 + max(0, self.addend_bits - W)))
-        m.d.comb += summed.eq(shifted + add2 if self.addend_bits else shifted)
-        m.d.sync += [self.result.eq(clamp(summed, lo, hi)), self.out_valid.eq(v2)]
+        if self.addend_bits:
+            m.d.sync += summed.eq(shifted + delay(self.addend, 4, "add_d"))
+        else:
+            m.d.sync += summed.eq(shifted)
+
+        # stage 6: clamp
+        m.d.sync += [self.result.eq(clamp(summed, lo, hi)), self.out_valid.eq(valid)]
         return m

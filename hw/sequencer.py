@@ -48,15 +48,19 @@ class Sequencer(wiring.Component):
         m = Module()
         kicked = Signal()
         max_layer = self.cfg.max_layers - 1
+        # busy (phase != IDLE) is a register of its own, set and cleared with the phase: it selects
+        # every memory port between the engines and the load port (a high fanout), so no logic sits
+        # between a flip-flop and that fanout (timing)
+        busy = Signal()
         m.d.comb += [
-            self.busy.eq(self.phase != Phase.IDLE),
+            self.busy.eq(busy),
             # each engine is started in the first cycle of its phase
             self.comb_start.eq((self.phase == Phase.COMBINE) & ~kicked),
             self.agg_start.eq(((self.phase == Phase.AGGREGATE) | (self.phase == Phase.SELECT)) & ~kicked),
         ]
         with m.Switch(self.phase):
             with m.Case(Phase.IDLE), m.If(self.start):
-                m.d.sync += [self.layer.eq(0), self.done.eq(0), self.phase.eq(Phase.DESC)]
+                m.d.sync += [self.layer.eq(0), self.done.eq(0), self.phase.eq(Phase.DESC), busy.eq(1)]
             with m.Case(Phase.DESC):
                 m.d.sync += [self.phase.eq(Phase.COMBINE), kicked.eq(0)]
             with m.Case(Phase.COMBINE):
@@ -72,11 +76,11 @@ class Sequencer(wiring.Component):
                 with m.If(kicked & ~self.agg_busy):
                     m.d.sync += kicked.eq(0)
                     with m.If(self.desc_last | (self.layer == max_layer)):
-                        m.d.sync += [self.phase.eq(Phase.IDLE), self.done.eq(1)]
+                        m.d.sync += [self.phase.eq(Phase.IDLE), self.done.eq(1), busy.eq(0)]
                     with m.Else():
                         m.d.sync += [self.phase.eq(Phase.DESC), self.layer.eq(self.layer + 1)]
             with m.Default():   # unused encodings of the 3-bit phase (unreachable): back to idle; every
                 # register of the switch is assigned, so each generated case statement is complete (lint)
                 m.d.sync += [self.phase.eq(Phase.IDLE), kicked.eq(0), self.layer.eq(self.layer),
-                             self.done.eq(self.done)]
+                             self.done.eq(self.done), busy.eq(0)]
         return m

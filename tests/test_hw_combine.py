@@ -1,5 +1,5 @@
 """The combination engine (P bit-serial PEs + SRC_RESCALE into the XW buffer) against a2q.integer,
-layer by layer, with its cycle count: 1 start + 1 setup + T_out*sum_j max(words_j, 1) issue + 6 drain,
+layer by layer, with its cycle count: 1 start + 2 setup (FIRST_ISSUE) + T_out*sum_j max(words_j, 1) issue + 6 drain,
 with and without zero-word skipping."""
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from a2q import cycle_model, integer, synth
 from a2q import fixedpoint as fp
 from hw import memory_map as mm
-from hw.combine import DRAIN
+from hw.combine import DRAIN, FIRST_ISSUE
 from hw.config import AcceleratorConfig
 from hw.testing import CombineHarness, run_engine, saturating_program, sparse_program, worst_case_program
 
@@ -24,7 +24,7 @@ def _check_layer(p, cfg, layer, traces=None):
     t_out = -(-p.layers[layer].out_features // cfg.pes)
     words = np.array(images[1][layer * p.num_nodes:(layer + 1) * p.num_nodes])
     assert model.words == words.sum()
-    assert res["busy"] == 2 + t_out * np.maximum(words, 1).sum() + DRAIN
+    assert res["busy"] == FIRST_ISSUE + t_out * np.maximum(words, 1).sum() + DRAIN
     # the sequencer adds one cycle to hand back: the cycle model's combine phase
     assert res["busy"] + 1 == model.combine
     return y

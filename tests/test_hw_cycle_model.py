@@ -91,3 +91,16 @@ def test_combine_ratio_in_rtl_simulation():
         assert res.counters == cm.cycles_for_config(p, cfg).counters()
         got[name] = res.counters["cyc_combine"]
     assert got["hi"] / got["lo"] >= 2.3, got
+
+
+def test_model_constants_follow_the_rtl_pipeline():
+    """The model's fixed overheads are built from the RTL's stage counts: a pipeline change in hw/
+    must show up here (the simulations above then check the totals)."""
+    from hw import combine, requant, rescale, select
+
+    assert cm.RESCALE_STAGES == rescale.LATENCY and requant.LATENCY == 2 * rescale.LATENCY
+    # start + setup cycles + drain (last issue to the XW write) + hand-back
+    assert cm.COMBINE_FIXED == combine.FIRST_ISSUE + combine.DRAIN + 1
+    for pes in (1, 2, 4, 8, 16, 32):
+        assert cm.select_tree_levels(pes) == select.latency(pes) - 3
+        assert cm.select_extra(pes) == max(0, rescale.LATENCY + select.latency(pes) - requant.LATENCY)

@@ -11,6 +11,7 @@ from a2q.synth import random_program, random_v2_program
 from hw import memory_map as mm
 from hw.amaranth_sim import run_program
 from hw.config import AcceleratorConfig, ConfigError
+from hw.select import latency as select_latency
 from hw.testing import run_selector, signed_nns_program
 
 
@@ -84,7 +85,7 @@ def test_static_programs_pay_no_selection():
 
 def test_cycle_model_of_each_kind():
     """dense: no aggregation cycles, its group stream in requant; pool: its walk is the membership;
-    select pass: SELECT_FIXED + T_out * sum_i A_i."""
+    select pass: SELECT_FIXED + select_extra(P) + T_out * sum_i A_i."""
     p = random_v2_program(seed=0)
     cfg = AcceleratorConfig.fit(p, 4, 4)
     rep = cycle_model.cycles_for_config(p, cfg)
@@ -100,14 +101,14 @@ def test_cycle_model_of_each_kind():
         if spec.kind != "dense":
             assert layer.aggregate == cycle_model.AGGREGATE_FIXED + walk
         if i + 1 < p.num_layers and p.has_pool_input(i + 1):
-            assert layer.select == cycle_model.SELECT_FIXED + walk
+            assert layer.select == cycle_model.SELECT_FIXED + cycle_model.select_extra(4) + walk
 
 
 @pytest.mark.parametrize("signed", [False, True])
 @pytest.mark.parametrize("pes,pool", [(4, 4), (2, 1), (8, 16)])
 def test_selector_against_the_reference(signed, pes, pool):
     """The NNS selector alone: random p (rows exactly at a threshold for the tie rule), P lanes, T_out
-    tiles per row; pairs == integer.nns_select; one group per cycle plus its 2-cycle latency."""
+    tiles per row; pairs == integer.nns_select; one group per cycle plus its latency (3 + the lane-max tree)."""
     import torch
 
     rng = np.random.default_rng(pes * 10 + pool)
@@ -123,7 +124,7 @@ def test_selector_against_the_reference(signed, pes, pool):
     sel, cycles = run_selector(cfg, p, thr, signed)
     want = integer.nns_select(torch.as_tensor(p), torch.as_tensor(thr, dtype=torch.int64), signed).numpy()
     np.testing.assert_array_equal(sel, want)
-    assert cycles == q * -(-f // pes) + 2
+    assert cycles == q * -(-f // pes) + select_latency(pes)
 
 
 def test_v2_config_errors_name_the_resource():
