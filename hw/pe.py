@@ -10,6 +10,13 @@ so after every (tile, plane) of a node ``acc = sum_k x[k] * w[k]`` exactly (docs
 Three pipeline stages: the inputs are registered (the weights come straight from the weight banks,
 across the die), then the adder tree, then the accumulator. ``done`` is high in the
 cycle after the update that consumed a ``last`` input, while ``acc`` holds the finished sum.
+
+Every PE of the combine engine gets the same bit-plane word and control, so the input registers of
+the P PEs are logically equivalent and a synthesis tool merges them into one register that drives all
+P x L lane gates across the die (the default config's critical path before, docs/hardware.md "Timing
+closure"). They carry ``keep`` (``KEEP_REGISTER``): each PE keeps its own copy, placed beside it.
+Vivado honours ``keep`` on a register; Yosys keeps the wire but still merges the flip-flops, so
+``hw/synth.py`` also marks the flip-flop cells that drive ``keep`` wires.
 """
 from __future__ import annotations
 
@@ -21,6 +28,8 @@ from a2q import fixedpoint as fp
 
 PLANE_BITS = max(1, (fp.MAX_NODE_BITS - 1).bit_length())  # 3 bits: plane 0..7
 LATENCY = 3  # inputs in cycle c -> acc/done valid in cycle c + 3
+#: attributes of a register that must not be merged with an equivalent one (one copy per PE)
+KEEP_REGISTER = {"keep": "true"}
 
 
 def adder_tree(m: Module, terms: list, name: str):
@@ -65,10 +74,13 @@ class BitSerialPE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         L, wb = self.lanes, self.weight_bits
-        # stage 0: input register
-        bits_i, weights_i = Signal.like(self.bits), Signal.like(self.weights)
-        valid_i, first_i, last_i, neg_i = Signal(), Signal(), Signal(), Signal()
-        plane_i = Signal(unsigned(PLANE_BITS))
+        # stage 0: input register. bits and control are the same for all PEs: keep one copy per PE
+        # (see the module docstring); the weights differ per PE anyway
+        bits_i = Signal(unsigned(L), name="bits_i", attrs=KEEP_REGISTER)
+        weights_i = Signal(unsigned(L * wb), name="weights_i")
+        valid_i, first_i, last_i, neg_i = (Signal(name=n, attrs=KEEP_REGISTER)
+                                           for n in ("valid_i", "first_i", "last_i", "neg_i"))
+        plane_i = Signal(unsigned(PLANE_BITS), name="plane_i", attrs=KEEP_REGISTER)
         m.d.sync += [bits_i.eq(self.bits), weights_i.eq(self.weights), valid_i.eq(self.valid),
                      first_i.eq(self.first), last_i.eq(self.last), neg_i.eq(self.negate), plane_i.eq(self.plane)]
         terms = []

