@@ -14,9 +14,8 @@ cycle after the update that consumed a ``last`` input, while ``acc`` holds the f
 Every PE of the combine engine gets the same bit-plane word and control, so the input registers of
 the P PEs are logically equivalent and a synthesis tool merges them into one register that drives all
 P x L lane gates across the die (the default config's critical path before, docs/hardware.md "Timing
-closure"). They carry ``keep`` (``KEEP_REGISTER``): each PE keeps its own copy, placed beside it.
-Vivado honours ``keep`` on a register; Yosys keeps the wire but still merges the flip-flops, so
-``hw/synth.py`` also marks the flip-flop cells that drive ``keep`` wires.
+closure"). They carry ``KEEP_REGISTER`` (``hw/replicate.py``): each PE keeps its own copy, placed
+beside it.
 """
 from __future__ import annotations
 
@@ -26,10 +25,10 @@ from amaranth.lib.wiring import In, Out
 
 from a2q import fixedpoint as fp
 
+from .replicate import KEEP_REGISTER
+
 PLANE_BITS = max(1, (fp.MAX_NODE_BITS - 1).bit_length())  # 3 bits: plane 0..7
 LATENCY = 3  # inputs in cycle c -> acc/done valid in cycle c + 3
-#: attributes of a register that must not be merged with an equivalent one (one copy per PE)
-KEEP_REGISTER = {"keep": "true"}
 
 
 def adder_tree(m: Module, terms: list, name: str):
