@@ -12,7 +12,6 @@ from dataclasses import replace
 import pytest
 
 from hw import synth
-from hw.accelerator import BUSY_COPIES
 from hw.config import AcceleratorConfig
 from hw.pe import PLANE_BITS
 from hw.project import TOOLS, core_file, write_project
@@ -105,15 +104,6 @@ def test_pe_input_registers_are_not_merged(small_synth, reg):
         assert None not in cells and len(cells) == width, (net, cells)
     every = set().union(*per_pe.values())
     assert len(every) == SMALL.pes * width, f"{reg}: {len(every)} flip-flops for {SMALL.pes} PEs x {width} bits"
-
-
-def test_busy_copies_are_not_merged(small_synth):
-    """Each memory muxes its ports with its own copy of the sequencer's busy (one flip-flop each)."""
-    out, _ = small_synth
-    module = json.loads((out / "a2q_accel.ecp5.json").read_text())["modules"]["a2q_accel"]
-    copies = _register_cells(module, rf"sequencer\.busy_({'|'.join(BUSY_COPIES)})")
-    assert len(copies) == len(BUSY_COPIES) and all(None not in c and len(c) == 1 for c in copies.values()), copies
-    assert len(set().union(*copies.values())) == len(copies)
 
 
 def test_core_file_is_valid_capi2(tmp_path):
