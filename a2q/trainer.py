@@ -283,6 +283,9 @@ def add_train_arguments(p) -> None:
     p.add_argument("--no-reseed", action="store_true",
                    help="graph-level A2Q: keep NNS pairs that quantize their rows to all-zero codes where they are "
                         "(default: move them back to their rows' range once per epoch)")
+    p.add_argument("--zero-row-grad", action="store_true",
+                   help="graph-level A2Q: rows whose codes are all 0 give their NNS pair's step LSQ's surrogate "
+                        "gradient (-x/s) instead of the exact 0, so a pair's range can come back down to them")
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics.json)")
     p.add_argument("--data-root", default=None, help="dataset root (default: $A2Q_DATA_ROOT)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (recorded with the timings)")
