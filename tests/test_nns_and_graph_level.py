@@ -139,6 +139,34 @@ def test_zero_row_grad_brings_a_pair_stuck_above_its_rows_back():
     assert q.log_step[1].item() == unused                      # never selected: no gradient, not moved
 
 
+def test_node_quantizer_zero_row_grad_dense_and_sparse_agree():
+    """Per-node quantizers: a node whose codes are all 0 gets the surrogate step gradient with
+    ``zero_row_grad`` (none without); the sparse (values, rows) input gives the same gradients as the dense."""
+    from a2q.quantizers import NodeQuantizer
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(6, 8, generator=g) * (torch.rand(6, 8, generator=g) < 0.5)
+    grads = {}
+    for flag in (False, True):
+        for sparse in (False, True):
+            q = NodeQuantizer(6, signed=False, init_bits=2.0).train()
+            q.init_from(x)
+            with torch.no_grad():
+                q.log_step[:2] = 5.0                       # nodes 0 and 1: every code 0
+            q.zero_row_grad = flag
+            if sparse:
+                rows, cols = x.nonzero(as_tuple=True)
+                q(x[rows, cols], rows=rows)
+            else:
+                q(x)
+            q.local_loss().backward()
+            grads[flag, sparse] = q.log_step.grad.clone()
+    torch.testing.assert_close(grads[True, False], grads[True, True])
+    torch.testing.assert_close(grads[False, False], grads[False, True])
+    assert (grads[False, False][:2] == 0).all() and (grads[True, False][:2] > 0).all()
+    torch.testing.assert_close(grads[True, False][2:], grads[False, False][2:])
+
+
 def test_stratified_folds_partition_and_hold_out_validation():
     from a2q.data import stratified_folds
 

@@ -39,12 +39,13 @@ class QuantizedModel(nn.Module):
         for q in self.node_quantizers:
             q.clamp_()
 
-    def configure_nns(self, zero_row_grad: bool, reseed: bool) -> None:
-        """Training options of the NNS pools: LSQ's surrogate step gradient for zero-code rows, and
-        whether pools count their usage for ``reseed_dead_pairs_``."""
+    def configure_quantizers(self, zero_row_grad: bool, reseed: bool = False) -> None:
+        """Training options of the A2Q quantizers: LSQ's surrogate step gradient for zero-code rows, and
+        whether NNS pools count their usage for ``reseed_dead_pairs_``."""
         for q in self.node_quantizers:
+            q.zero_row_grad = zero_row_grad
             if isinstance(q, NNSQuantizer):
-                q.zero_row_grad, q.track_usage = zero_row_grad, reseed
+                q.track_usage = reseed
 
     @torch.no_grad()
     def reseed_dead_pairs_(self) -> int:

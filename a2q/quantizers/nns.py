@@ -84,8 +84,6 @@ class NNSQuantizer(NodeQuantizer):
             raise ValueError(f"the NNS pool needs at least one (step, bits) pair, got {pool}")
         super().__init__(pool, signed, init_bits, local_gradient, exact_init=False, local_norm=local_norm)
         self.pool = pool
-        #: zero-code rows give their step LSQ's surrogate gradient (``fused_local_fake_quant``'s zero_rows)
-        self.zero_row_grad = False
         #: count each pair's rows for ``reseed_dead_`` (off when the trainer does not reseed)
         self.track_usage = True
         self._row_weight = None
