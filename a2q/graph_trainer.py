@@ -89,6 +89,7 @@ def fold_setup(gs: GraphSet, train_ids, args, hp: dict, seed: int):
     torch.manual_seed(seed)
     np.random.seed(seed)
     model = build_graph_model(gs, args.method, hp, args)
+    model.configure_quantizers(zero_row_grad=args.zero_row_grad, reseed=not args.no_reseed)
     gen = torch.Generator().manual_seed(seed)
     model.initialise_quantizers(gs.batch(train_ids[torch.randperm(len(train_ids), generator=gen)[:args.batch_size]]))
     opt = optimizer_for(model, hp["lr"], hp["weight_decay"], args.quant_lr, args.node_step_lr, args.bits_lr)

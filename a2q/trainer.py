@@ -137,13 +137,14 @@ def train_one(data, method: str, seed: int, bits: int = 4, weight_bits: int = 4,
               bit_cost: float = DEFAULTS["bit_cost"], bits_lr: float = DEFAULTS["bits_lr"],
               node_step_lr: float = DEFAULTS["node_step_lr"], margin: float | None = None,
               local_norm: str = DEFAULTS["local_norm"], aggregation_weight: bool = True, progress=None,
-              model_kind: str = "gcn", layers: int = 2):
+              model_kind: str = "gcn", layers: int = 2, zero_row_grad: bool = False):
     """Train one seed of a node-level model; returns (best model, row of metrics)."""
     torch.manual_seed(seed)
     np.random.seed(seed)
     model = build_node_model(model_kind, data, method, bits=bits, weight_bits=weight_bits, init_bits=init_bits,
                              local_gradient=local_gradient, local_norm=local_norm, dropout=dropout,
                              aggregation_weight=aggregation_weight, hidden=hidden, layers=layers)
+    model.configure_quantizers(zero_row_grad)
     if hasattr(model, "initialise_quantizers"):
         model.initialise_quantizers(data)
     else:
@@ -283,6 +284,9 @@ def add_train_arguments(p) -> None:
     p.add_argument("--no-reseed", action="store_true",
                    help="graph-level A2Q: keep NNS pairs that quantize their rows to all-zero codes where they are "
                         "(default: move them back to their rows' range once per epoch)")
+    p.add_argument("--zero-row-grad", action="store_true",
+                   help="A2Q: rows whose codes are all 0 give their step (a node's, or its NNS pair's) LSQ's "
+                        "surrogate gradient (-x/s) instead of the exact 0, so a range can come back down to them")
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics.json)")
     p.add_argument("--data-root", default=None, help="dataset root (default: $A2Q_DATA_ROOT)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (recorded with the timings)")
@@ -355,7 +359,8 @@ def run_train(args) -> dict:
                                init_bits=args.init_bits, local_weight=args.local_weight,
                                bits_lr=args.bits_lr, node_step_lr=args.node_step_lr, margin=args.margin,
                                local_norm=args.local_norm, aggregation_weight=not args.no_aggregation_weight,
-                               progress=bar.update, model_kind=args.model, layers=hp["layers"])
+                               progress=bar.update, model_kind=args.model, layers=hp["layers"],
+                               zero_row_grad=args.zero_row_grad)
         row["wall_s"] = time.perf_counter() - ts
         row["s_per_epoch"] = row["wall_s"] / max(args.epochs, 1)
         bar.write(f"{desc}, seed {seed}: test {100 * row['test_acc']:.2f} %, "

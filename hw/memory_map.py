@@ -677,11 +677,12 @@ def _feature_fields(words, addr: np.ndarray, ff: Fields) -> tuple[np.ndarray, np
     a dict {address: word}. Lanes come back as uint64 (L <= 64)."""
     seq = words if isinstance(words, (dict, list, np.ndarray)) else list(words)
     vals = [int(seq[a]) for a in addr.tolist()]
+    packed = np.array(vals, dtype=np.int64).reshape(-1) if ff.width <= 63 else None   # built once
 
     def field(name, dtype):
         off, width = ff.offsets[name]
-        if ff.width <= 63:
-            return ((np.array(vals, dtype=np.int64).reshape(-1) >> off) & ((1 << width) - 1)).astype(dtype)
+        if packed is not None:
+            return ((packed >> off) & ((1 << width) - 1)).astype(dtype)
         return np.array([(v >> off) & ((1 << width) - 1) for v in vals], dtype=dtype).reshape(-1)
 
     return field("tile", np.int64), field("plane", np.int64), field("lanes", np.uint64)

@@ -94,6 +94,79 @@ def test_a_dead_pair_moves_back_to_its_rows_and_a_live_one_stays():
     assert q.reseed_dead_() == 0 and torch.equal(q.step.detach(), live)
 
 
+@pytest.mark.parametrize("norm", ["l2", "l1"])
+def test_zero_code_rows_get_the_lsq_surrogate_step_gradient(norm):
+    """With ``zero_rows`` a row whose codes are all 0 trains its step with d x_q/ds = -x/s (the l2 error
+    sum x^2 gives 2 w sum x^2 / s, pushing the step down); every other row keeps the exact q, bit for
+    bit, and x_q and the loss do not change."""
+    from a2q.quantizers.fused import fused_local_fake_quant
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(12, 5, generator=g).abs()
+    step = torch.full((12, 1), 0.4)
+    step[:4] = 50.0                                            # rows 0-3: every code is 0
+    step[4] = 3.0 * float(x[4].max()) + 1.0                    # row 4 too, by a wider margin
+    w = torch.rand(12, 1, generator=g)
+    qmin, qmax = torch.zeros(12, 1), torch.full((12, 1), 7.0)
+    outs = {}
+    for zero_rows in (False, True):
+        s = step.clone().requires_grad_()
+        xq, loss = fused_local_fake_quant(x, s, qmin, qmax, w, norm, zero_rows=zero_rows)
+        loss.backward()
+        outs[zero_rows] = (xq, loss, s.grad.clone())
+    (xq0, l0, g0), (xq1, l1, g1) = outs[False], outs[True]
+    assert torch.equal(xq0, xq1) and torch.equal(l0, l1)
+    assert (g0[:5] == 0).all() and torch.equal(g0[5:], g1[5:]) and (g0[5:] != 0).any()
+    ref = (2 * w * (x ** 2).sum(1, keepdim=True) if norm == "l2" else w * x.sum(1, keepdim=True)) / step
+    torch.testing.assert_close(g1[:5], ref[:5])
+    assert (g1[:5] > 0).all()                                 # descent shrinks the step toward the rows
+
+
+def test_zero_row_grad_brings_a_pair_stuck_above_its_rows_back():
+    """The pair of the dead-pair test (1 bit, range 100, rows of max |x| about 1) learns its way back
+    with the surrogate gradient alone: after Adam steps on the Local Gradient its rows have codes."""
+    q = _pool([100.0, 200.0], [1.0, 1.0]).train()
+    q.zero_row_grad = True
+    x = torch.tensor([[0.5, 1.0], [2.0, 0.1], [0.0, 0.0]])
+    unused = q.log_step[1].item()
+    opt = torch.optim.Adam([q.log_step], lr=0.3)
+    for _ in range(40):
+        opt.zero_grad()
+        q(x)
+        q.local_loss().backward()
+        opt.step()
+    assert (q.codes(x)[:2] != 0).any(1).all()
+    assert q.log_step[1].item() == unused                      # never selected: no gradient, not moved
+
+
+def test_node_quantizer_zero_row_grad_dense_and_sparse_agree():
+    """Per-node quantizers: a node whose codes are all 0 gets the surrogate step gradient with
+    ``zero_row_grad`` (none without); the sparse (values, rows) input gives the same gradients as the dense."""
+    from a2q.quantizers import NodeQuantizer
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(6, 8, generator=g) * (torch.rand(6, 8, generator=g) < 0.5)
+    grads = {}
+    for flag in (False, True):
+        for sparse in (False, True):
+            q = NodeQuantizer(6, signed=False, init_bits=2.0).train()
+            q.init_from(x)
+            with torch.no_grad():
+                q.log_step[:2] = 5.0                       # nodes 0 and 1: every code 0
+            q.zero_row_grad = flag
+            if sparse:
+                rows, cols = x.nonzero(as_tuple=True)
+                q(x[rows, cols], rows=rows)
+            else:
+                q(x)
+            q.local_loss().backward()
+            grads[flag, sparse] = q.log_step.grad.clone()
+    torch.testing.assert_close(grads[True, False], grads[True, True])
+    torch.testing.assert_close(grads[False, False], grads[False, True])
+    assert (grads[False, False][:2] == 0).all() and (grads[True, False][:2] > 0).all()
+    torch.testing.assert_close(grads[True, False][2:], grads[False, False][2:])
+
+
 def test_stratified_folds_partition_and_hold_out_validation():
     from a2q.data import stratified_folds
 

@@ -39,6 +39,14 @@ class QuantizedModel(nn.Module):
         for q in self.node_quantizers:
             q.clamp_()
 
+    def configure_quantizers(self, zero_row_grad: bool, reseed: bool = False) -> None:
+        """Training options of the A2Q quantizers: LSQ's surrogate step gradient for zero-code rows, and
+        whether NNS pools count their usage for ``reseed_dead_pairs_``."""
+        for q in self.node_quantizers:
+            q.zero_row_grad = zero_row_grad
+            if isinstance(q, NNSQuantizer):
+                q.track_usage = reseed
+
     @torch.no_grad()
     def reseed_dead_pairs_(self) -> int:
         """Move the NNS pools' dead pairs back to their rows (``NNSQuantizer.reseed_dead_``), from the

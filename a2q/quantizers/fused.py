@@ -25,7 +25,7 @@ def _clips(row_ext, inv, bound, low: bool) -> bool:
 
 class _FusedLocal(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, step, qmin, qmax, weight, l2: bool, row_min=None, row_max=None):
+    def forward(ctx, x, step, qmin, qmax, weight, l2: bool, row_min=None, row_max=None, zero_rows=False):
         # x [N, F]; step, qmin, qmax, weight, row_min, row_max [N, 1] (row min/max of x: computed if None).
         # Every [N, F] pass costs ~2-5 ms on a REDDIT batch (54k x 64), so: in place where a value is not
         # needed again; no bool -> float conversions: the clip indicators are made as floats from the
@@ -49,6 +49,12 @@ class _FusedLocal(torch.autograd.Function):
         flat_e, flat_de = e.view(-1), de.view(-1)
         loss = torch.dot(flat_e, flat_de) / 2 if l2 else torch.dot(flat_e, flat_de)
         g_step = q.mul_(de).sum(1, keepdim=True)
+        if zero_rows:
+            # a row whose codes are all 0 (its max |x| rounds to 0) gets LSQ's surrogate d x_q / d s = -x/s
+            # instead of the exact q = 0, which would leave its step where the data left it
+            dead = (torch.maximum(row_max, -row_min).mul(inv).add_(0.5).floor_() == 0).flatten().nonzero().flatten()
+            if dead.numel():
+                g_step[dead] = -(de[dead] * x[dead]).sum(1, keepdim=True) * inv[dead]
         # the range ends get the error of the values clipped there
         g_qmax = torch.mul(de, above, out=e).sum(1, keepdim=True) * step if high else torch.zeros_like(step)
         g_qmin = torch.mul(de, below, out=e).sum(1, keepdim=True) * step if low else torch.zeros_like(step)
@@ -64,11 +70,14 @@ class _FusedLocal(torch.autograd.Function):
         if g_xq is not None and outside is not None:  # straight through inside the range, 0 where clipped:
             gx = torch.addcmul(g_xq, g_xq, outside, value=-1.0)  # g - g * 1 = 0, g - g * 0 = g, exactly
         if g_loss is None:
-            return gx, None, None, None, None, None, None, None
-        return gx, g_step * g_loss, g_qmin * g_loss, g_qmax * g_loss, None, None, None, None
+            return gx, None, None, None, None, None, None, None, None
+        return gx, g_step * g_loss, g_qmin * g_loss, g_qmax * g_loss, None, None, None, None, None
 
 
-def fused_local_fake_quant(x, step, qmin, qmax, weight, local_norm: str = "l2", row_min=None, row_max=None):
+def fused_local_fake_quant(x, step, qmin, qmax, weight, local_norm: str = "l2", row_min=None, row_max=None,
+                           zero_rows: bool = False):
     """(x_q, local error): x_q's gradient goes to x only, the error's to step, qmin and qmax only.
-    ``row_min``/``row_max`` ([N, 1], the rows' smallest and largest value) save a pass when known."""
-    return _FusedLocal.apply(x, step, qmin, qmax, weight, local_norm == "l2", row_min, row_max)
+    ``row_min``/``row_max`` ([N, 1], the rows' smallest and largest value) save a pass when known.
+    ``zero_rows``: rows whose codes are all 0 give their step LSQ's surrogate gradient (``-x/s`` for
+    ``d x_q / d s``) instead of the exact 0 (docs/training.md, "zero-code rows")."""
+    return _FusedLocal.apply(x, step, qmin, qmax, weight, local_norm == "l2", row_min, row_max, zero_rows)

@@ -84,6 +84,8 @@ class NNSQuantizer(NodeQuantizer):
             raise ValueError(f"the NNS pool needs at least one (step, bits) pair, got {pool}")
         super().__init__(pool, signed, init_bits, local_gradient, exact_init=False, local_norm=local_norm)
         self.pool = pool
+        #: count each pair's rows for ``reseed_dead_`` (off when the trainer does not reseed)
+        self.track_usage = True
         self._row_weight = None
         self.last_selection: torch.Tensor | None = None
         self._row_bits: torch.Tensor | None = None
@@ -153,7 +155,7 @@ class NNSQuantizer(NodeQuantizer):
         self._row_bits = bits[sel]
         qmin, qmax = qrange(bits, self.signed)
         self._local = None
-        if self.training:
+        if self.training and self.track_usage:
             self._count_usage(sel, row_abs)
         if not (self.local_gradient and self.training):
             return fake_quant(x, self.step[sel][:, None], qmin[sel][:, None], qmax[sel][:, None])
@@ -163,7 +165,7 @@ class NNSQuantizer(NodeQuantizer):
         # mean over rows: a batch's size must not scale the local loss
         xq, self._local = fused_local_fake_quant(x, self.step[sel][:, None], qmin[sel][:, None],
                                                  qmax[sel][:, None], (w / n)[:, None], self.local_norm,
-                                                 row_min[:, None], row_max[:, None])
+                                                 row_min[:, None], row_max[:, None], self.zero_row_grad)
         return xq
 
     # -- dead pairs -------------------------------------------------------------------------------------

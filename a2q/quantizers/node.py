@@ -61,6 +61,9 @@ class NodeQuantizer(nn.Module):
         # per-node weight of the local error: how much of node i's error reaches the next aggregation
         # (``set_error_weight``); ones = A2Q's plain Local Gradient
         self.register_buffer("error_weight", torch.ones(num_nodes))
+        #: rows whose codes are all 0 give their step LSQ's surrogate gradient -x/s in the Local
+        #: Gradient, not the exact q = 0 (which strands a step the row's values have fallen below)
+        self.zero_row_grad = False
         self._local = None
 
     @torch.no_grad()
@@ -150,6 +153,8 @@ class NodeQuantizer(nn.Module):
             return self._quant(x, self.log_step, bits, rows)
         xd = x.detach()
         diff = self._quant(xd, self.log_step, bits, rows, exact_step_grad=True) - xd
+        if self.zero_row_grad:
+            diff = diff + self._zero_row_surrogate(xd, rows)
         # an exactly represented value leaves a float residual (~1e-9 of x/s = 1.0000001); Adam scales
         # even that to a full step, so such errors count as zero (GIN-Cora: half the one-bit inputs clipped)
         step = self.step.detach()[rows] if rows is not None else self.step.detach()[:, None]
@@ -159,6 +164,18 @@ class NodeQuantizer(nn.Module):
         w = self.error_weight[rows] if rows is not None else self.error_weight[:, None]
         self._local = (err * w).sum()
         return self._quant(x, self.log_step.detach(), bits.detach(), rows)
+
+    def _zero_row_surrogate(self, xd: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """Zero in value; d/ds = -x/s on the rows whose codes are all 0 (max |x| rounds to 0)."""
+        step = self.step
+        sd = step.detach()
+        if rows is None:
+            amax = xd.abs().amax(1) if xd.shape[1] else xd.new_zeros(len(xd))
+            dead = (torch.floor(amax / sd + 0.5) == 0).to(xd.dtype)
+            return -(xd / sd[:, None]) * dead[:, None] * (step - sd)[:, None]
+        amax = xd.new_zeros(self.num_nodes).scatter_reduce(0, rows, xd.abs(), "amax")
+        dead = (torch.floor(amax / sd + 0.5) == 0).to(xd.dtype)
+        return -(xd / sd[rows]) * dead[rows] * (step - sd)[rows]
 
     def local_loss(self) -> torch.Tensor | None:
         return self._local
