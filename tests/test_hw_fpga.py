@@ -82,6 +82,13 @@ def test_synth_ecp5_small_config(small_synth):
     assert "Fits: **NO**" in md and "| LUT4 |" in md
 
 
+@pytest.fixture(scope="module")
+def small_netlist(small_synth) -> dict:
+    """The small config's synthesised top module (the netlist JSON, read once)."""
+    out, _ = small_synth
+    return json.loads((out / "a2q_accel.ecp5.json").read_text())["modules"]["a2q_accel"]
+
+
 def _register_cells(module: dict, pattern: str) -> dict[str, set[str]]:
     """Netname matching ``pattern`` -> the flip-flop cells whose Q drives its bits (None: no flip-flop)."""
     ff_of = {b: name for name, cell in module["cells"].items() if cell["type"] == "TRELLIS_FF"
@@ -91,13 +98,11 @@ def _register_cells(module: dict, pattern: str) -> dict[str, set[str]]:
 
 
 @pytest.mark.parametrize("reg", ["bits_i", "plane_i", "valid_i", "first_i", "last_i", "neg_i"])
-def test_pe_input_registers_are_not_merged(small_synth, reg):
+def test_pe_input_registers_are_not_merged(small_netlist, reg):
     """All P PEs get the same bit-plane word and control; each must keep its own input register (one
     flip-flop per bit per PE, placed beside it) instead of one merged copy fanning out across the die
     (the default config's critical path before: docs/hardware.md, "Timing closure")."""
-    out, _ = small_synth
-    module = json.loads((out / "a2q_accel.ecp5.json").read_text())["modules"]["a2q_accel"]
-    per_pe = _register_cells(module, rf"combine\.pe\d+\.{reg}")
+    per_pe = _register_cells(small_netlist, rf"combine\.pe\d+\.{reg}")
     assert len(per_pe) == SMALL.pes
     width = {"bits_i": SMALL.lanes, "plane_i": PLANE_BITS}.get(reg, 1)
     for net, cells in per_pe.items():

@@ -169,13 +169,14 @@ class NodeQuantizer(nn.Module):
         """Zero in value; d/ds = -x/s on the rows whose codes are all 0 (max |x| rounds to 0)."""
         step = self.step
         sd = step.detach()
-        if rows is None:
+        if rows is None:   # dense [N, F]: a node's values are its row
             amax = xd.abs().amax(1) if xd.shape[1] else xd.new_zeros(len(xd))
-            dead = (torch.floor(amax / sd + 0.5) == 0).to(xd.dtype)
-            return -(xd / sd[:, None]) * dead[:, None] * (step - sd)[:, None]
-        amax = xd.new_zeros(self.num_nodes).scatter_reduce(0, rows, xd.abs(), "amax")
+            per_value = lambda v: v[:, None]  # noqa: E731
+        else:              # sparse: value k belongs to node rows[k]
+            amax = xd.new_zeros(self.num_nodes).scatter_reduce(0, rows, xd.abs(), "amax")
+            per_value = lambda v: v[rows]  # noqa: E731
         dead = (torch.floor(amax / sd + 0.5) == 0).to(xd.dtype)
-        return -(xd / sd[rows]) * dead[rows] * (step - sd)[rows]
+        return -(xd / per_value(sd)) * per_value(dead) * per_value(step - sd)
 
     def local_loss(self) -> torch.Tensor | None:
         return self._local
