@@ -68,7 +68,8 @@ def build_graph_model(gs: GraphSet, method: str, hp: dict, args) -> GIN:
                method=method, bits=args.bits, weight_bits=hp["weight_bits"], init_bits=args.init_bits,
                local_gradient=not args.no_local_gradient, local_norm=args.local_norm,
                pool=args.pool or DEFAULT_POOL, dropout=hp["dropout"], first_signed=bool((gs.x < 0).any()),
-               readout=args.readout, aggregation_aware=not args.no_aggregation_weight)
+               readout=args.readout, aggregation_aware=not args.no_aggregation_weight,
+               head_bits=getattr(args, "head_bits", 0))
 
 
 def train_step(model, data, opt, pen, local_weight: float) -> float:
@@ -173,7 +174,8 @@ def run_graph_train(args) -> dict:
     config = {"dataset": args.dataset, "model": args.model, "method": args.method, "bits": args.bits,
               "epochs": args.epochs, "num_folds": args.num_folds, "split_seed": args.split_seed, "seed": seed,
               "batch_size": args.batch_size, "pool": args.pool, "readout": args.readout, **hp,
-              **({"lr_decay": [args.lr_decay_step, args.lr_decay_factor]} if args.lr_decay_step else {})}
+              **({"lr_decay": [args.lr_decay_step, args.lr_decay_factor]} if args.lr_decay_step else {}),
+              **({"head_bits": args.head_bits} if args.head_bits else {})}
     t0 = time.perf_counter()
     rows, best = [], None
     desc = f"{args.dataset} {args.method} {args.model}"
@@ -211,7 +213,8 @@ def run_graph_train(args) -> dict:
         "node_features": gs.features, "num_graphs": gs.num_graphs, "epochs": args.epochs,
         "folds_run": [r["fold"] for r in rows], "num_folds": args.num_folds, "split_seed": args.split_seed,
         "batch_size": args.batch_size, "hidden": hp["hidden"], "layers": hp["layers"], "lr": hp["lr"],
-        "lr_decay_step": args.lr_decay_step, "lr_decay_factor": args.lr_decay_factor if args.lr_decay_step else None,
+        "head_bits": args.head_bits or None, "lr_decay_step": args.lr_decay_step,
+        "lr_decay_factor": args.lr_decay_factor if args.lr_decay_step else None,
         "pool": (args.pool or 16) if args.method == "a2q" else None, "readout": args.readout,
         "test_acc_mean": float(accs.mean()), "test_acc_std": float(accs.std()),
         "avg_bits": avg_bits, "avg_bits_of": "the test graphs of each fold (bits the NNS assigned), mean over folds",

@@ -386,3 +386,16 @@ def test_row_extremes_max_abs_equals_the_inf_norm():
     assert torch.equal(ab, torch.linalg.vector_norm(x, float("inf"), dim=1))
     assert torch.equal(mn, x.amin(1)) and torch.equal(mx, x.amax(1))
     assert row_extremes(torch.zeros(3, 0))[2].tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--dataset", "KarateClub", "--head-bits", "4"], "--head-bits: graph-level"),
+    (["--dataset", "KarateClub", "--lr-decay-step", "50"], "--lr-decay-step: graph-level"),
+    (["--dataset", "MUTAG", "--head-bits", "9"], "--head-bits must be 0"),
+    (["--dataset", "MUTAG", "--head-bits", "4", "--method", "uniform"], "--head-bits applies to --method a2q"),
+])
+def test_graph_only_options_are_refused_where_they_do_not_apply(tmp_path, extra, message):
+    from a2q.trainer import parse_train_args, run_train
+
+    with pytest.raises(ValueError, match=message):
+        run_train(parse_train_args(["--model", "gin", "--out", str(tmp_path), "--no-progress", *extra]))
