@@ -343,6 +343,9 @@ def run_train(args) -> dict:
         raise ValueError(f"{', '.join(graph_only)}: graph-level (TU) training only, not {args.dataset}")
     if not (args.head_bits == 0 or 2 <= args.head_bits <= 8):
         raise ValueError(f"--head-bits must be 0 (the NNS pool) or 2..8, got {args.head_bits}")
+    if args.lr_decay_step < 0 or not 0 < args.lr_decay_factor <= 1:
+        raise ValueError(f"--lr-decay-step must be >= 0 and --lr-decay-factor in (0, 1], got "
+                         f"{args.lr_decay_step} and {args.lr_decay_factor}")
     if args.head_bits and args.method != "a2q":
         raise ValueError(f"--head-bits applies to --method a2q (the {args.method} head is INT-k already)")
     torch.set_num_threads(args.threads)

@@ -392,6 +392,7 @@ def test_row_extremes_max_abs_equals_the_inf_norm():
     (["--dataset", "KarateClub", "--head-bits", "4"], "--head-bits: graph-level"),
     (["--dataset", "KarateClub", "--lr-decay-step", "50"], "--lr-decay-step: graph-level"),
     (["--dataset", "MUTAG", "--head-bits", "9"], "--head-bits must be 0"),
+    (["--dataset", "MUTAG", "--lr-decay-step", "-1"], "--lr-decay-step must be >= 0"),
     (["--dataset", "MUTAG", "--head-bits", "4", "--method", "uniform"], "--head-bits applies to --method a2q"),
 ])
 def test_graph_only_options_are_refused_where_they_do_not_apply(tmp_path, extra, message):
