@@ -69,7 +69,7 @@ def build_graph_model(gs: GraphSet, method: str, hp: dict, args) -> GIN:
                local_gradient=not args.no_local_gradient, local_norm=args.local_norm,
                pool=args.pool or DEFAULT_POOL, dropout=hp["dropout"], first_signed=bool((gs.x < 0).any()),
                readout=args.readout, aggregation_aware=not args.no_aggregation_weight,
-               head_bits=getattr(args, "head_bits", 0))
+               head_bits=args.head_bits)
 
 
 def train_step(model, data, opt, pen, local_weight: float) -> float:
@@ -104,8 +104,8 @@ def train_fold(gs: GraphSet, split, args, hp: dict, seed: int, progress=None):
     train_ids, val_ids, test_ids = split
     model, opt, pen, gen = fold_setup(gs, train_ids, args, hp, seed)
     # Degree-Quant's and the official A2Q script's schedule: the learning rates halve every N epochs
-    step = getattr(args, "lr_decay_step", 0) or 0
-    sched = torch.optim.lr_scheduler.StepLR(opt, step, args.lr_decay_factor) if step > 0 else None
+    sched = torch.optim.lr_scheduler.StepLR(opt, args.lr_decay_step, args.lr_decay_factor) \
+        if args.lr_decay_step else None
     best, train_s, train_cpu, reseeded, history = None, 0.0, 0.0, [], []
     for epoch in range(args.epochs):
         model.train()
