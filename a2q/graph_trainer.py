@@ -68,7 +68,8 @@ def build_graph_model(gs: GraphSet, method: str, hp: dict, args) -> GIN:
                method=method, bits=args.bits, weight_bits=hp["weight_bits"], init_bits=args.init_bits,
                local_gradient=not args.no_local_gradient, local_norm=args.local_norm,
                pool=args.pool or DEFAULT_POOL, dropout=hp["dropout"], first_signed=bool((gs.x < 0).any()),
-               readout=args.readout, aggregation_aware=not args.no_aggregation_weight)
+               readout=args.readout, aggregation_aware=not args.no_aggregation_weight,
+               head_bits=args.head_bits)
 
 
 def train_step(model, data, opt, pen, local_weight: float) -> float:
@@ -102,18 +103,26 @@ def train_fold(gs: GraphSet, split, args, hp: dict, seed: int, progress=None):
     """Train one fold; returns (model at the selected epoch, row of metrics)."""
     train_ids, val_ids, test_ids = split
     model, opt, pen, gen = fold_setup(gs, train_ids, args, hp, seed)
-    best, train_s, train_cpu, reseeded = None, 0.0, 0.0, []
+    # Degree-Quant's and the official A2Q script's schedule: the learning rates halve every N epochs
+    sched = torch.optim.lr_scheduler.StepLR(opt, args.lr_decay_step, args.lr_decay_factor) \
+        if args.lr_decay_step else None
+    best, train_s, train_cpu, reseeded, history = None, 0.0, 0.0, [], []
     for epoch in range(args.epochs):
         model.train()
         t0, c0 = time.perf_counter(), time.process_time()
         perm = train_ids[torch.randperm(len(train_ids), generator=gen)]
-        for start in range(0, len(perm), args.batch_size):
-            train_step(model, gs.batch(perm[start:start + args.batch_size]), opt, pen, args.local_weight)
+        losses = [train_step(model, gs.batch(perm[start:start + args.batch_size]), opt, pen, args.local_weight)
+                  for start in range(0, len(perm), args.batch_size)]
+        if sched is not None:
+            sched.step()
         if not args.no_reseed:
             reseeded.append(model.reseed_dead_pairs_())
         train_s += time.perf_counter() - t0
         train_cpu += time.process_time() - c0
         ev = evaluate(model, gs, val_ids, stats=pen is not None)
+        # per epoch, so a run that peaks early and decays shows it (docs/training.md, REDDIT-BINARY)
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_acc": ev["acc"],
+                        "val_loss": ev["loss"], **({"val_avg_bits": ev["avg_bits"]} if "avg_bits" in ev else {})})
         meets = pen is None or ev["avg_bits"] <= pen.target + 1e-6
         key = (ev["acc"], -ev["loss"])
         if meets and (best is None or key > best[0]):
@@ -128,7 +137,7 @@ def train_fold(gs: GraphSet, split, args, hp: dict, seed: int, progress=None):
     row = {"seed": seed, "val_acc": best[0][0], "val_loss": -best[0][1], "test_acc": test["acc"],
            "best_epoch": best[2], "train_s": train_s, "s_per_epoch": train_s / max(args.epochs, 1),
            "cpu_s_per_epoch": train_cpu / max(args.epochs, 1), "dead_pairs_reseeded": reseeded,
-           "n_train": len(train_ids), "n_val": len(val_ids), "n_test": len(test_ids)}
+           "n_train": len(train_ids), "n_val": len(val_ids), "n_test": len(test_ids), "history": history}
     if args.method != "fp32":
         row |= {k: test[k] for k in ("avg_bits", "layer_avg_bits", "degree_bits_spearman", "bits_histogram")
                 if k in test}
@@ -164,7 +173,9 @@ def run_graph_train(args) -> dict:
     (out / "folds").mkdir(parents=True, exist_ok=True)
     config = {"dataset": args.dataset, "model": args.model, "method": args.method, "bits": args.bits,
               "epochs": args.epochs, "num_folds": args.num_folds, "split_seed": args.split_seed, "seed": seed,
-              "batch_size": args.batch_size, "pool": args.pool, "readout": args.readout, **hp}
+              "batch_size": args.batch_size, "pool": args.pool, "readout": args.readout, **hp,
+              **({"lr_decay": [args.lr_decay_step, args.lr_decay_factor]} if args.lr_decay_step else {}),
+              **({"head_bits": args.head_bits} if args.head_bits else {})}
     t0 = time.perf_counter()
     rows, best = [], None
     desc = f"{args.dataset} {args.method} {args.model}"
@@ -202,6 +213,8 @@ def run_graph_train(args) -> dict:
         "node_features": gs.features, "num_graphs": gs.num_graphs, "epochs": args.epochs,
         "folds_run": [r["fold"] for r in rows], "num_folds": args.num_folds, "split_seed": args.split_seed,
         "batch_size": args.batch_size, "hidden": hp["hidden"], "layers": hp["layers"], "lr": hp["lr"],
+        "head_bits": args.head_bits or None, "lr_decay_step": args.lr_decay_step,
+        "lr_decay_factor": args.lr_decay_factor if args.lr_decay_step else None,
         "pool": (args.pool or 16) if args.method == "a2q" else None, "readout": args.readout,
         "test_acc_mean": float(accs.mean()), "test_acc_std": float(accs.std()),
         "avg_bits": avg_bits, "avg_bits_of": "the test graphs of each fold (bits the NNS assigned), mean over folds",

@@ -264,6 +264,13 @@ def add_train_arguments(p) -> None:
                    help="graph-level A2Q: (step, bits) pairs per layer in the NNS pool (default 16)")
     p.add_argument("--readout", choices=("sum", "mean"), default="sum", help="graph-level pooling")
     p.add_argument("--resume", action="store_true", help="graph-level: reuse folds already written under --out")
+    p.add_argument("--lr-decay-step", type=int, default=0,
+                   help="graph-level: multiply every learning rate by --lr-decay-factor each N epochs "
+                        "(0: constant; Degree-Quant and the official A2Q script use 50)")
+    p.add_argument("--lr-decay-factor", type=float, default=0.5, help="graph-level: see --lr-decay-step")
+    p.add_argument("--head-bits", type=int, default=0,
+                   help="graph-level A2Q: quantize the head's per-graph input (after the sum readout) with one "
+                        "learned INT-K step that clips, instead of an NNS pool (0: the pool)")
     p.add_argument("--quant-lr", type=float, default=DEFAULTS["quant_lr"], help="lr of weight and uniform steps")
     p.add_argument("--node-step-lr", type=float, default=DEFAULTS["node_step_lr"], help="lr of the A2Q node steps")
     p.add_argument("--penalty", type=float, default=DEFAULTS["penalty"], help="memory penalty weight lambda")
@@ -331,6 +338,16 @@ def run_train(args) -> dict:
 
     task = "graph" if args.dataset in TU_DATASETS else "node"
     check_combination(args.model, task, args.dataset)
+    graph_only = [f"--{n.replace('_', '-')}" for n in ("head_bits", "lr_decay_step") if getattr(args, n, 0)]
+    if task == "node" and graph_only:
+        raise ValueError(f"{', '.join(graph_only)}: graph-level (TU) training only, not {args.dataset}")
+    if not (args.head_bits == 0 or 2 <= args.head_bits <= 8):
+        raise ValueError(f"--head-bits must be 0 (the NNS pool) or 2..8, got {args.head_bits}")
+    if args.lr_decay_step < 0 or not 0 < args.lr_decay_factor <= 1:
+        raise ValueError(f"--lr-decay-step must be >= 0 and --lr-decay-factor in (0, 1], got "
+                         f"{args.lr_decay_step} and {args.lr_decay_factor}")
+    if args.head_bits and args.method != "a2q":
+        raise ValueError(f"--head-bits applies to --method a2q (the {args.method} head is INT-k already)")
     torch.set_num_threads(args.threads)
     if task == "graph":
         from .graph_trainer import run_graph_train

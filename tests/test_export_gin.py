@@ -83,18 +83,22 @@ def test_node_level_gin_exports_and_integer_accuracy_equals_fake_quant(tmp_path)
 
 
 @needs_mutag
-@pytest.mark.parametrize("method", ["a2q", "dq"])
-def test_graph_level_gin_exports_a_block_diagonal_batch(tmp_path, method):
-    _train(tmp_path, "MUTAG", method, *(["--bits", "4"] if method == "dq" else []))
+@pytest.mark.parametrize("method,extra", [("a2q", []), ("a2q", ["--head-bits", "3"]), ("dq", ["--bits", "4"])])
+def test_graph_level_gin_exports_a_block_diagonal_batch(tmp_path, method, extra):
+    _train(tmp_path, "MUTAG", method, *extra)
     report = {}
     program = export_checkpoint(tmp_path / "fold0.pt", graphs=6, report=report)
     assert [s.kind for s in program.layers] == ["gin", "dense", "gin", "dense", "pool", "dense"]
     assert program.num_graphs == 6 and program.arrays["test_mask"].all() and len(program.arrays["labels"]) == 6
     assert program.meta["graph_ids"] and program.meta["fold"] == 0
     pooled = [program.has_pool_input(i) for i in range(6)]
-    assert pooled == ([False] + [True] * 5 if method == "a2q" else [False] * 6)
-    if method == "dq":
+    if method == "a2q":  # --head-bits: the head's per-graph input is one static INT-k step, not a pool
+        assert pooled == [False] + [True] * 4 + [not extra]
+    else:
+        assert pooled == [False] * 6
         assert all((program.layer(i, "bits") == 4).all() for i in range(6))
+    if extra[:1] == ["--head-bits"]:
+        assert (program.layer(5, "bits") == 3).all()
     assert report["integer_acc"] == report["fakequant_acc"] == integer.accuracy(program)
     assert report["prediction_differ"] == 0
     # the selection differences (if any) are listed row by row with the integer row max and thresholds

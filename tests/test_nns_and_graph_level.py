@@ -239,6 +239,34 @@ def test_mutag_two_folds_train_eval_and_resume(tmp_path, method):
     assert np.isclose(again["test_acc_mean"], m["test_acc_mean"])
 
 
+@pytest.mark.skipif(not HAVE_MUTAG, reason="MUTAG raw files not found under $A2Q_DATA_ROOT/TU")
+def test_graph_training_records_history_and_decays_the_learning_rate(tmp_path, monkeypatch):
+    """Each fold row carries one history entry per epoch; --lr-decay-step N multiplies every optimizer
+    group's lr by the factor each N epochs (the schedule of Degree-Quant and the official A2Q script)."""
+    from a2q import graph_trainer
+    from a2q.trainer import parse_train_args, run_train
+
+    seen = []
+    real_step = graph_trainer.train_step
+
+    def spy(model, data, opt, pen, local_weight):
+        seen.append([g["lr"] for g in opt.param_groups])
+        return real_step(model, data, opt, pen, local_weight)
+
+    monkeypatch.setattr(graph_trainer, "train_step", spy)
+    argv = ["--model", "gin", "--dataset", "MUTAG", "--folds", "1", "--epochs", "4", "--layers", "2", "--hidden",
+            "16", "--batch-size", "256", "--out", str(tmp_path), "--no-progress", "--method", "a2q",
+            "--lr-decay-step", "2", "--lr-decay-factor", "0.25"]
+    m = run_train(parse_train_args(argv))
+    hist = m["per_fold"][0]["history"]
+    assert [h["epoch"] for h in hist] == [0, 1, 2, 3]
+    assert all(0 <= h["val_acc"] <= 1 and h["train_loss"] > 0 and 1 <= h["val_avg_bits"] <= 8 for h in hist)
+    assert len(seen) == 4  # one batch per epoch (batch 256 > the fold's training graphs)
+    for k, lrs in enumerate(seen):
+        assert lrs == pytest.approx([lr * 0.25 ** (k // 2) for lr in seen[0]]), (k, lrs)
+    assert m["lr_decay_step"] == 2 and m["lr_decay_factor"] == 0.25
+
+
 @pytest.mark.parametrize("norm", ["l2", "l1"])
 def test_fused_local_fake_quant_equals_the_autograd_form(norm):
     from a2q.quantizers.fused import fused_local_fake_quant
@@ -358,3 +386,17 @@ def test_row_extremes_max_abs_equals_the_inf_norm():
     assert torch.equal(ab, torch.linalg.vector_norm(x, float("inf"), dim=1))
     assert torch.equal(mn, x.amin(1)) and torch.equal(mx, x.amax(1))
     assert row_extremes(torch.zeros(3, 0))[2].tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--dataset", "KarateClub", "--head-bits", "4"], "--head-bits: graph-level"),
+    (["--dataset", "KarateClub", "--lr-decay-step", "50"], "--lr-decay-step: graph-level"),
+    (["--dataset", "MUTAG", "--head-bits", "9"], "--head-bits must be 0"),
+    (["--dataset", "MUTAG", "--lr-decay-step", "-1"], "--lr-decay-step must be >= 0"),
+    (["--dataset", "MUTAG", "--head-bits", "4", "--method", "uniform"], "--head-bits applies to --method a2q"),
+])
+def test_graph_only_options_are_refused_where_they_do_not_apply(tmp_path, extra, message):
+    from a2q.trainer import parse_train_args, run_train
+
+    with pytest.raises(ValueError, match=message):
+        run_train(parse_train_args(["--model", "gin", "--out", str(tmp_path), "--no-progress", *extra]))

@@ -18,7 +18,7 @@ from torch import nn
 from torch_geometric.nn import global_add_pool, global_mean_pool
 
 from ..layers import QGINConv, SumAdjacency
-from ..quantizers import DEFAULT_POOL, WeightQuantizer, apply, make_feature_quantizer
+from ..quantizers import DEFAULT_POOL, UniformQuantizer, WeightQuantizer, apply, make_feature_quantizer
 from .base import QuantizedModel
 
 TASKS = ("node", "graph")
@@ -32,7 +32,7 @@ class GIN(QuantizedModel):
                  hidden: int = 64, layers: int = 5, method: str = "a2q", bits: int = 4, weight_bits: int = 4,
                  init_bits: float = 4.0, local_gradient: bool = True, local_norm: str = "l2",
                  pool: int = DEFAULT_POOL, dropout: float = 0.5, first_signed: bool = False,
-                 readout: str = "sum", aggregation_aware: bool = True):
+                 readout: str = "sum", aggregation_aware: bool = True, head_bits: int = 0):
         super().__init__()
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -44,7 +44,7 @@ class GIN(QuantizedModel):
                            num_nodes=num_nodes, hidden=hidden, layers=layers, method=method, bits=bits,
                            weight_bits=weight_bits, init_bits=init_bits, local_gradient=local_gradient,
                            local_norm=local_norm, pool=pool, dropout=dropout, first_signed=first_signed,
-                           readout=readout, aggregation_aware=aggregation_aware)
+                           readout=readout, aggregation_aware=aggregation_aware, head_bits=head_bits)
         self.method, self.task, self.dropout, self.readout = method, task, dropout, readout
         rows = num_nodes if task == "node" else None
 
@@ -61,7 +61,13 @@ class GIN(QuantizedModel):
             # node level: per-node ranges trailed it (GIN-Cora A2Q 52.8 % vs 70.6 %, docs/training.md)
             QGINConv(in_features if i == 0 else hidden, hidden, fq(first_signed and i == 0), fq(False, False),
                      (wq(hidden), wq(hidden)), input_dropout=in_drop) for i in range(layers))
-        self.head_quantizers = nn.ModuleList([q for q in (fq(False), fq(False)) if q is not None])
+        # head_bits: graph-level A2Q quantizes the head's per-graph input (after the sum readout: rows are
+        # graphs, their max |x| spans 3+ decades on REDDIT) with one learned INT-k step that clips the
+        # largest graphs, as uniform INT-k does, instead of an NNS pool whose ranges cover every row
+        if head_bits and not (method == "a2q" and task == "graph"):
+            raise ValueError("head_bits applies to graph-level A2Q only (its head's second input)")
+        head2 = UniformQuantizer(head_bits, False) if head_bits else fq(False)
+        self.head_quantizers = nn.ModuleList([q for q in (fq(False), head2) if q is not None])
         self._hq = [fq_ for fq_ in self.head_quantizers] or [None, None]
         self.head1 = nn.Linear(hidden, hidden)
         self.head2 = nn.Linear(hidden, num_classes)
