@@ -126,7 +126,9 @@ class Accelerator(wiring.Component):
         def addr(name):
             return self.mem_addr[:addr_bits(self.shapes[name][1])]
 
-        r = {name: rport(name) for name in mm.MEMORIES}     # port 0: engine / debug read
+        # port 0: engine / debug read; the weight memory's is addressed per bank (step 12, below)
+        r = {name: self.mems[name].read_port(per_bank_addr=True) if name == "weight" else rport(name)
+             for name in mm.MEMORIES}
         node_b = rport("node")                              # aggregation: next layer's node entry
         count_b = rport("count")                            # aggregation: next layer's count word (sel)
         pool_c = self.mems["pool"].read_port(domain="comb")  # combine: this layer's pair of the row
@@ -166,9 +168,14 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             r["feat"].addr.eq(Mux(busy_of["feat"], comb.feat_addr, addr("feat"))),
             comb.feat_data.eq(r["feat"].data),
-            r["weight"].addr.eq(Mux(busy_of["weight"], comb.w_addr, addr("weight"))),
             comb.w_data.eq(r["weight"].data),
         ]
+        # weight: each bank is addressed by its own copy of the engine's address register, or by the
+        # load port, selected by its own copy of the engine's ownership bit (hw/combine.py): the port
+        # mux and both registers sit beside the bank (timing: docs/hardware.md, "Timing closure", step 12)
+        waw = addr_bits(self.shapes["weight"][1])
+        for k, bank_addr in enumerate(r["weight"].bank_addr):
+            m.d.comb += bank_addr.eq(Mux(comb.w_own[k], comb.w_addr[k * waw:(k + 1) * waw], addr("weight")))
         # the aggregation engine reads E XW rows per cycle: port 0 (shared with the debug read) + E-1
         xaw = addr_bits(self.shapes["xw"][1])
         xw_ports = [r["xw"]] + [rport("xw") for _ in range(cfg.edges_per_cycle - 1)]

@@ -131,6 +131,20 @@ def test_busy_copies_are_not_merged(small_netlist):
     assert len(set().union(*copies.values())) == len(copies)
 
 
+@pytest.mark.parametrize("reg", ["w_addr_b", "w_own_b"])
+def test_weight_address_registers_per_bank(small_netlist, reg):
+    """The weight memory's P banks spread over the die: each is addressed by its own copy of the combine
+    engine's weight-address register and its own ownership bit (one flip-flop per bit per bank), not by one
+    merged register or a combinational address (docs/hardware.md, "Timing closure", step 12)."""
+    per_bank = _register_cells(small_netlist, rf"combine\.{reg}\d+")
+    assert len(per_bank) == SMALL.pes, sorted(per_bank)
+    width = {"w_addr_b": (SMALL.weight_words - 1).bit_length()}.get(reg, 1)
+    for net, cells in per_bank.items():
+        assert None not in cells and len(cells) == width, (net, cells)
+    every = set().union(*per_bank.values())
+    assert len(every) == SMALL.pes * width, f"{reg}: {len(every)} flip-flops for {SMALL.pes} banks x {width} bits"
+
+
 def test_core_file_is_valid_capi2(tmp_path):
     pytest.importorskip("fusesoc")
     from fusesoc.capi2.coreparser import Core2Parser
