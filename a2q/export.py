@@ -16,6 +16,7 @@ from . import fixedpoint as fp
 from . import integer
 from .jsonio import write_json
 from .program import LayerSpec, Program, save
+from .quantizers import NNSQuantizer
 
 #: Calibrated maxima land at 2**(B-2): one bit of headroom below saturation.
 HEADROOM_BITS = 2
@@ -270,6 +271,8 @@ def build_program_v2(layers: list[dict], x_int: np.ndarray, row_ptr: np.ndarray,
         arrays |= {f"l{i}_weight": W, f"l{i}_ch_mult": ch_mult, f"l{i}_ch_shift": ch_shift, f"l{i}_bias": bias_int}
         p = integer.channel_rescale(a, t(ch_mult), t(ch_shift), t(bias_int))
         dst_factor = inv_sqrt if gcn else np.ones(p.shape[0])
+        if spec.kind == "pool" and L.get("mean"):  # mean readout: (sum + b) / n_g, bias inside (models/gin.py)
+            dst_factor = 1.0 / np.maximum(np.diff(np.asarray(graph_ptr)), 1).astype(np.float64)
         scale = {"sigma": sigma, "tau": tau}
         out_signed, sel = False, None
         if last:
@@ -280,8 +283,9 @@ def build_program_v2(layers: list[dict], x_int: np.ndarray, row_ptr: np.ndarray,
             scale["s_out"] = s_out
             dst, out_bits = (t(dm), t(ds)), None
         elif layers[i + 1]["input"] == "pool":
-            if gcn:
-                raise ValueError(f"layer {i} (gcn) cannot feed an NNS pool: its requantizer has a per-row factor")
+            if gcn or (spec.kind == "pool" and L.get("mean")):
+                raise ValueError(f"layer {i} ({'gcn' if gcn else 'mean pool'}) cannot feed an NNS pool: its "
+                                 f"requantizer has a per-row factor, and the selection compares before it")
             nxt = layers[i + 1]
             out_signed = bool(nxt["in_signed"])
             nstep, nbits = _sorted_pool(nxt)
@@ -327,11 +331,13 @@ def refuse_unexportable(model, ckpt_path) -> None:
             f"softmax attention coefficient (exp and a per-node division over data-dependent scores), and the "
             f"accelerator only sums neighbours with fixed per-node factors (combine, sum-aggregate, rescale). "
             f"GAT is for training and fake-quant evaluation only")
-    if kind == "gin" and getattr(model, "task", "node") == "graph" and getattr(model, "readout", "sum") != "sum":
+    if kind == "gin" and getattr(model, "task", "node") == "graph" and getattr(model, "readout", "sum") == "mean" \
+            and isinstance(model._hq[1], NNSQuantizer):
         raise UnsupportedModelError(
-            f"{ckpt_path}: layer head1 (the {model.readout!r} readout fused with the head's first Linear) cannot be "
-            f"exported: the accelerator's pool layer sums a graph's rows, and a mean needs a per-graph factor "
-            f"before the head's NNS selection; train with --readout sum")
+            f"{ckpt_path}: layer head1 (the 'mean' readout fused with the head's first Linear) cannot be "
+            f"exported with an NNS pool on the head's second input: the pool layer divides each graph's row by "
+            f"its node count in the requantizer, after the NNS selection has compared the sum; train with "
+            f"--head-bits K (one static step), or --readout sum")
     if kind not in ("gcn", "gin"):
         raise UnsupportedModelError(f"{ckpt_path}: a {kind!r} model has no accelerator program (gcn and gin export)")
 

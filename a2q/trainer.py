@@ -262,14 +262,16 @@ def add_train_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=128, help="graph-level: graphs per mini-batch")
     p.add_argument("--pool", type=int, default=None,
                    help="graph-level A2Q: (step, bits) pairs per layer in the NNS pool (default 16)")
-    p.add_argument("--readout", choices=("sum", "mean"), default="sum", help="graph-level pooling")
+    p.add_argument("--readout", choices=("sum", "mean"), default="sum",
+                   help="graph-level readout: sum, or mean = (sum_i x_i W + b) / n_g, the head's first Linear "
+                        "and its bias divided by the node count (exports with --head-bits or a uniform/dq head)")
     p.add_argument("--resume", action="store_true", help="graph-level: reuse folds already written under --out")
     p.add_argument("--lr-decay-step", type=int, default=0,
                    help="graph-level: multiply every learning rate by --lr-decay-factor each N epochs "
                         "(0: constant; Degree-Quant and the official A2Q script use 50)")
     p.add_argument("--lr-decay-factor", type=float, default=0.5, help="graph-level: see --lr-decay-step")
     p.add_argument("--head-bits", type=int, default=0,
-                   help="graph-level A2Q: quantize the head's per-graph input (after the sum readout) with one "
+                   help="graph-level A2Q: quantize the head's per-graph input (after the readout) with one "
                         "learned INT-K step that clips, instead of an NNS pool (0: the pool)")
     p.add_argument("--quant-lr", type=float, default=DEFAULTS["quant_lr"], help="lr of weight and uniform steps")
     p.add_argument("--node-step-lr", type=float, default=DEFAULTS["node_step_lr"], help="lr of the A2Q node steps")

@@ -83,7 +83,9 @@ def test_node_level_gin_exports_and_integer_accuracy_equals_fake_quant(tmp_path)
 
 
 @needs_mutag
-@pytest.mark.parametrize("method,extra", [("a2q", []), ("a2q", ["--head-bits", "3"]), ("dq", ["--bits", "4"])])
+@pytest.mark.parametrize("method,extra", [("a2q", []), ("a2q", ["--head-bits", "3"]), ("dq", ["--bits", "4"]),
+                                          ("a2q", ["--head-bits", "3", "--readout", "mean"]),
+                                          ("uniform", ["--bits", "4", "--readout", "mean"])])
 def test_graph_level_gin_exports_a_block_diagonal_batch(tmp_path, method, extra):
     _train(tmp_path, "MUTAG", method, *extra)
     report = {}
@@ -94,6 +96,8 @@ def test_graph_level_gin_exports_a_block_diagonal_batch(tmp_path, method, extra)
     pooled = [program.has_pool_input(i) for i in range(6)]
     if method == "a2q":  # --head-bits: the head's per-graph input is one static INT-k step, not a pool
         assert pooled == [False] + [True] * 4 + [not extra]
+    elif method == "uniform":
+        assert pooled == [False] * 6
     else:
         assert pooled == [False] * 6
         assert all((program.layer(i, "bits") == 4).all() for i in range(6))
@@ -104,6 +108,11 @@ def test_graph_level_gin_exports_a_block_diagonal_batch(tmp_path, method, extra)
     # the selection differences (if any) are listed row by row with the integer row max and thresholds
     for d in report["selection_differences"]:
         assert {"layer", "row", "fakequant_pair", "integer_pair", "integer_row_max"} <= set(d)
+    if "mean" in extra:  # the pool layer's per-graph factor holds 1/n_g: its ratio to the sum's is n_g
+        n_g = np.diff(program.arrays["graph_ptr"])
+        dm, ds = program.layer(4, "dst_mult").astype(float), program.layer(4, "dst_shift").astype(float)
+        factor = dm * 2.0 ** -ds
+        np.testing.assert_allclose(factor * n_g, (factor * n_g)[0], rtol=2e-4)
     save(program, tmp_path / "prog")
     assert load(tmp_path / "prog").num_graphs == 6
 
@@ -118,14 +127,46 @@ def test_one_hot_input_is_binary_for_the_fair_uniform_baseline(tmp_path):
     assert integer.accuracy(a) == integer.accuracy(b)
 
 
-def test_mean_readout_is_refused_naming_the_layer(tmp_path):
+def test_mean_readout_with_an_nns_head_input_is_refused_naming_the_layer(tmp_path):
     from a2q.ckpt import save_checkpoint
     from a2q.models import GIN
 
     model = GIN(3, 2, task="graph", hidden=8, layers=1, readout="mean")
     save_checkpoint(tmp_path / "m.pt", model, {"dataset": "MUTAG", "method": "a2q", "task": "graph"})
-    with pytest.raises(UnsupportedModelError, match=r"layer head1 \(the 'mean' readout.*--readout sum"):
+    with pytest.raises(UnsupportedModelError, match=r"layer head1 \(the 'mean' readout.*--head-bits K"):
         export_checkpoint(tmp_path / "m.pt")
+
+
+def test_mean_readout_divides_the_head_linear_and_its_bias_by_the_node_count():
+    """(sum_i xq_i W + b) / n_g, an empty graph's row the bias alone: what the pool layer's 1/n_g computes."""
+    from torch_geometric.data import Data
+
+    from a2q.models import GIN
+
+    torch.manual_seed(0)
+    s, m = (GIN(3, 2, task="graph", hidden=8, layers=1, readout=r, method="fp32", dropout=0.0) for r in ("sum", "mean"))
+    m.load_state_dict(s.state_dict())
+    s.eval(), m.eval()
+    batch = torch.tensor([0, 0, 0, 2, 2])  # graph 1 is empty
+    data = Data(x=torch.randn(5, 3), edge_index=torch.tensor([[0, 1, 3], [1, 2, 4]]), batch=batch, num_graphs=3)
+    seen = {}
+
+    def recording(model, name):
+        linear = model._linear
+
+        def _linear(lin, i, x):
+            if i == 1:
+                seen[name] = x
+            return linear(lin, i, x)
+        return _linear
+
+    for name, model in (("sum", s), ("mean", m)):
+        model._linear = recording(model, name)
+        model(data)
+    n = torch.tensor([3.0, 1.0, 2.0])
+    # head2's input is relu(head1 pre-activation); relu(z / n) = relu(z) / n for n > 0
+    torch.testing.assert_close(seen["mean"], seen["sum"] / n[:, None])
+    assert torch.equal(GIN.graph_sizes(data), n)
 
 
 def test_batchnorm_fold_of_weight_codes_is_exact_and_raises_bits_for_a_negated_minimum():

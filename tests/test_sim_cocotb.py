@@ -49,6 +49,10 @@ V2_PROGRAMS = {
     "v2_node_level_mix": lambda: random_v2_program(seed=2, kinds=("gcn", "gin", "dense"), dims=(10, 8, 8, 4),
                                                    sizes=(5, 1, 3)),
     "v2_pool_first": lambda: random_v2_program(seed=3, kinds=("pool", "dense"), dims=(10, 8, 4), sizes=(3, 0, 1, 4)),
+    # a pool layer whose next input is static: a per-graph destination factor (the mean readout's 1/n_g,
+    # --head-bits' one step), no run-time selection after the pool
+    "v2_pool_static_head": lambda: random_v2_program(seed=4, kinds=("gin", "pool", "dense"), dims=(10, 8, 8, 3),
+                                                     sizes=(5, 1, 0, 7), pool_sizes=(0, 1, 0)),
 }
 
 

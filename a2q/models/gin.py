@@ -1,11 +1,13 @@
 """GIN-0 in FP32, uniform INT-k, Degree-Quant INT-k or A2Q form, for node- and graph-level tasks.
 
-    x -> QGINConv x L -> Q -> [graph: global sum pooling] -> head: Linear -> ReLU -> dropout -> Q -> Linear
+    x -> QGINConv x L -> Q -> [graph: global sum pooling] -> head: Linear [-> / n_g] -> ReLU -> dropout -> Q -> Linear
 
 Every linear input is quantized (the layer inputs, each MLP's inner input, both head inputs). The head's
 first input is quantized per node *before* the readout, so the sum readout and the head's first Linear
-fuse exactly into the accelerator's `pool` layer (docs/arithmetic.md); a mean readout trains but does
-not export. Node-level
+fuse exactly into the accelerator's `pool` layer (docs/arithmetic.md). The mean readout divides the
+head's first Linear *with its bias* by the graph's node count, ``(sum_i xq_i W + b) / n_g`` (the bias
+inside the normalisation, as in our GCN): the accelerator folds ``1 / n_g`` into the pool layer's
+per-graph destination multiplier. Node-level
 A2Q gives each node its own (step, bits); graph-level A2Q uses the NNS pool, since test graphs are
 unseen. Defaults follow the A2Q/Degree-Quant graph-level setting: 5 layers, 64 hidden channels.
 """
@@ -15,14 +17,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch_geometric.nn import global_add_pool, global_mean_pool
+from torch_geometric.nn import global_add_pool
 
 from ..layers import QGINConv, SumAdjacency
 from ..quantizers import DEFAULT_POOL, UniformQuantizer, WeightQuantizer, apply, make_feature_quantizer
 from .base import QuantizedModel
 
 TASKS = ("node", "graph")
-READOUTS = {"sum": global_add_pool, "mean": global_mean_pool}
+READOUTS = ("sum", "mean")
 
 
 class GIN(QuantizedModel):
@@ -116,10 +118,19 @@ class GIN(QuantizedModel):
         # so the accelerator fuses the sum readout with the head's first Linear exactly (a `pool` layer)
         h = apply(self._hq[0], h)
         if self.task == "graph":
-            h = READOUTS[self.readout](h, data.batch, size=int(data.num_graphs))
-        h = F.relu(self._linear(self.head1, 0, h))
+            h = global_add_pool(h, data.batch, size=int(data.num_graphs))
+        h = self._linear(self.head1, 0, h)
+        if self.task == "graph" and self.readout == "mean":  # bias inside: (sum_i xq_i W + b) / n_g
+            h = h / self.graph_sizes(data)[:, None]
+        h = F.relu(h)
         h = F.dropout(h, self.dropout, self.training)
         return self._linear(self.head2, 1, apply(self._hq[1], h))
+
+    @staticmethod
+    def graph_sizes(data) -> torch.Tensor:
+        """Nodes per graph of the batch, at least 1 (an empty graph's row is the bias alone)."""
+        n = torch.bincount(data.batch, minlength=int(data.num_graphs)).to(torch.float32)
+        return n.clamp_min(1.0)
 
     # -- export hook (program format v2: docs/arithmetic.md, "Layer kinds") ------------------------------
     def program_layers(self) -> list[tuple[str, nn.Module | None, str, bool]]:
@@ -170,10 +181,10 @@ class GIN(QuantizedModel):
 
         if self.method == "fp32":
             raise ValueError("an FP32 model has no quantizers to export")
-        if self.task == "graph" and self.readout != "sum":
-            raise ValueError(f"a GIN with the {self.readout!r} readout cannot be exported: the accelerator's pool "
-                             "layer sums a graph's rows (a mean needs a per-graph factor inside the NNS "
-                             "selection); train with --readout sum")
+        if self.task == "graph" and self.readout == "mean" and isinstance(self._hq[1], NNSQuantizer):
+            raise ValueError("a GIN with the 'mean' readout and an NNS pool on the head's second input cannot be "
+                             "exported: the pool layer's selection compares the graph's sum, before the 1/n_g "
+                             "factor; train with --head-bits K (or --readout sum)")
         self.eval()
         self(data)  # every quantizer initialised
         n, g = int(data.num_nodes), int(getattr(data, "num_graphs", 1) or 1)
@@ -199,7 +210,8 @@ class GIN(QuantizedModel):
                 L |= {"input": "static", **q.export()}
             else:
                 L |= {"input": "static", **q.export_for(rows)}
-            layers.append(L)
             if kind == "pool":
                 rows = g
+                L["mean"] = self.readout == "mean"  # the exporter folds 1/n_g into the per-graph factor
+            layers.append(L)
         return layers, x_int
