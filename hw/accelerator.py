@@ -47,6 +47,9 @@ from .sequencer import Phase, Sequencer
 
 #: Memories built from one bank per PE (see hw/memories.py).
 BANKED = ("weight", "chan")
+#: memories whose port muxes (engine vs load port) get their own copy of the sequencer's busy: one
+#: register beside each memory instead of one routed across the die (timing: hw/replicate.py)
+BUSY_COPIES = ("desc", "thr", "feat", "weight", "chan", "edge", "xw", "out", "count")
 
 
 class Accelerator(wiring.Component):
@@ -91,7 +94,7 @@ class Accelerator(wiring.Component):
         for name, mem in self.mems.items():
             m.submodules[f"mem_{name}"] = mem
 
-        seq = m.submodules.sequencer = Sequencer(cfg)
+        seq = m.submodules.sequencer = Sequencer(cfg, busy_copies=BUSY_COPIES)
         comb = m.submodules.combine = CombineEngine(cfg)
         agg = m.submodules.aggregate = AggregateEngine(cfg)
         payload = (agg.g_bits, agg.g_base, agg.g_t_o, agg.g_index, agg.g_cnt_addr, agg.g_sel)
@@ -102,12 +105,14 @@ class Accelerator(wiring.Component):
         nns = m.submodules.select = NNSSelector(cfg)
 
         busy = seq.busy
+        busy_of = {name: seq.busy_copy[k] for k, name in enumerate(BUSY_COPIES)}
+        busy_of.update({name: busy for name in mm.MEMORIES if name not in busy_of})
         in_comb = seq.phase == Phase.COMBINE
         in_agg = seq.phase == Phase.AGGREGATE
         in_sel = seq.phase == Phase.SELECT
         walking = in_agg | in_sel      # the aggregation engine owns its ports in both passes
         sel = {name: self.mem_sel == mm.MEM_SEL[name] for name in mm.MEMORIES}
-        load_we = {name: self.mem_we & sel[name] & ~busy for name in mm.MEMORIES}
+        load_we = {name: self.mem_we & sel[name] & ~busy_of[name] for name in mm.MEMORIES}
 
         # ---- memory ports -------------------------------------------------------------------------
         def rport(name):
@@ -121,7 +126,9 @@ class Accelerator(wiring.Component):
         def addr(name):
             return self.mem_addr[:addr_bits(self.shapes[name][1])]
 
-        r = {name: rport(name) for name in mm.MEMORIES}     # port 0: engine / debug read
+        # port 0: engine / debug read; the weight memory's is addressed per bank (step 12, below)
+        r = {name: self.mems[name].read_port(per_bank_addr=True) if name == "weight" else rport(name)
+             for name in mm.MEMORIES}
         node_b = rport("node")                              # aggregation: next layer's node entry
         count_b = rport("count")                            # aggregation: next layer's count word (sel)
         pool_c = self.mems["pool"].read_port(domain="comb")  # combine: this layer's pair of the row
@@ -139,8 +146,8 @@ class Accelerator(wiring.Component):
             off, width = df.offsets[name]
             return desc[off:off + width]
 
-        m.d.comb += [r["desc"].addr.eq(Mux(busy, seq.layer, addr("desc"))),
-                     r["thr"].addr.eq(Mux(busy, seq.layer, addr("thr"))),
+        m.d.comb += [r["desc"].addr.eq(Mux(busy_of["desc"], seq.layer, addr("desc"))),
+                     r["thr"].addr.eq(Mux(busy_of["thr"], seq.layer, addr("thr"))),
                      r["pool"].addr.eq(addr("pool"))]
 
         # node table: combine (port 0) or aggregate (ports 0 and B)
@@ -159,11 +166,16 @@ class Accelerator(wiring.Component):
         ]
         # feature, weight: combine
         m.d.comb += [
-            r["feat"].addr.eq(Mux(busy, comb.feat_addr, addr("feat"))),
+            r["feat"].addr.eq(Mux(busy_of["feat"], comb.feat_addr, addr("feat"))),
             comb.feat_data.eq(r["feat"].data),
-            r["weight"].addr.eq(Mux(busy, comb.w_addr, addr("weight"))),
             comb.w_data.eq(r["weight"].data),
         ]
+        # weight: each bank is addressed by its own copy of the engine's address register, or by the
+        # load port, selected by its own copy of the engine's ownership bit (hw/combine.py): the port
+        # mux and both registers sit beside the bank (timing: docs/hardware.md, "Timing closure", step 12)
+        waw = addr_bits(self.shapes["weight"][1])
+        for k, bank_addr in enumerate(r["weight"].bank_addr):
+            m.d.comb += bank_addr.eq(Mux(comb.w_own[k], comb.w_addr[k * waw:(k + 1) * waw], addr("weight")))
         # the aggregation engine reads E XW rows per cycle: port 0 (shared with the debug read) + E-1
         xaw = addr_bits(self.shapes["xw"][1])
         xw_ports = [r["xw"]] + [rport("xw") for _ in range(cfg.edges_per_cycle - 1)]
@@ -172,11 +184,11 @@ class Accelerator(wiring.Component):
         m.d.comb += agg.xw_data.eq(Cat(*[port.data for port in xw_ports]))
         # chan, edge, xw reads: aggregate
         m.d.comb += [
-            r["chan"].addr.eq(Mux(busy, agg.chan_addr, addr("chan"))),
+            r["chan"].addr.eq(Mux(busy_of["chan"], agg.chan_addr, addr("chan"))),
             agg.chan_data.eq(r["chan"].data),
-            r["edge"].addr.eq(Mux(busy, agg.edge_addr, addr("edge"))),
+            r["edge"].addr.eq(Mux(busy_of["edge"], agg.edge_addr, addr("edge"))),
             agg.edge_data.eq(r["edge"].data),
-            r["xw"].addr.eq(Mux(busy, agg.xw_addr[:xaw], addr("xw"))),
+            r["xw"].addr.eq(Mux(busy_of["xw"], agg.xw_addr[:xaw], addr("xw"))),
             r["out"].addr.eq(addr("out")),
         ]
         # writes: the load port while idle; xw from combine, feat/out from the packer while busy
@@ -185,19 +197,19 @@ class Accelerator(wiring.Component):
             m.d.comb += [w[name].addr.eq(addr(name)), w[name].data.eq(low(self.mem_wdata, width)),
                          w[name].en.eq(load_we[name])]
         m.d.comb += [
-            w["xw"].addr.eq(Mux(busy, comb.xw_addr, addr("xw"))),
-            w["xw"].data.eq(Mux(busy, comb.xw_data, low(self.mem_wdata, self.shapes["xw"][0]))),
-            w["xw"].en.eq(Mux(busy, comb.xw_en, load_we["xw"])),
-            w["out"].addr.eq(Mux(busy, pk.out_addr, addr("out"))),
-            w["out"].data.eq(Mux(busy, pk.out_data, low(self.mem_wdata, self.shapes["out"][0]))),
-            w["out"].en.eq(Mux(busy, pk.out_en, load_we["out"])),
-            w["feat"].addr.eq(Mux(busy, pk.feat_addr, addr("feat"))),
-            w["feat"].data.eq(Mux(busy, pk.feat_data, low(self.mem_wdata, self.shapes["feat"][0]))),
-            w["feat"].en.eq(Mux(busy, pk.feat_en, load_we["feat"])),
-            w["count"].addr.eq(Mux(busy, Mux(in_sel, nns.count_addr, pk.count_addr), addr("count"))),
-            w["count"].data.eq(Mux(busy, Mux(in_sel, nns.count_data, pk.count_data),
+            w["xw"].addr.eq(Mux(busy_of["xw"], comb.xw_addr, addr("xw"))),
+            w["xw"].data.eq(Mux(busy_of["xw"], comb.xw_data, low(self.mem_wdata, self.shapes["xw"][0]))),
+            w["xw"].en.eq(Mux(busy_of["xw"], comb.xw_en, load_we["xw"])),
+            w["out"].addr.eq(Mux(busy_of["out"], pk.out_addr, addr("out"))),
+            w["out"].data.eq(Mux(busy_of["out"], pk.out_data, low(self.mem_wdata, self.shapes["out"][0]))),
+            w["out"].en.eq(Mux(busy_of["out"], pk.out_en, load_we["out"])),
+            w["feat"].addr.eq(Mux(busy_of["feat"], pk.feat_addr, addr("feat"))),
+            w["feat"].data.eq(Mux(busy_of["feat"], pk.feat_data, low(self.mem_wdata, self.shapes["feat"][0]))),
+            w["feat"].en.eq(Mux(busy_of["feat"], pk.feat_en, load_we["feat"])),
+            w["count"].addr.eq(Mux(busy_of["count"], Mux(in_sel, nns.count_addr, pk.count_addr), addr("count"))),
+            w["count"].data.eq(Mux(busy_of["count"], Mux(in_sel, nns.count_data, pk.count_data),
                                    low(self.mem_wdata, self.shapes["count"][0]))),
-            w["count"].en.eq(Mux(busy, Mux(in_sel, nns.count_en, pk.count_en), load_we["count"])),
+            w["count"].en.eq(Mux(busy_of["count"], Mux(in_sel, nns.count_en, pk.count_en), load_we["count"])),
         ]
 
         # ---- read-back mux (latency 1) ------------------------------------------------------------

@@ -39,6 +39,7 @@ from a2q import fixedpoint as fp
 
 from . import memory_map as mm
 from .config import NODE_BITS_FIELD, SHIFT_BITS, AcceleratorConfig, addr_bits, count_bits
+from .replicate import KEEP_REGISTER
 
 
 def pack_words_bits(cfg: AcceleratorConfig) -> int:
@@ -258,11 +259,20 @@ class AggregateEngine(wiring.Component):
         m.d.sync += s3_chan.eq(self.chan_data)
         dw = self.dw["xw"]
         ys_r = []
+        # each lane keeps its own copy of the control that gates its registers (KEEP_REGISTER): one
+        # merged copy would drive all P lanes' E*Y_BITS input and accumulator bits across the die
+        lane_ctl = []
         for o in range(P):
+            ctl = [Signal.like(sig, name=f"{sig.name}_l{o}", attrs=KEEP_REGISTER)
+                   for sig in (s2_empty, s2_first, s2_valid)]
+            m.d.sync += [r.eq(v) for r, v in zip(ctl, (e_empty, first, issue), strict=True)]
+            lane_ctl.append(ctl)
+        for o in range(P):
+            empty_l, _, _ = lane_ctl[o]
             lane = []
             for q in range(E):
                 y = Signal(signed(fp.Y_BITS), name=f"y{o}_{q}")
-                m.d.sync += y.eq(Mux(s2_empty[q], 0, self.xw_data[q * dw + o * fp.Y_BITS:
+                m.d.sync += y.eq(Mux(empty_l[q], 0, self.xw_data[q * dw + o * fp.Y_BITS:
                                                                    q * dw + (o + 1) * fp.Y_BITS].as_signed()))
                 lane.append(y)
             ys_r.append(lane)
@@ -270,11 +280,15 @@ class AggregateEngine(wiring.Component):
         # ---- S3: accumulate -----------------------------------------------------------------------
         nexts = []
         for o in range(P):
+            _, first_l, valid_l = lane_ctl[o]
+            first3 = Signal(name=f"s3_first_l{o}", attrs=KEEP_REGISTER)
+            valid3 = Signal(name=f"s3_valid_l{o}", attrs=KEEP_REGISTER)
+            m.d.sync += [first3.eq(first_l), valid3.eq(valid_l)]
             acc = Signal(signed(wd.aggregate_acc), name=f"acc{o}")
             ys = ys_r[o]
             nx = Signal(signed(wd.aggregate_acc), name=f"acc_next{o}")
-            m.d.comb += nx.eq(Mux(s3_first, 0, acc) + sum(ys[1:], ys[0]))
-            with m.If(s3_valid):
+            m.d.comb += nx.eq(Mux(first3, 0, acc) + sum(ys[1:], ys[0]))
+            with m.If(valid3):
                 m.d.sync += acc.eq(nx)
             nexts.append(nx)
 

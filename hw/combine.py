@@ -18,10 +18,19 @@ An NNS pool input (descriptor ``pool_in``): the row's bits and Ms, Ss are the po
 previous layer stored beside the row's count, read from the pool table at ``pool_off + sel`` through an
 asynchronous port, addressed from the current-node registers (no extra cycle).
 
+The weight address is two registers deep (timing, docs/hardware.md "Timing closure", step 12): the
+weight word is L·P·wb bits wide, so its P banks (one per PE) sit all over the die and share one address.
+The address is computed into one register (``w_addr_r``: ``w_off + t_o·T_in + tile``), which is then
+copied into one kept register per bank (``w_addr_b<k>``, ``KEEP_REGISTER``), so the die-crossing net
+is register to register and each bank's address comes from a register beside it. ``w_own`` (one kept
+copy per bank too) tells the top level that the engine owns the weight read port, so the port mux
+between the engine and the load port also sits beside each bank.
+
 Pipeline (issue in cycle c): c+1 feature word arrives (block RAM output) and is registered; c+2 weight
-address from the registered tag; c+3 weight word arrives, PE input register; c+4 PE adder tree
-(registered); c+5 PE accumulate; c+6 PE sum complete -> the rescale's 6 stages (partial products, their
-sum, + round, shift, a register, saturate); c+12 XW write (``DRAIN``). See docs/hardware.md.
+address computed from the registered tag into ``w_addr_r``; c+3 copied per bank; c+4 the banks read;
+c+5 weight word arrives, PE input register; c+6 PE adder tree (registered); c+7 PE accumulate; c+8 PE
+sum complete -> the rescale's 6 stages (partial products, their sum, + round, shift, a register,
+saturate); c+14 XW write (``DRAIN``). See docs/hardware.md.
 """
 from __future__ import annotations
 
@@ -35,15 +44,18 @@ from . import memory_map as mm
 from .config import AcceleratorConfig, addr_bits, count_bits
 from .pe import LATENCY as PE_LATENCY
 from .pe import PLANE_BITS, BitSerialPE
+from .replicate import KEEP_REGISTER
 from .rescale import LATENCY as RESCALE_LATENCY
 from .rescale import Rescaler
 
 #: Cycles from ``start`` to the first issue: start, then two setup cycles (node 0 is addressed, then
 #: its entry arrives into the current-node registers while node 1 is addressed: the prefetch).
 FIRST_ISSUE = 3
+#: Register stages of the weight address: computed from the tag (``w_addr_r``), copied per bank.
+W_ADDR_STAGES = 2
 #: Cycle (after issue) in which the PE inputs are presented: feature word arrives (1), is registered
-#: (2: weight address from its tag), weight word arrives (3).
-PE_IN = 3
+#: (2), the weight address stages (3, 4: the banks are addressed), weight word arrives (5).
+PE_IN = 3 + W_ADDR_STAGES
 #: Cycle (after issue) in which a PE's sum is complete.
 PE_DONE = PE_IN + PE_LATENCY
 #: Cycles from the last issue to the XW write of the last group (inclusive of the write cycle).
@@ -78,7 +90,10 @@ class CombineEngine(wiring.Component):
             "count_data": In(self.dw["count"]),     # count memory, addressed with node_addr
             "feat_addr": Out(self.aw["feat"]),
             "feat_data": In(self.dw["feat"]),
-            "w_addr": Out(self.aw["weight"]),
+            # the weight address, one copy per weight bank (bank k at [k*aw, (k+1)*aw)), and per bank
+            # whether the engine owns the weight read port (else the load port addresses it)
+            "w_addr": Out(self.aw["weight"] * cfg.pes),
+            "w_own": Out(cfg.pes),
             "w_data": In(self.dw["weight"]),
             "xw_addr": Out(self.aw["xw"]),
             "xw_data": Out(self.dw["xw"]),
@@ -187,16 +202,28 @@ class CombineEngine(wiring.Component):
         c0_wrow = Signal.like(wrow)
         m.d.sync += [c0_valid.eq(active), c0_first.eq(k == 0), c0_last.eq(last_k), c0_zero.eq(empty),
                      c0_wrow.eq(wrow)]
-        # ---- stage 1b: the registered tag gives the weight address -------------------------------
+        # ---- stage 1b (issue + 2): the registered tag gives the weight address ---------------------
         c1_valid, c1_first, c1_last, c1_zero = Signal(), Signal(), Signal(), Signal()
         c1_wrow = Signal.like(wrow)
         c1_bits = Signal.like(bits)
         m.d.sync += [c1_valid.eq(c0_valid), c1_first.eq(c0_first), c1_last.eq(c0_last), c1_zero.eq(c0_zero),
                      c1_wrow.eq(c0_wrow), c1_bits.eq(bits)]
-        # a node without stored words reads no real word: its lanes, plane and sign are gated to 0
-        m.d.comb += self.w_addr.eq(Mux(c1_zero, c1_wrow, c1_wrow + tag("tile")))
+        # a node without stored words reads no real word: its lanes, plane and sign are gated to 0.
+        # The weight address is registered (``w_addr_r``, issue + 2), then copied into one kept register
+        # per weight bank (issue + 3), which addresses its bank (issue + 4; module docstring)
+        w_addr_r = Signal(unsigned(self.aw["weight"]))
+        m.d.sync += w_addr_r.eq(Mux(c1_zero, c1_wrow, c1_wrow + tag("tile")))
+        w_copies = [Signal(unsigned(self.aw["weight"]), name=f"w_addr_b{o}", attrs=KEEP_REGISTER) for o in range(P)]
+        m.d.sync += [c.eq(w_addr_r) for c in w_copies]
+        # the engine owns the weight read port from two cycles after it starts until two after its last
+        # XW write (its first weight read is FIRST_ISSUE + 4 cycles after start): one register, then
+        # one kept copy per bank
+        own_r = Signal()
+        own_copies = [Signal(name=f"w_own_b{o}", attrs=KEEP_REGISTER) for o in range(P)]
+        m.d.sync += [own_r.eq(self.busy), *[c.eq(own_r) for c in own_copies]]
+        m.d.comb += [self.w_addr.eq(Cat(*w_copies)), self.w_own.eq(Cat(*own_copies))]
 
-        # ---- stage 2: the weight word arrives; PE inputs registered ------------------------------
+        # ---- stage 2: the bit-plane word and its control, registered from the tag (issue + 2) -----
         c2_valid, c2_first, c2_last, c2_neg = Signal(), Signal(), Signal(), Signal()
         c2_plane = Signal(unsigned(PLANE_BITS))
         c2_lanes = Signal(unsigned(L))
@@ -219,13 +246,18 @@ class CombineEngine(wiring.Component):
         scale_d = delay(Cat(ms, ss), PE_DONE - 1, "scale")      # ms, ss are of stage 1
         xw_d = delay(xw_row, DRAIN, "xw")
 
+        # the bit-plane word and its control wait for the weight word (the weight address stages)
+        pe_in = delay(Cat(c2_valid, c2_first, c2_last, c2_neg, c2_plane, c2_lanes), W_ADDR_STAGES, "pe_in")
+        p_valid, p_first, p_last, p_neg = pe_in[0], pe_in[1], pe_in[2], pe_in[3]
+        p_plane, p_lanes = pe_in[4:4 + PLANE_BITS], pe_in[4 + PLANE_BITS:]
+
         pes = []
         for o in range(P):
             pe = BitSerialPE(L, wb, wd.combine_acc)
             m.submodules[f"pe{o}"] = pe
             m.d.comb += [
-                pe.valid.eq(c2_valid), pe.first.eq(c2_first), pe.last.eq(c2_last),
-                pe.plane.eq(c2_plane), pe.negate.eq(c2_neg), pe.bits.eq(c2_lanes),
+                pe.valid.eq(p_valid), pe.first.eq(p_first), pe.last.eq(p_last),
+                pe.plane.eq(p_plane), pe.negate.eq(p_neg), pe.bits.eq(p_lanes),
                 pe.weights.eq(self.w_data[o * L * wb:(o + 1) * L * wb]),
             ]
             pes.append(pe)

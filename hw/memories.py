@@ -7,7 +7,7 @@ single memory wider than about 2000 bits). The load/read port still sees one wor
 """
 from __future__ import annotations
 
-from amaranth import Cat, Elaboratable, Module, unsigned
+from amaranth import Cat, Elaboratable, Module, Signal, unsigned
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.utils import ceil_log2
 
@@ -27,8 +27,13 @@ class BankedMemory(Elaboratable):
         self._read_ports: list[ReadPort] = []
         self._write_ports: list[WritePort] = []
 
-    def read_port(self):
+    def read_port(self, *, per_bank_addr: bool = False):
+        """A full-width read port. ``per_bank_addr``: each bank takes its address from
+        ``port.bank_addr[k]`` instead of ``port.addr`` (one address register beside each bank instead
+        of one address routed to all of them: docs/hardware.md, "Timing closure", step 12)."""
         port = ReadPort.Signature(addr_width=ceil_log2(self.depth), shape=unsigned(self.width)).create()
+        port.bank_addr = ([Signal.like(port.addr, name=f"bank_addr{k}") for k in range(len(self.banks))]
+                          if per_bank_addr else None)
         self._read_ports.append(port)
         return port
 
@@ -48,7 +53,8 @@ class BankedMemory(Elaboratable):
             m.submodules[f"bank{k}"] = mem
             for port in self._read_ports:
                 bp = mem.read_port()
-                m.d.comb += [bp.addr.eq(port.addr), bp.en.eq(port.en)]
+                addr = port.addr if port.bank_addr is None else port.bank_addr[k]
+                m.d.comb += [bp.addr.eq(addr), bp.en.eq(port.en)]
                 port._bank_data = getattr(port, "_bank_data", []) + [bp.data]
             for port in self._write_ports:
                 bp = mem.write_port()

@@ -13,6 +13,11 @@ Stages (for timing closure, see docs/hardware.md "Timing closure"): 1 partial pr
 and the round constant decoded from S; 2 their sum; 3 add the round constant; 4 arithmetic shift;
 5 addend; 6 clamp. Each stage ends in registers, so each holds one multiplier, one carry chain or one
 mux tree.
+
+The registers fed by the parameters and the valid bit (``shift*``, ``rnd*``, ``valid_d*``, ``lo_d*``,
+``hi_d*``) carry ``KEEP_REGISTER``: the P rescalers of an engine get the same parameters, so synthesis
+would merge these registers into one copy driving all P units across the die (the default config's
+critical path after step 10: docs/hardware.md, "Timing closure", step 11).
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from amaranth.lib.wiring import In, Out
 from a2q import fixedpoint as fp
 
 from .config import SHIFT_BITS
+from .replicate import KEEP_REGISTER
 
 LATENCY = 6
 #: Bits of the value's low part in a split multiply (a DSP multiplier's unsigned operand: 17 of 18).
@@ -67,9 +73,9 @@ class Rescaler(wiring.Component):
         W = self.product_bits
 
         def delay(value, cycles, name):
-            """``value`` ``cycles`` clocks later (a register chain)."""
+            """``value`` ``cycles`` clocks later (a chain of kept registers)."""
             for k in range(cycles):
-                r = Signal.like(value, name=f"{name}{k + 1}")
+                r = Signal.like(value, name=f"{name}{k + 1}", attrs=KEEP_REGISTER)
                 m.d.sync += r.eq(value)
                 value = r
             return value
@@ -77,8 +83,8 @@ class Rescaler(wiring.Component):
         # stage 1: partial products, one DSP multiplier each (the value's low DSP_A bits unsigned, its
         # high bits signed), and the round constant. Stage 2: the product from the registered parts
         # (timing: a multiplier's delay and the partial-product adder do not share a cycle).
-        shift0 = Signal(unsigned(SHIFT_BITS))
-        rnd0 = Signal(unsigned(W - 1))
+        shift0 = Signal(unsigned(SHIFT_BITS), name="shift0", attrs=KEEP_REGISTER)
+        rnd0 = Signal(unsigned(W - 1), name="rnd0", attrs=KEEP_REGISTER)
         m.d.sync += [shift0.eq(self.shift), rnd0.eq(((Const(1, W) << self.shift) >> 1)[:W - 1])]
         prod = Signal(signed(W))
         if self.in_bits > DSP_A:
@@ -100,7 +106,7 @@ class Rescaler(wiring.Component):
 
         # stage 3: add half
         total = Signal(signed(W))
-        shift2 = Signal.like(shift)
+        shift2 = Signal.like(shift, name="shift2", attrs=KEEP_REGISTER)
         m.d.sync += [total.eq(prod + rnd), shift2.eq(shift)]
 
         # stage 4: arithmetic shift

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import enum
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import AcceleratorConfig, addr_bits
+from .replicate import KEEP_REGISTER
 
 
 class Phase(enum.IntEnum):
@@ -28,11 +29,16 @@ class Phase(enum.IntEnum):
 
 
 class Sequencer(wiring.Component):
-    def __init__(self, cfg: AcceleratorConfig):
-        self.cfg = cfg
+    """``busy_copies`` names copies of ``busy`` (``busy_copy`` bit k is copy k): one register per
+    memory, so each memory's port muxes get their own ``busy`` beside them instead of one register
+    routed across the die (``hw/replicate.py``)."""
+
+    def __init__(self, cfg: AcceleratorConfig, busy_copies: tuple[str, ...] = ()):
+        self.cfg, self.busy_copies = cfg, tuple(busy_copies)
         super().__init__({
             "start": In(1),
             "busy": Out(1),
+            "busy_copy": Out(max(1, len(self.busy_copies))),
             "done": Out(1),
             "layer": Out(unsigned(addr_bits(cfg.depth("desc")))),   # descriptor table address
             "phase": Out(unsigned(3)),
@@ -52,15 +58,21 @@ class Sequencer(wiring.Component):
         # every memory port between the engines and the load port (a high fanout), so no logic sits
         # between a flip-flop and that fanout (timing)
         busy = Signal()
+        copies = [Signal(name=f"busy_{n}", attrs=KEEP_REGISTER) for n in self.busy_copies]
+
+        def set_busy(value):
+            return [b.eq(value) for b in [busy, *copies]]
+
         m.d.comb += [
             self.busy.eq(busy),
+            self.busy_copy.eq(Cat(*copies)) if copies else self.busy_copy.eq(busy),
             # each engine is started in the first cycle of its phase
             self.comb_start.eq((self.phase == Phase.COMBINE) & ~kicked),
             self.agg_start.eq(((self.phase == Phase.AGGREGATE) | (self.phase == Phase.SELECT)) & ~kicked),
         ]
         with m.Switch(self.phase):
             with m.Case(Phase.IDLE), m.If(self.start):
-                m.d.sync += [self.layer.eq(0), self.done.eq(0), self.phase.eq(Phase.DESC), busy.eq(1)]
+                m.d.sync += [self.layer.eq(0), self.done.eq(0), self.phase.eq(Phase.DESC), *set_busy(1)]
             with m.Case(Phase.DESC):
                 m.d.sync += [self.phase.eq(Phase.COMBINE), kicked.eq(0)]
             with m.Case(Phase.COMBINE):
@@ -76,11 +88,11 @@ class Sequencer(wiring.Component):
                 with m.If(kicked & ~self.agg_busy):
                     m.d.sync += kicked.eq(0)
                     with m.If(self.desc_last | (self.layer == max_layer)):
-                        m.d.sync += [self.phase.eq(Phase.IDLE), self.done.eq(1), busy.eq(0)]
+                        m.d.sync += [self.phase.eq(Phase.IDLE), self.done.eq(1), *set_busy(0)]
                     with m.Else():
                         m.d.sync += [self.phase.eq(Phase.DESC), self.layer.eq(self.layer + 1)]
             with m.Default():   # unused encodings of the 3-bit phase (unreachable): back to idle; every
                 # register of the switch is assigned, so each generated case statement is complete (lint)
                 m.d.sync += [self.phase.eq(Phase.IDLE), kicked.eq(0), self.layer.eq(self.layer),
-                             self.done.eq(self.done), busy.eq(0)]
+                             self.done.eq(self.done), *set_busy(0)]
         return m

@@ -144,7 +144,8 @@ def _run(cmd: list[str], log: Path, cwd: Path, nice: int = 0) -> float:
 #: ``keep`` attribute that attribute too. Yosys honours ``keep`` on a wire by keeping the wire, but still
 #: merges equivalent flip-flops (opt_merge) into one that drives all the kept wires; a kept *cell* is
 #: never merged. Register copies rely on it (``hw/replicate.py``): each PE keeps its own copy of the
-#: shared bit-plane word and control instead of one register fanning out across the die.
+#: shared bit-plane word, each memory port its own ``busy``, instead of one register fanning out across
+#: the die.
 KEEP_REGISTERS = ("setattr -set keep 1 w:* a:keep %i %ci1:+[Q] w:* %d",)
 
 

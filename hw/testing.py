@@ -91,7 +91,7 @@ class CombineHarness(wiring.Component):
             rn.addr.eq(eng.node_addr), eng.node_data.eq(rn.data),
             rc.addr.eq(eng.node_addr), eng.count_data.eq(rc.data),
             rf.addr.eq(eng.feat_addr), eng.feat_data.eq(rf.data),
-            rw.addr.eq(eng.w_addr), eng.w_data.eq(rw.data),
+            rw.addr.eq(eng.w_addr[:len(rw.addr)]), eng.w_data.eq(rw.data),     # bank 0's copy
             wx.addr.eq(eng.xw_addr), wx.data.eq(eng.xw_data), wx.en.eq(eng.xw_en),
         ]
         return m

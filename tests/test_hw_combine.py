@@ -1,5 +1,5 @@
 """The combination engine (P bit-serial PEs + SRC_RESCALE into the XW buffer) against a2q.integer,
-layer by layer, with its cycle count: 1 start + 2 setup (FIRST_ISSUE) + T_out*sum_j max(words_j, 1) issue + 6 drain,
+layer by layer, with its cycle count: 1 start + 2 setup (FIRST_ISSUE) + T_out*sum_j max(words_j, 1) issue + DRAIN (14),
 with and without zero-word skipping."""
 import numpy as np
 import pytest

@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 
 from hw import synth
+from hw.accelerator import BUSY_COPIES
 from hw.config import AcceleratorConfig
 from hw.pe import PLANE_BITS
 from hw.project import TOOLS, core_file, write_project
@@ -109,6 +110,39 @@ def test_pe_input_registers_are_not_merged(small_netlist, reg):
         assert None not in cells and len(cells) == width, (net, cells)
     every = set().union(*per_pe.values())
     assert len(every) == SMALL.pes * width, f"{reg}: {len(every)} flip-flops for {SMALL.pes} PEs x {width} bits"
+
+
+@pytest.mark.parametrize("unit", ["combine.src_rescale", "requant.node_rescale"])
+@pytest.mark.parametrize("reg", ["shift0", "shift2", "valid_d5"])
+def test_rescaler_parameter_registers_are_not_merged(small_netlist, unit, reg):
+    """The P rescalers of an engine share their mult/shift (and valid): each keeps its own copy of the
+    registers fed by them, not one merged copy driving all P units (docs/hardware.md, step 11)."""
+    per_unit = _register_cells(small_netlist, rf"{re.escape(unit)}\d+\.{reg}")
+    assert len(per_unit) == SMALL.pes, sorted(per_unit)
+    assert all(None not in cells for cells in per_unit.values()), per_unit
+    every = set().union(*per_unit.values())
+    assert len(every) == sum(len(c) for c in per_unit.values()), f"{unit}*.{reg}: merged flip-flops"
+
+
+def test_busy_copies_are_not_merged(small_netlist):
+    """Each memory muxes its ports with its own copy of the sequencer's busy (one flip-flop each)."""
+    copies = _register_cells(small_netlist, rf"sequencer\.busy_({'|'.join(BUSY_COPIES)})")
+    assert len(copies) == len(BUSY_COPIES) and all(None not in c and len(c) == 1 for c in copies.values()), copies
+    assert len(set().union(*copies.values())) == len(copies)
+
+
+@pytest.mark.parametrize("reg", ["w_addr_b", "w_own_b"])
+def test_weight_address_registers_per_bank(small_netlist, reg):
+    """The weight memory's P banks spread over the die: each is addressed by its own copy of the combine
+    engine's weight-address register and its own ownership bit (one flip-flop per bit per bank), not by one
+    merged register or a combinational address (docs/hardware.md, "Timing closure", step 12)."""
+    per_bank = _register_cells(small_netlist, rf"combine\.{reg}\d+")
+    assert len(per_bank) == SMALL.pes, sorted(per_bank)
+    width = {"w_addr_b": (SMALL.weight_words - 1).bit_length()}.get(reg, 1)
+    for net, cells in per_bank.items():
+        assert None not in cells and len(cells) == width, (net, cells)
+    every = set().union(*per_bank.values())
+    assert len(every) == SMALL.pes * width, f"{reg}: {len(every)} flip-flops for {SMALL.pes} banks x {width} bits"
 
 
 def test_core_file_is_valid_capi2(tmp_path):
