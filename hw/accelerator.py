@@ -126,8 +126,9 @@ class Accelerator(wiring.Component):
         def addr(name):
             return self.mem_addr[:addr_bits(self.shapes[name][1])]
 
-        # port 0: engine / debug read; the weight memory's is addressed per bank (step 12, below)
-        r = {name: self.mems[name].read_port(per_bank_addr=True) if name == "weight" else rport(name)
+        # port 0: engine / debug read; the weight memory's and the channel table's are addressed per bank
+        # (steps 12 and 13, below)
+        r = {name: self.mems[name].read_port(per_bank_addr=True) if name in BANKED else rport(name)
              for name in mm.MEMORIES}
         node_b = rport("node")                              # aggregation: next layer's node entry
         count_b = rport("count")                            # aggregation: next layer's count word (sel)
@@ -182,9 +183,13 @@ class Accelerator(wiring.Component):
         for q, port in enumerate(xw_ports[1:], start=1):
             m.d.comb += port.addr.eq(agg.xw_addr[q * xaw:(q + 1) * xaw])
         m.d.comb += agg.xw_data.eq(Cat(*[port.data for port in xw_ports]))
+        # chan: each bank addressed by its own copy of the aggregation engine's channel address or by
+        # the load port, selected by its own ownership bit beside the bank (hw/aggregate.py; step 13)
+        caw = addr_bits(self.shapes["chan"][1])
+        for k, bank_addr in enumerate(r["chan"].bank_addr):
+            m.d.comb += bank_addr.eq(Mux(agg.chan_own[k], agg.chan_addr[k * caw:(k + 1) * caw], addr("chan")))
         # chan, edge, xw reads: aggregate
         m.d.comb += [
-            r["chan"].addr.eq(Mux(busy_of["chan"], agg.chan_addr, addr("chan"))),
             agg.chan_data.eq(r["chan"].data),
             r["edge"].addr.eq(Mux(busy_of["edge"], agg.edge_addr, addr("edge"))),
             agg.edge_data.eq(r["edge"].data),

@@ -24,8 +24,11 @@ Md, Sd of row i from the NNS pool table at ``next_pool_off + sel_i``, where ``se
 select pass stored in the next layer's count word of row i (prefetched with the node table).
 
 Stages (entry visible in S1 at cycle c): S1 decides issue/stall, addresses XW (col + t_o*N) and the
-channel table; S2 (c+1) registers the XW words and the channel word as they leave the block RAMs; S3
-(c+2) accumulates; on a ``last`` entry the sums leave in the group registers (c+3). The entry in S1
+channel table (``ch_a``); S2 (c+1) registers the XW words as they leave the block RAMs, and the
+channel address is copied per channel-table bank (``ch_addr_b<k>``, kept registers beside the banks, with
+per-bank ownership bits ``ch_own_b<k>`` for the port mux: docs/hardware.md "Timing closure", step 13);
+S3 (c+2) accumulates while the channel word leaves the banks' output registers; on a ``last`` entry the
+sums and the channel word enter the group registers (c+3). The entry in S1
 and the current row's node-table entries are registers, prefetched one ahead from the edge and
 node-table ports, so S1 sees them without bubbles and no block RAM output decides an address.
 """
@@ -109,7 +112,10 @@ class AggregateEngine(wiring.Component):
             "next_data": In(self.dw["node"]),
             "xw_addr": Out(self.aw["xw"] * cfg.edges_per_cycle),   # E addresses, entry e at [e*aw, ...)
             "xw_data": In(self.dw["xw"] * cfg.edges_per_cycle),     # E XW words, entry e at [e*dw, ...)
-            "chan_addr": Out(self.aw["chan"]),
+            # the channel-table address, one copy per bank (bank k at [k*aw, (k+1)*aw)), and per bank
+            # whether the engine owns the channel table's read port (else the load port addresses it)
+            "chan_addr": Out(self.aw["chan"] * P),
+            "chan_own": Out(P),
             "chan_data": In(self.dw["chan"]),
             "count_data": In(self.dw["count"]),       # next layer's count word of row i (at next_addr)
             "pool_addr": Out(self.aw["pool"]),        # asynchronous read: next_pool_off + sel_i
@@ -202,7 +208,6 @@ class AggregateEngine(wiring.Component):
             self.node_addr.eq(Mux(shift, na1, na)),
             self.next_addr.eq(Mux(shift, xa1, xa)),
             self.xw_addr.eq(Cat(*[(e_cols[q * cw:(q + 1) * cw] + toff)[:self.aw["xw"]] for q in range(E)])),
-            self.chan_addr.eq(ch_a),
             self.issuing.eq(issue), self.stalled.eq(stall), self.walking.eq(active),
         ]
         cnt_dec = Mux(cnt == 0, 0, cnt - 1)
@@ -255,8 +260,19 @@ class AggregateEngine(wiring.Component):
         m.d.sync += [r.eq(sig) for r, sig in zip(s3, (s2_valid, s2_first, s2_last, s2_md, s2_sd, s2_bits,
                                                       s2_base, s2_t_o, s2_g, s2_cnt, s2_sel), strict=True)]
         s3_valid, s3_first, s3_last, s3_md, s3_sd, s3_bits, s3_base, s3_t_o, s3_g, s3_cnt, s3_sel = s3
-        s3_chan = Signal.like(self.chan_data)
-        m.d.sync += s3_chan.eq(self.chan_data)
+        # the channel table (P banks, one per PE, all over the die) is addressed by one kept copy of
+        # ch_a per bank (issue + 1), and its own copy of the engine's ownership bit selects it over the
+        # load port beside the bank; the word arrives at issue + 2 from each bank's output register,
+        # the cycle the group register takes it (the cycle s3_chan had it before: no extra latency)
+        ch_copies = [Signal.like(ch_a, name=f"ch_addr_b{o}", attrs=KEEP_REGISTER) for o in range(P)]
+        m.d.sync += [c.eq(ch_a) for c in ch_copies]
+        # ownership: busy is registered once, then copied per bank; the banks are first read one cycle
+        # after the first issue (six cycles after start), when the bits have been set for two cycles;
+        # they clear two cycles after busy
+        own_r = Signal()
+        own_copies = [Signal(name=f"ch_own_b{o}", attrs=KEEP_REGISTER) for o in range(P)]
+        m.d.sync += [own_r.eq(self.busy), *[c.eq(own_r) for c in own_copies]]
+        m.d.comb += [self.chan_addr.eq(Cat(*ch_copies)), self.chan_own.eq(Cat(*own_copies))]
         dw = self.dw["xw"]
         ys_r = []
         # each lane keeps its own copy of the control that gates its registers (KEEP_REGISTER): one
@@ -296,7 +312,7 @@ class AggregateEngine(wiring.Component):
         done = s3_valid & s3_last
         m.d.sync += self.g_valid.eq(done)
         with m.If(done):
-            m.d.sync += [self.g_sum.eq(Cat(*nexts)), self.g_chan.eq(s3_chan),
+            m.d.sync += [self.g_sum.eq(Cat(*nexts)), self.g_chan.eq(self.chan_data),
                          self.g_dst_mult.eq(s3_md), self.g_dst_shift.eq(s3_sd), self.g_bits.eq(s3_bits),
                          self.g_base.eq(s3_base), self.g_t_o.eq(s3_t_o), self.g_index.eq(s3_g),
                          self.g_cnt_addr.eq(s3_cnt), self.g_sel.eq(s3_sel)]

@@ -142,7 +142,7 @@ class AggregateHarness(wiring.Component):
             rb.addr.eq(agg.next_addr), agg.next_data.eq(rb.data),
             *[rx.addr.eq(agg.xw_addr[q * xaw:(q + 1) * xaw]) for q, rx in enumerate(rxs)],
             agg.xw_data.eq(Cat(*[rx.data for rx in rxs])),
-            rc.addr.eq(agg.chan_addr), agg.chan_data.eq(rc.data),
+            rc.addr.eq(agg.chan_addr[:len(rc.addr)]), agg.chan_data.eq(rc.data),
             req.valid.eq(agg.g_valid), req.sums.eq(agg.g_sum), req.chan.eq(agg.g_chan),
             req.dst_mult.eq(agg.g_dst_mult), req.dst_shift.eq(agg.g_dst_shift), req.bits.eq(agg.g_bits),
             req.out_signed.eq(d["out_signed"]), req.last.eq(d["last"]), req.payload.eq(pay),

@@ -145,6 +145,20 @@ def test_weight_address_registers_per_bank(small_netlist, reg):
     assert len(every) == SMALL.pes * width, f"{reg}: {len(every)} flip-flops for {SMALL.pes} banks x {width} bits"
 
 
+@pytest.mark.parametrize("reg", ["ch_addr_b", "ch_own_b"])
+def test_channel_address_registers_per_bank(small_netlist, reg):
+    """The channel table's P banks spread over the die like the weight memory's: each is addressed by its own
+    copy of the aggregation engine's channel-address register and its own ownership bit (one flip-flop per bit
+    per bank), not by one shared register (docs/hardware.md, "Timing closure", step 13)."""
+    per_bank = _register_cells(small_netlist, rf"aggregate\.{reg}\d+")
+    assert len(per_bank) == SMALL.pes, sorted(per_bank)
+    width = {"ch_addr_b": (SMALL.chan_words - 1).bit_length()}.get(reg, 1)
+    for net, cells in per_bank.items():
+        assert None not in cells and len(cells) == width, (net, cells)
+    every = set().union(*per_bank.values())
+    assert len(every) == SMALL.pes * width, f"{reg}: {len(every)} flip-flops for {SMALL.pes} banks x {width} bits"
+
+
 def test_core_file_is_valid_capi2(tmp_path):
     pytest.importorskip("fusesoc")
     from fusesoc.capi2.coreparser import Core2Parser
