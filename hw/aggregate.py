@@ -42,7 +42,7 @@ from a2q import fixedpoint as fp
 
 from . import memory_map as mm
 from .config import NODE_BITS_FIELD, SHIFT_BITS, AcceleratorConfig, addr_bits, count_bits
-from .replicate import KEEP_REGISTER
+from .replicate import KEEP_REGISTER, kept_copies, ownership_copies
 
 
 def pack_words_bits(cfg: AcceleratorConfig) -> int:
@@ -264,14 +264,11 @@ class AggregateEngine(wiring.Component):
         # ch_a per bank (issue + 1), and its own copy of the engine's ownership bit selects it over the
         # load port beside the bank; the word arrives at issue + 2 from each bank's output register,
         # the cycle the group register takes it (the cycle s3_chan had it before: no extra latency)
-        ch_copies = [Signal.like(ch_a, name=f"ch_addr_b{o}", attrs=KEEP_REGISTER) for o in range(P)]
-        m.d.sync += [c.eq(ch_a) for c in ch_copies]
+        ch_copies = kept_copies(m, "sync", ch_a, P, "ch_addr_b")
         # ownership: busy is registered once, then copied per bank; the banks are first read one cycle
         # after the first issue (six cycles after start), when the bits have been set for two cycles;
         # they clear two cycles after busy
-        own_r = Signal()
-        own_copies = [Signal(name=f"ch_own_b{o}", attrs=KEEP_REGISTER) for o in range(P)]
-        m.d.sync += [own_r.eq(self.busy), *[c.eq(own_r) for c in own_copies]]
+        own_copies = ownership_copies(m, "sync", self.busy, P, "ch_own_b")
         m.d.comb += [self.chan_addr.eq(Cat(*ch_copies)), self.chan_own.eq(Cat(*own_copies))]
         dw = self.dw["xw"]
         ys_r = []
