@@ -15,15 +15,18 @@ from amaranth import Cat, Elaboratable, Module, Signal, unsigned
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.utils import ceil_log2
 
-#: Widest word of one ECP5 DP16KD block RAM (18 Kbit) per depth: 512 x 36 (one write and one read
-#: port, as the XW buffer has), 1024 x 18, 2048 x 9, 4096 x 4, 8192 x 2, 16384 x 1.
-DP16KD_WIDTHS = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+#: Widest words of one ECP5 DP16KD block RAM (18 Kbit): 512 x 36 (one write and one read port, as the
+#: XW buffer has) and 1024 x 18.
+DP16KD_WIDE = (512, 36)
+DP16KD_WIDTH = 18
 
 
 def bram_bank_widths(width: int, depth: int) -> list[int]:
-    """Bank widths that cut a ``width``-bit word into one DP16KD block RAM each at ``depth`` words (the
-    last bank takes the remainder; a memory deeper than one block RAM gets 1-bit banks)."""
-    bw = next((w for d, w in DP16KD_WIDTHS if depth <= d), 1)
+    """Bank widths that cut a ``width``-bit word into one DP16KD block RAM each at up to 1,024 words (36 bits
+    up to 512 words, else 18; the last bank takes the remainder). A deeper memory's 18-bit bank is one
+    group of ⌈depth / 1024⌉ block RAMs stacked in depth: narrower banks (2048 x 9, 4096 x 4) would each be
+    one block RAM too, but many more of them in all than the memory needs."""
+    bw = DP16KD_WIDE[1] if depth <= DP16KD_WIDE[0] else DP16KD_WIDTH
     return [bw] * (width // bw) + ([width % bw] if width % bw else [])
 
 

@@ -180,10 +180,10 @@ def test_xw_address_registers_per_bank(small_netlist, reg):
 
 def test_bram_bank_widths():
     """One DP16KD per bank: 18 bits at 1024 words (the default XW buffer: 384 bits -> 21 x 18 + 6), 36 at
-    512 or less; the banks always add up to the word."""
+    512 or less, 18 (a group of block RAMs stacked in depth) deeper; the banks always add up to the word."""
     assert bram_bank_widths(384, 1024) == [18] * 21 + [6]
     assert bram_bank_widths(96, 32) == [36, 36, 24]
-    assert bram_bank_widths(40, 4096) == [4] * 10
+    assert bram_bank_widths(40, 4096) == [18, 18, 4]
     assert all(sum(bram_bank_widths(w, d)) == w for w in (1, 17, 96, 384) for d in (16, 600, 2000, 20000))
 
 
