@@ -39,8 +39,10 @@ import numpy as np
 DESC_CYCLES = 1       # the sequencer addresses the descriptor table
 COMBINE_FIXED = 18    # engine start + 2 setup (node-table prefetch) + 14-stage drain + hand-back
 AGGREGATE_FIXED = 5   # engine start + 4 setup (prefetch of entry 0 and rows 0-2 into registers)
-REQUANT_FIXED = 16    # S2 + S3 + group register + 12 requantizer stages + packer latch ... + hand-back
-SELECT_FIXED = 21     # engine start + 4 setup + S2 + S3 + group register + 12 requantizer stages + hand-back
+REQUANT_FIXED = 18    # 2 XW address stages + S2 + S3 + group register + 12 requantizer stages + packer latch
+                      # ... + hand-back
+SELECT_FIXED = 23     # engine start + 4 setup + 2 XW address stages + S2 + S3 + group register + 12 requantizer
+                      # stages + hand-back
 RESCALE_STAGES = 6    # stages of one rescale unit (hw/rescale.py)
 
 

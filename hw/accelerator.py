@@ -35,7 +35,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import memory_map as mm
-from .aggregate import AggregateEngine
+from .aggregate import AggregateEngine, xw_bank_widths
 from .combine import CombineEngine
 from .config import AcceleratorConfig, addr_bits
 from .counters import COUNTERS, CycleCounters
@@ -47,6 +47,8 @@ from .sequencer import Phase, Sequencer
 
 #: Memories built from one bank per PE (see hw/memories.py).
 BANKED = ("weight", "chan")
+#: Memories built from one bank per block RAM, addressed per bank too (the XW buffer: hw/aggregate.py)
+BRAM_BANKED = ("xw",)
 #: memories whose port muxes (engine vs load port) get their own copy of the sequencer's busy: one
 #: register beside each memory instead of one routed across the die (timing: hw/replicate.py)
 BUSY_COPIES = ("desc", "thr", "feat", "weight", "chan", "edge", "xw", "out", "count")
@@ -80,6 +82,8 @@ class Accelerator(wiring.Component):
             init = list(self.sim_init.get(name, ()))
             if name in BANKED:
                 self.mems[name] = BankedMemory(width, depth, cfg.pes, init=init)
+            elif name in BRAM_BANKED:
+                self.mems[name] = BankedMemory(width, depth, init=init, bank_widths=xw_bank_widths(cfg))
             else:
                 self.mems[name] = Memory(shape=unsigned(width), depth=depth, init=init)
 
@@ -126,8 +130,9 @@ class Accelerator(wiring.Component):
         def addr(name):
             return self.mem_addr[:addr_bits(self.shapes[name][1])]
 
-        # port 0: engine / debug read; the weight memory's is addressed per bank (step 12, below)
-        r = {name: self.mems[name].read_port(per_bank_addr=True) if name == "weight" else rport(name)
+        # port 0: engine / debug read; the weight memory's, the channel table's and the XW buffer's are
+        # addressed per bank (steps 12, 13 and 14, below)
+        r = {name: self.mems[name].read_port(per_bank_addr=True) if name in BANKED + BRAM_BANKED else rport(name)
              for name in mm.MEMORIES}
         node_b = rport("node")                              # aggregation: next layer's node entry
         count_b = rport("count")                            # aggregation: next layer's count word (sel)
@@ -176,19 +181,29 @@ class Accelerator(wiring.Component):
         waw = addr_bits(self.shapes["weight"][1])
         for k, bank_addr in enumerate(r["weight"].bank_addr):
             m.d.comb += bank_addr.eq(Mux(comb.w_own[k], comb.w_addr[k * waw:(k + 1) * waw], addr("weight")))
-        # the aggregation engine reads E XW rows per cycle: port 0 (shared with the debug read) + E-1
+        # the aggregation engine reads E XW rows per cycle: port 0 (shared with the debug read) + E-1.
+        # Each bank (one block RAM) of each port is addressed by its own copy of the engine's address
+        # register; port 0's by the load port instead when the bank's own ownership bit says the engine
+        # is idle (hw/aggregate.py; step 14)
         xaw = addr_bits(self.shapes["xw"][1])
-        xw_ports = [r["xw"]] + [rport("xw") for _ in range(cfg.edges_per_cycle - 1)]
-        for q, port in enumerate(xw_ports[1:], start=1):
-            m.d.comb += port.addr.eq(agg.xw_addr[q * xaw:(q + 1) * xaw])
+        xw_ports = [r["xw"]] + [self.mems["xw"].read_port(per_bank_addr=True)
+                                for _ in range(cfg.edges_per_cycle - 1)]
+        nxb = len(r["xw"].bank_addr)
+        for q, port in enumerate(xw_ports):
+            for k, bank_addr in enumerate(port.bank_addr):
+                copy = agg.xw_addr[(q * nxb + k) * xaw:(q * nxb + k + 1) * xaw]
+                m.d.comb += bank_addr.eq(Mux(agg.xw_own[k], copy, addr("xw")) if q == 0 else copy)
         m.d.comb += agg.xw_data.eq(Cat(*[port.data for port in xw_ports]))
+        # chan: each bank addressed by its own copy of the aggregation engine's channel address or by
+        # the load port, selected by its own ownership bit beside the bank (hw/aggregate.py; step 13)
+        caw = addr_bits(self.shapes["chan"][1])
+        for k, bank_addr in enumerate(r["chan"].bank_addr):
+            m.d.comb += bank_addr.eq(Mux(agg.chan_own[k], agg.chan_addr[k * caw:(k + 1) * caw], addr("chan")))
         # chan, edge, xw reads: aggregate
         m.d.comb += [
-            r["chan"].addr.eq(Mux(busy_of["chan"], agg.chan_addr, addr("chan"))),
             agg.chan_data.eq(r["chan"].data),
             r["edge"].addr.eq(Mux(busy_of["edge"], agg.edge_addr, addr("edge"))),
             agg.edge_data.eq(r["edge"].data),
-            r["xw"].addr.eq(Mux(busy_of["xw"], agg.xw_addr[:xaw], addr("xw"))),
             r["out"].addr.eq(addr("out")),
         ]
         # writes: the load port while idle; xw from combine, feat/out from the packer while busy

@@ -24,8 +24,11 @@ Md, Sd of row i from the NNS pool table at ``next_pool_off + sel_i``, where ``se
 select pass stored in the next layer's count word of row i (prefetched with the node table).
 
 Stages (entry visible in S1 at cycle c): S1 decides issue/stall, addresses XW (col + t_o*N) and the
-channel table; S2 (c+1) registers the XW words and the channel word as they leave the block RAMs; S3
-(c+2) accumulates; on a ``last`` entry the sums leave in the group registers (c+3). The entry in S1
+channel table (``ch_a``); S2 (c+1) registers the XW words as they leave the block RAMs, and the
+channel address is copied per channel-table bank (``ch_addr_b<k>``, kept registers beside the banks, with
+per-bank ownership bits ``ch_own_b<k>`` for the port mux: docs/hardware.md "Timing closure", step 13);
+S3 (c+2) accumulates while the channel word leaves the banks' output registers; on a ``last`` entry the
+sums and the channel word enter the group registers (c+3). The entry in S1
 and the current row's node-table entries are registers, prefetched one ahead from the edge and
 node-table ports, so S1 sees them without bubbles and no block RAM output decides an address.
 """
@@ -39,7 +42,17 @@ from a2q import fixedpoint as fp
 
 from . import memory_map as mm
 from .config import NODE_BITS_FIELD, SHIFT_BITS, AcceleratorConfig, addr_bits, count_bits
-from .replicate import KEEP_REGISTER
+from .memories import bram_bank_widths
+from .replicate import KEEP_REGISTER, kept_copies, ownership_copies
+
+#: Register stages between S1 and the XW read: the address register, then its per-bank copies.
+XW_ADDR_STAGES = 2
+
+
+def xw_bank_widths(cfg: AcceleratorConfig) -> list[int]:
+    """The XW buffer's banks: one DP16KD block RAM each (``memories.bram_bank_widths``)."""
+    width, depth = mm.memory_shapes(cfg)["xw"]
+    return bram_bank_widths(width, depth)
 
 
 def pack_words_bits(cfg: AcceleratorConfig) -> int:
@@ -78,6 +91,7 @@ class AggregateEngine(wiring.Component):
         shapes = mm.memory_shapes(cfg)
         self.aw = {name: addr_bits(depth) for name, (_, depth) in shapes.items()}
         self.dw = {name: width for name, (width, _) in shapes.items()}
+        self.xw_bank_widths = xw_bank_widths(cfg)
         wd = cfg.widths
         P = cfg.pes
         super().__init__({
@@ -107,9 +121,16 @@ class AggregateEngine(wiring.Component):
             "node_data": In(self.dw["node"]),
             "next_addr": Out(self.aw["node"]),        # next layer's entry of row i (bits, base)
             "next_data": In(self.dw["node"]),
-            "xw_addr": Out(self.aw["xw"] * cfg.edges_per_cycle),   # E addresses, entry e at [e*aw, ...)
+            # E XW read addresses, one copy per XW bank each (entry q's copy for bank k at
+            # [(q*B + k)*aw, ...), B = len(xw_bank_widths)), and per bank of port 0 (shared with the load
+            # port's read) whether the engine owns it
+            "xw_addr": Out(self.aw["xw"] * cfg.edges_per_cycle * len(self.xw_bank_widths)),
+            "xw_own": Out(len(self.xw_bank_widths)),
             "xw_data": In(self.dw["xw"] * cfg.edges_per_cycle),     # E XW words, entry e at [e*dw, ...)
-            "chan_addr": Out(self.aw["chan"]),
+            # the channel-table address, one copy per bank (bank k at [k*aw, (k+1)*aw)), and per bank
+            # whether the engine owns the channel table's read port (else the load port addresses it)
+            "chan_addr": Out(self.aw["chan"] * P),
+            "chan_own": Out(P),
             "chan_data": In(self.dw["chan"]),
             "count_data": In(self.dw["count"]),       # next layer's count word of row i (at next_addr)
             "pool_addr": Out(self.aw["pool"]),        # asynchronous read: next_pool_off + sel_i
@@ -201,8 +222,6 @@ class AggregateEngine(wiring.Component):
             self.edge_addr.eq(Mux(su3, e, Mux(wrap, rs + 1, Mux(issue, e + 2, e + 1)))),
             self.node_addr.eq(Mux(shift, na1, na)),
             self.next_addr.eq(Mux(shift, xa1, xa)),
-            self.xw_addr.eq(Cat(*[(e_cols[q * cw:(q + 1) * cw] + toff)[:self.aw["xw"]] for q in range(E)])),
-            self.chan_addr.eq(ch_a),
             self.issuing.eq(issue), self.stalled.eq(stall), self.walking.eq(active),
         ]
         cnt_dec = Mux(cnt == 0, 0, cnt - 1)
@@ -238,6 +257,33 @@ class AggregateEngine(wiring.Component):
                         with m.If(last_i):
                             m.d.sync += [active.eq(0), i.eq(i)]
 
+        # ---- XW address stages (issue + 1, + 2): entry q's address ``col + t_o*N`` is registered
+        # (``xw_addr_r<q>``), then copied into one kept register per XW bank (``xw_addr<q>_b<k>``, one
+        # block RAM each), which addresses its bank; the die-crossing net is register to register
+        # (docs/hardware.md, "Timing closure", step 14). The entry's control and row parameters travel
+        # alongside (``a1_*``, ``a2_*``) --------------------------------------------------------------
+        B = len(self.xw_bank_widths)
+        xw_copies = []
+        for q in range(E):
+            xw_r = Signal(unsigned(self.aw["xw"]), name=f"xw_addr_r{q}")
+            m.d.sync += xw_r.eq((e_cols[q * cw:(q + 1) * cw] + toff)[:self.aw["xw"]])
+            xw_copies += kept_copies(m, "sync", xw_r, B, f"xw_addr{q}_b")
+        # the engine owns port 0's banks (the load port reads them while it is idle): its first XW read
+        # is XW_ADDR_STAGES cycles after its first issue (seven after start), the bits are set two after
+        # start; they clear two after busy
+        xw_own = ownership_copies(m, "sync", self.busy, B, "xw_own_b")
+        m.d.comb += [self.xw_addr.eq(Cat(*xw_copies)), self.xw_own.eq(Cat(*xw_own))]
+        s1 = (issue, first, e_last, e_empty, md, sd, nxt_bits, nxt_base, t_o, g, self.next_node_off + i, sel, ch_a)
+        names = ("valid", "first", "last", "empty", "md", "sd", "bits", "base", "t_o", "g", "cnt", "sel", "ch")
+        widths = [len(v) for v in s1[:10]] + [self.aw["count"], len(sel), len(ch_a)]
+        stages = [s1]
+        for k in range(1, XW_ADDR_STAGES + 1):
+            regs = tuple(Signal(unsigned(wdt), name=f"a{k}_{n}") for wdt, n in zip(widths, names, strict=True))
+            m.d.sync += [r.eq(v) for r, v in zip(regs, stages[-1], strict=True)]
+            stages.append(regs)
+        (x_issue, x_first, x_last, x_empty, x_md, x_sd, x_bits, x_base, x_t_o, x_g, x_cnt, x_sel,
+         x_ch) = stages[-1]
+
         # ---- S2: the E XW words arrive and are registered (timing: the block RAM's clock-to-out and
         # the accumulator's carry chain do not share a cycle); the channel word likewise -----------
         s2_valid, s2_first, s2_last = Signal(), Signal(), Signal()
@@ -246,26 +292,33 @@ class AggregateEngine(wiring.Component):
         s2_t_o, s2_g = Signal.like(t_o), Signal.like(g)
         s2_cnt = Signal(unsigned(self.aw["count"]))
         s2_sel = Signal.like(sel)
-        s2_empty = Signal(E)
-        m.d.sync += [s2_valid.eq(issue), s2_first.eq(first), s2_last.eq(e_last), s2_empty.eq(e_empty),
-                     s2_md.eq(md), s2_sd.eq(sd), s2_bits.eq(nxt_bits), s2_base.eq(nxt_base),
-                     s2_t_o.eq(t_o), s2_g.eq(g), s2_cnt.eq(self.next_node_off + i), s2_sel.eq(sel)]
+        m.d.sync += [s2_valid.eq(x_issue), s2_first.eq(x_first), s2_last.eq(x_last),
+                     s2_md.eq(x_md), s2_sd.eq(x_sd), s2_bits.eq(x_bits), s2_base.eq(x_base),
+                     s2_t_o.eq(x_t_o), s2_g.eq(x_g), s2_cnt.eq(x_cnt), s2_sel.eq(x_sel)]
         s3 = [Signal.like(sig, name=sig.name.replace("s2_", "s3_"))
               for sig in (s2_valid, s2_first, s2_last, s2_md, s2_sd, s2_bits, s2_base, s2_t_o, s2_g, s2_cnt, s2_sel)]
         m.d.sync += [r.eq(sig) for r, sig in zip(s3, (s2_valid, s2_first, s2_last, s2_md, s2_sd, s2_bits,
                                                       s2_base, s2_t_o, s2_g, s2_cnt, s2_sel), strict=True)]
         s3_valid, s3_first, s3_last, s3_md, s3_sd, s3_bits, s3_base, s3_t_o, s3_g, s3_cnt, s3_sel = s3
-        s3_chan = Signal.like(self.chan_data)
-        m.d.sync += s3_chan.eq(self.chan_data)
+        # the channel table (P banks, one per PE, all over the die) is addressed by one kept copy of
+        # ch_a (delayed with the XW address stages) per bank (S2), and its own copy of the engine's
+        # ownership bit selects it over the load port beside the bank; the word arrives in S3 from each
+        # bank's output register, the cycle the group register takes it (no extra latency)
+        ch_copies = kept_copies(m, "sync", x_ch, P, "ch_addr_b")
+        # ownership: busy is registered once, then copied per bank; the banks are first read one cycle
+        # after the first issue (six cycles after start), when the bits have been set for two cycles;
+        # they clear two cycles after busy
+        own_copies = ownership_copies(m, "sync", self.busy, P, "ch_own_b")
+        m.d.comb += [self.chan_addr.eq(Cat(*ch_copies)), self.chan_own.eq(Cat(*own_copies))]
         dw = self.dw["xw"]
         ys_r = []
         # each lane keeps its own copy of the control that gates its registers (KEEP_REGISTER): one
         # merged copy would drive all P lanes' E*Y_BITS input and accumulator bits across the die
         lane_ctl = []
         for o in range(P):
-            ctl = [Signal.like(sig, name=f"{sig.name}_l{o}", attrs=KEEP_REGISTER)
-                   for sig in (s2_empty, s2_first, s2_valid)]
-            m.d.sync += [r.eq(v) for r, v in zip(ctl, (e_empty, first, issue), strict=True)]
+            ctl = [Signal(len(v), name=f"s2_{n}_l{o}", attrs=KEEP_REGISTER)
+                   for v, n in ((x_empty, "empty"), (x_first, "first"), (x_issue, "valid"))]
+            m.d.sync += [r.eq(v) for r, v in zip(ctl, (x_empty, x_first, x_issue), strict=True)]
             lane_ctl.append(ctl)
         for o in range(P):
             empty_l, _, _ = lane_ctl[o]
@@ -296,9 +349,10 @@ class AggregateEngine(wiring.Component):
         done = s3_valid & s3_last
         m.d.sync += self.g_valid.eq(done)
         with m.If(done):
-            m.d.sync += [self.g_sum.eq(Cat(*nexts)), self.g_chan.eq(s3_chan),
+            m.d.sync += [self.g_sum.eq(Cat(*nexts)), self.g_chan.eq(self.chan_data),
                          self.g_dst_mult.eq(s3_md), self.g_dst_shift.eq(s3_sd), self.g_bits.eq(s3_bits),
                          self.g_base.eq(s3_base), self.g_t_o.eq(s3_t_o), self.g_index.eq(s3_g),
                          self.g_cnt_addr.eq(s3_cnt), self.g_sel.eq(s3_sel)]
-        m.d.comb += self.busy.eq(self.start | su1 | su2 | su3 | su4 | active | s2_valid | s3_valid | self.g_valid)
+        m.d.comb += self.busy.eq(self.start | su1 | su2 | su3 | su4 | active | Cat(*[st[0] for st in stages[1:]]).any()
+                                 | s2_valid | s3_valid | self.g_valid)
         return m

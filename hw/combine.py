@@ -44,7 +44,7 @@ from . import memory_map as mm
 from .config import AcceleratorConfig, addr_bits, count_bits
 from .pe import LATENCY as PE_LATENCY
 from .pe import PLANE_BITS, BitSerialPE
-from .replicate import KEEP_REGISTER
+from .replicate import kept_copies, ownership_copies
 from .rescale import LATENCY as RESCALE_LATENCY
 from .rescale import Rescaler
 
@@ -213,14 +213,11 @@ class CombineEngine(wiring.Component):
         # per weight bank (issue + 3), which addresses its bank (issue + 4; module docstring)
         w_addr_r = Signal(unsigned(self.aw["weight"]))
         m.d.sync += w_addr_r.eq(Mux(c1_zero, c1_wrow, c1_wrow + tag("tile")))
-        w_copies = [Signal(unsigned(self.aw["weight"]), name=f"w_addr_b{o}", attrs=KEEP_REGISTER) for o in range(P)]
-        m.d.sync += [c.eq(w_addr_r) for c in w_copies]
+        w_copies = kept_copies(m, "sync", w_addr_r, P, "w_addr_b")
         # the engine owns the weight read port from two cycles after it starts until two after its last
         # XW write (its first weight read is FIRST_ISSUE + 4 cycles after start): one register, then
         # one kept copy per bank
-        own_r = Signal()
-        own_copies = [Signal(name=f"w_own_b{o}", attrs=KEEP_REGISTER) for o in range(P)]
-        m.d.sync += [own_r.eq(self.busy), *[c.eq(own_r) for c in own_copies]]
+        own_copies = ownership_copies(m, "sync", self.busy, P, "w_own_b")
         m.d.comb += [self.w_addr.eq(Cat(*w_copies)), self.w_own.eq(Cat(*own_copies))]
 
         # ---- stage 2: the bit-plane word and its control, registered from the tag (issue + 2) -----

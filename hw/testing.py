@@ -126,7 +126,7 @@ class AggregateHarness(wiring.Component):
         rn, rb = self.mems["node"].read_port(), self.mems["node"].read_port()
         re, rc = (self.mems[k].read_port() for k in ("edge", "chan"))
         rxs = [self.mems["xw"].read_port() for _ in range(cfg.edges_per_cycle)]
-        xaw = len(rxs[0].addr)
+        xaw, nxb = len(rxs[0].addr), len(agg.xw_bank_widths)
         wf, wo, wc = (self.mems[k].write_port() for k in ("feat", "out", "count"))
         m.d.comb += [
             agg.start.eq(self.start),
@@ -140,9 +140,9 @@ class AggregateHarness(wiring.Component):
             re.addr.eq(agg.edge_addr), agg.edge_data.eq(re.data),
             rn.addr.eq(agg.node_addr), agg.node_data.eq(rn.data),
             rb.addr.eq(agg.next_addr), agg.next_data.eq(rb.data),
-            *[rx.addr.eq(agg.xw_addr[q * xaw:(q + 1) * xaw]) for q, rx in enumerate(rxs)],
+            *[rx.addr.eq(agg.xw_addr[q * nxb * xaw:(q * nxb + 1) * xaw]) for q, rx in enumerate(rxs)],  # bank 0's copy
             agg.xw_data.eq(Cat(*[rx.data for rx in rxs])),
-            rc.addr.eq(agg.chan_addr), agg.chan_data.eq(rc.data),
+            rc.addr.eq(agg.chan_addr[:len(rc.addr)]), agg.chan_data.eq(rc.data),
             req.valid.eq(agg.g_valid), req.sums.eq(agg.g_sum), req.chan.eq(agg.g_chan),
             req.dst_mult.eq(agg.g_dst_mult), req.dst_shift.eq(agg.g_dst_shift), req.bits.eq(agg.g_bits),
             req.out_signed.eq(d["out_signed"]), req.last.eq(d["last"]), req.payload.eq(pay),

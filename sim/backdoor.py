@@ -9,9 +9,9 @@ uses it while the accelerator is idle (after reset, before ``start``; after ``do
 The arrays are found generically from the memory map (``hw.memory_map.memory_shapes``), not by a
 list of names: memory ``NAME`` is either an unpacked array ``mem_NAME`` in the top module, or an
 instance ``mem_NAME`` holding ``bank0 .. bankK-1`` arrays that each keep a slice of the word
-(``hw/memories.py``'s ``BankedMemory``, bank 0 least significant). Icarus exposes every signal;
-Verilator only the public ones, and ``sim.runner`` makes exactly these arrays (and the top's ports)
-public (``sim/verilator_public.py``); see docs/hardware.md ("Testbench I/O", "Simulation speed").
+(``hw/memories.py``'s ``BankedMemory``, bank 0 least significant; banks may differ in width). Icarus
+exposes every signal; Verilator only the public ones, and ``sim.runner`` makes exactly these arrays (and
+the top's ports) public (``sim/verilator_public.py``); see docs/hardware.md ("Testbench I/O", "Simulation speed").
 """
 from __future__ import annotations
 
@@ -43,11 +43,13 @@ class MemoryBackdoor:
                     break
             if not self.banks or not all(_is_array(b) for b in self.banks):
                 raise BackdoorError(f"mem_{name} is neither an array nor an instance of bank arrays")
-        if width % len(self.banks):
-            raise BackdoorError(f"mem_{name}: {len(self.banks)} banks do not divide its {width}-bit word")
-        self.bank_width = width // len(self.banks)
         lo = min(self.banks[0].range.left, self.banks[0].range.right)
         self._base = lo  # arrays are declared [depth-1:0]
+        # each bank's word width from the array itself (the XW buffer's banks are not all equal)
+        self.bank_widths = [len(bank[lo]) for bank in self.banks]
+        if sum(self.bank_widths) != width:
+            raise BackdoorError(f"mem_{name}: banks of {self.bank_widths} bits do not make its {width}-bit word")
+        self.bank_offsets = [sum(self.bank_widths[:k]) for k in range(len(self.banks))]
         if len(self.banks[0]) < depth:
             raise BackdoorError(f"mem_{name} holds {len(self.banks[0])} words, the memory map needs {depth}")
 
@@ -61,9 +63,8 @@ class MemoryBackdoor:
         Per word this is one index lookup and one write on the simulator object (``sim_obj``, the
         layer under cocotb's handle classes): building a Python handle per word costs more than the
         write itself (~45 us against a few us on Verilator)."""
-        bw, mask = self.bank_width, (1 << self.bank_width) - 1
-        for k, bank in enumerate(self.banks):
-            raw, shift = bank._handle, k * bw
+        for bank, bw, shift in zip(self.banks, self.bank_widths, self.bank_offsets, strict=True):
+            raw, mask = bank._handle, (1 << bw) - 1
             for a, w in enumerate(words, start=start + self._base):
                 v = (int(w) >> shift) & mask
                 if skip_zero and not v:
@@ -79,8 +80,8 @@ class MemoryBackdoor:
         """``count`` words from ``start``; a word with X/Z bits reads as 0 and is named in ``unresolved``."""
         words = [0] * count
         bad = set()
-        for k, bank in enumerate(self.banks):
-            raw, shift = bank._handle, k * self.bank_width
+        for bank, shift in zip(self.banks, self.bank_offsets, strict=True):
+            raw = bank._handle
             for i in range(count):
                 bits = raw.get_handle_by_index(start + i + self._base).get_signal_val_binstr()
                 try:

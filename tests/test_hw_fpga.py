@@ -13,7 +13,9 @@ import pytest
 
 from hw import synth
 from hw.accelerator import BUSY_COPIES
+from hw.aggregate import xw_bank_widths
 from hw.config import AcceleratorConfig
+from hw.memories import bram_bank_widths
 from hw.pe import PLANE_BITS
 from hw.project import TOOLS, core_file, write_project
 
@@ -143,6 +145,46 @@ def test_weight_address_registers_per_bank(small_netlist, reg):
         assert None not in cells and len(cells) == width, (net, cells)
     every = set().union(*per_bank.values())
     assert len(every) == SMALL.pes * width, f"{reg}: {len(every)} flip-flops for {SMALL.pes} banks x {width} bits"
+
+
+@pytest.mark.parametrize("reg", ["ch_addr_b", "ch_own_b"])
+def test_channel_address_registers_per_bank(small_netlist, reg):
+    """The channel table's P banks spread over the die like the weight memory's: each is addressed by its own
+    copy of the aggregation engine's channel-address register and its own ownership bit (one flip-flop per bit
+    per bank), not by one shared register (docs/hardware.md, "Timing closure", step 13)."""
+    per_bank = _register_cells(small_netlist, rf"aggregate\.{reg}\d+")
+    assert len(per_bank) == SMALL.pes, sorted(per_bank)
+    width = {"ch_addr_b": (SMALL.chan_words - 1).bit_length()}.get(reg, 1)
+    for net, cells in per_bank.items():
+        assert None not in cells and len(cells) == width, (net, cells)
+    every = set().union(*per_bank.values())
+    assert len(every) == SMALL.pes * width, f"{reg}: {len(every)} flip-flops for {SMALL.pes} banks x {width} bits"
+
+
+@pytest.mark.parametrize("reg", ["xw_addr0_b", "xw_own_b"])
+def test_xw_address_registers_per_bank(small_netlist, reg):
+    """The XW buffer is banked by block RAM (P x 24 bits: 22 DP16KD in the default config, all over the die);
+    each bank is addressed by its own copy of the aggregation engine's registered XW address and muxed with
+    the load port by its own ownership bit, not by one combinational address from S1 (docs/hardware.md,
+    "Timing closure", step 14)."""
+    banks = len(xw_bank_widths(SMALL))
+    assert banks > 1
+    per_bank = _register_cells(small_netlist, rf"aggregate\.{reg}\d+")
+    assert len(per_bank) == banks, sorted(per_bank)
+    width = {"xw_addr0_b": (SMALL.xw_words - 1).bit_length()}.get(reg, 1)
+    for net, cells in per_bank.items():
+        assert None not in cells and len(cells) == width, (net, cells)
+    every = set().union(*per_bank.values())
+    assert len(every) == banks * width, f"{reg}: {len(every)} flip-flops for {banks} banks x {width} bits"
+
+
+def test_bram_bank_widths():
+    """One DP16KD per bank: 18 bits at 1024 words (the default XW buffer: 384 bits -> 21 x 18 + 6), 36 at
+    512 or less, 18 (a group of block RAMs stacked in depth) deeper; the banks always add up to the word."""
+    assert bram_bank_widths(384, 1024) == [18] * 21 + [6]
+    assert bram_bank_widths(96, 32) == [36, 36, 24]
+    assert bram_bank_widths(40, 4096) == [18, 18, 4]
+    assert all(sum(bram_bank_widths(w, d)) == w for w in (1, 17, 96, 384) for d in (16, 600, 2000, 20000))
 
 
 def test_core_file_is_valid_capi2(tmp_path):
