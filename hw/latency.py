@@ -32,11 +32,15 @@ def report_dirs() -> list[Path]:
 
 
 def find_synth_report(cfg: AcceleratorConfig, part: str = DEFAULT_PART, dirs=None) -> tuple[dict, Path] | None:
-    """The newest ``a2q hw synth`` report for exactly ``cfg`` on ``part`` (None if it never ran)."""
+    """The newest ``a2q hw synth`` report for exactly ``cfg`` on ``part`` (None if it never ran).
+
+    Only ``<dir>/report.json`` and ``<dir>/<run>/report.json`` count: deeper folders hold the history
+    of earlier RTL (``results/fpga/timing_steps/step9_L16P16``, ...), whose Fmax is not this RTL's.
+    Equal times (a fresh clone) fall back to the path, so the choice does not depend on the file system."""
     want = cfg.to_json()
     found = []
     for d in (dirs if dirs is not None else report_dirs()):
-        for path in Path(d).glob("**/report.json") if Path(d).is_dir() else ():
+        for path in [*Path(d).glob("report.json"), *Path(d).glob("*/report.json")] if Path(d).is_dir() else ():
             try:
                 rep = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
@@ -45,7 +49,7 @@ def find_synth_report(cfg: AcceleratorConfig, part: str = DEFAULT_PART, dirs=Non
                 found.append((path.stat().st_mtime, rep, path))
     if not found:
         return None
-    _, rep, path = max(found, key=lambda t: t[0])
+    _, rep, path = max(found, key=lambda t: (t[0], str(t[2])))
     return rep, path
 
 

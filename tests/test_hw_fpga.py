@@ -241,6 +241,9 @@ def test_latency_measured_fmax_else_stated_clock(tmp_path):
            "fmax_mhz": 43.4}
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "report.json").write_text(json.dumps(rep))
+    # a report of earlier RTL kept as history one folder deeper is not this RTL's Fmax
+    (tmp_path / "history" / "step1").mkdir(parents=True)
+    (tmp_path / "history" / "step1" / "report.json").write_text(json.dumps(rep | {"fmax_mhz": 99.0}))
     lat = latency(43_400, cfg, clock_mhz=100.0, dirs=[tmp_path])
     assert lat["measured"] and lat["clock_mhz"] == 43.4 and abs(lat["us"] - 1000.0) < 1e-9
     assert lat["fit"]["source"] == "a2q hw synth report" and "measured" in label(lat)
