@@ -133,18 +133,23 @@ def test_busy_copies_are_not_merged(small_netlist):
     assert len(set().union(*copies.values())) == len(copies)
 
 
+def _assert_kept_copies(netlist, pattern: str, banks: int, width: int) -> None:
+    """``banks`` registers match ``pattern``, each of ``width`` flip-flops of its own (none merged)."""
+    per_bank = _register_cells(netlist, pattern)
+    assert len(per_bank) == banks, sorted(per_bank)
+    for net, cells in per_bank.items():
+        assert None not in cells and len(cells) == width, (net, cells)
+    every = set().union(*per_bank.values())
+    assert len(every) == banks * width, f"{pattern}: {len(every)} flip-flops for {banks} banks x {width} bits"
+
+
 @pytest.mark.parametrize("reg", ["w_addr_b", "w_own_b"])
 def test_weight_address_registers_per_bank(small_netlist, reg):
     """The weight memory's P banks spread over the die: each is addressed by its own copy of the combine
     engine's weight-address register and its own ownership bit (one flip-flop per bit per bank), not by one
     merged register or a combinational address (docs/hardware.md, "Timing closure", step 12)."""
-    per_bank = _register_cells(small_netlist, rf"combine\.{reg}\d+")
-    assert len(per_bank) == SMALL.pes, sorted(per_bank)
     width = {"w_addr_b": (SMALL.weight_words - 1).bit_length()}.get(reg, 1)
-    for net, cells in per_bank.items():
-        assert None not in cells and len(cells) == width, (net, cells)
-    every = set().union(*per_bank.values())
-    assert len(every) == SMALL.pes * width, f"{reg}: {len(every)} flip-flops for {SMALL.pes} banks x {width} bits"
+    _assert_kept_copies(small_netlist, rf"combine\.{reg}\d+", SMALL.pes, width)
 
 
 @pytest.mark.parametrize("reg", ["ch_addr_b", "ch_own_b"])
@@ -152,13 +157,8 @@ def test_channel_address_registers_per_bank(small_netlist, reg):
     """The channel table's P banks spread over the die like the weight memory's: each is addressed by its own
     copy of the aggregation engine's channel-address register and its own ownership bit (one flip-flop per bit
     per bank), not by one shared register (docs/hardware.md, "Timing closure", step 13)."""
-    per_bank = _register_cells(small_netlist, rf"aggregate\.{reg}\d+")
-    assert len(per_bank) == SMALL.pes, sorted(per_bank)
     width = {"ch_addr_b": (SMALL.chan_words - 1).bit_length()}.get(reg, 1)
-    for net, cells in per_bank.items():
-        assert None not in cells and len(cells) == width, (net, cells)
-    every = set().union(*per_bank.values())
-    assert len(every) == SMALL.pes * width, f"{reg}: {len(every)} flip-flops for {SMALL.pes} banks x {width} bits"
+    _assert_kept_copies(small_netlist, rf"aggregate\.{reg}\d+", SMALL.pes, width)
 
 
 @pytest.mark.parametrize("reg", ["xw_addr0_b", "xw_own_b"])
@@ -169,13 +169,8 @@ def test_xw_address_registers_per_bank(small_netlist, reg):
     "Timing closure", step 14)."""
     banks = len(xw_bank_widths(SMALL))
     assert banks > 1
-    per_bank = _register_cells(small_netlist, rf"aggregate\.{reg}\d+")
-    assert len(per_bank) == banks, sorted(per_bank)
     width = {"xw_addr0_b": (SMALL.xw_words - 1).bit_length()}.get(reg, 1)
-    for net, cells in per_bank.items():
-        assert None not in cells and len(cells) == width, (net, cells)
-    every = set().union(*per_bank.values())
-    assert len(every) == banks * width, f"{reg}: {len(every)} flip-flops for {banks} banks x {width} bits"
+    _assert_kept_copies(small_netlist, rf"aggregate\.{reg}\d+", banks, width)
 
 
 def test_bram_bank_widths():
