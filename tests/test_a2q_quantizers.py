@@ -12,7 +12,7 @@ from a2q.quantizers import (
     WeightQuantizer,
     round_half_up_ste,
 )
-from a2q.quantizers.ste import fake_quant, qrange
+from a2q.quantizers.ste import fake_quant, fake_quant_autograd, qrange
 
 
 def test_round_half_up_forward_and_straight_through_backward():
@@ -44,6 +44,38 @@ def test_fake_quant_lsq_gradients_by_hand():
     assert x.grad.tolist() == [1.0, 0.0]                   # STE inside, zero where clipped
     assert float(s.grad) == pytest.approx((1 - 1.2) + 3.0)  # round(v) - v inside, qmax where clipped
     assert float(qmax.grad) == pytest.approx(0.5)           # the clipped value moves with qmax * step
+
+
+@pytest.mark.parametrize("case", ["per_row", "per_channel_weight", "scalar_step", "no_grad_x"])
+def test_fused_fake_quant_equals_the_autograd_form(case):
+    """The one-pass fake quantizer: the same values bit for bit, the same gradients up to rounding, for every
+    broadcast the quantizers use (NNS/node rows, per-channel weights, one step, a constant input)."""
+    g = torch.Generator().manual_seed(0)
+    n, f = 40, 24
+    x0 = torch.randn(n, f, generator=g) * 3
+    bits = torch.randint(1, 8, (n, 1), generator=g).float()
+    if case == "per_row":
+        step0, (lo0, hi0) = torch.rand(n, 1, generator=g) * 0.5 + 0.05, qrange(bits, signed=True)
+    elif case == "per_channel_weight":
+        step0, lo0, hi0 = torch.rand(1, f, generator=g) * 0.3 + 0.05, torch.tensor(-8.0), torch.tensor(7.0)
+    else:
+        step0, lo0, hi0 = torch.tensor(0.37), torch.tensor(0.0), torch.tensor(15.0)
+    x0[0, :3] = step0.flatten()[0] * torch.tensor([2.5, 15.0, -0.5])  # ties and the range end exactly
+    grads = {}
+    for name, fq in (("fused", fake_quant), ("autograd", fake_quant_autograd)):
+        ts = [t.clone().requires_grad_(not (case == "no_grad_x" and i == 0))
+              for i, t in enumerate((x0, step0, lo0, hi0))]
+        y = fq(*ts)
+        (y * torch.linspace(-1, 2, y.numel()).reshape(y.shape)).sum().backward()
+        grads[name] = (y.detach(), [t.grad for t in ts])
+    (yf, gf), (ya, ga) = grads["fused"], grads["autograd"]
+    assert torch.equal(yf, ya)
+    for a, b in zip(gf, ga, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # the forward-only path
+        assert torch.equal(fake_quant(x0, step0, lo0, hi0), ya)
 
 
 def test_node_quantizer_per_node_bits_and_exact_binary_rows():
