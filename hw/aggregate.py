@@ -43,6 +43,7 @@ from a2q import fixedpoint as fp
 from . import memory_map as mm
 from .config import NODE_BITS_FIELD, SHIFT_BITS, AcceleratorConfig, addr_bits, count_bits
 from .memories import bram_bank_widths
+from .pipeline import register_stage
 from .replicate import KEEP_REGISTER, kept_copies, ownership_copies
 
 #: Register stages between S1 and the XW read: the address register, then its per-bank copies.
@@ -273,38 +274,23 @@ class AggregateEngine(wiring.Component):
         # start; they clear two after busy
         xw_own = ownership_copies(m, "sync", self.busy, B, "xw_own_b")
         m.d.comb += [self.xw_addr.eq(Cat(*xw_copies)), self.xw_own.eq(Cat(*xw_own))]
-        s1 = (issue, first, e_last, e_empty, md, sd, nxt_bits, nxt_base, t_o, g, self.next_node_off + i, sel, ch_a)
-        names = ("valid", "first", "last", "empty", "md", "sd", "bits", "base", "t_o", "g", "cnt", "sel", "ch")
-        widths = [len(v) for v in s1[:10]] + [self.aw["count"], len(sel), len(ch_a)]
-        stages = [s1]
+        s1 = dict(valid=issue, first=first, last=e_last, empty=e_empty, md=md, sd=sd, bits=nxt_bits,
+                  base=nxt_base, t_o=t_o, g=g, cnt=(self.next_node_off + i)[:self.aw["count"]], sel=sel, ch=ch_a)
+        x, in_flight = s1, []
         for k in range(1, XW_ADDR_STAGES + 1):
-            regs = tuple(Signal(unsigned(wdt), name=f"a{k}_{n}") for wdt, n in zip(widths, names, strict=True))
-            m.d.sync += [r.eq(v) for r, v in zip(regs, stages[-1], strict=True)]
-            stages.append(regs)
-        (x_issue, x_first, x_last, x_empty, x_md, x_sd, x_bits, x_base, x_t_o, x_g, x_cnt, x_sel,
-         x_ch) = stages[-1]
+            x = register_stage(m, x, f"a{k}")
+            in_flight.append(x["valid"])
 
         # ---- S2: the E XW words arrive and are registered (timing: the block RAM's clock-to-out and
         # the accumulator's carry chain do not share a cycle); the channel word likewise -----------
-        s2_valid, s2_first, s2_last = Signal(), Signal(), Signal()
-        s2_md, s2_sd = Signal.like(md), Signal.like(sd)
-        s2_bits, s2_base = Signal.like(nxt_bits), Signal.like(nxt_base)
-        s2_t_o, s2_g = Signal.like(t_o), Signal.like(g)
-        s2_cnt = Signal(unsigned(self.aw["count"]))
-        s2_sel = Signal.like(sel)
-        m.d.sync += [s2_valid.eq(x_issue), s2_first.eq(x_first), s2_last.eq(x_last),
-                     s2_md.eq(x_md), s2_sd.eq(x_sd), s2_bits.eq(x_bits), s2_base.eq(x_base),
-                     s2_t_o.eq(x_t_o), s2_g.eq(x_g), s2_cnt.eq(x_cnt), s2_sel.eq(x_sel)]
-        s3 = [Signal.like(sig, name=sig.name.replace("s2_", "s3_"))
-              for sig in (s2_valid, s2_first, s2_last, s2_md, s2_sd, s2_bits, s2_base, s2_t_o, s2_g, s2_cnt, s2_sel)]
-        m.d.sync += [r.eq(sig) for r, sig in zip(s3, (s2_valid, s2_first, s2_last, s2_md, s2_sd, s2_bits,
-                                                      s2_base, s2_t_o, s2_g, s2_cnt, s2_sel), strict=True)]
-        s3_valid, s3_first, s3_last, s3_md, s3_sd, s3_bits, s3_base, s3_t_o, s3_g, s3_cnt, s3_sel = s3
+        s2 = register_stage(m, {n: x[n] for n in ("valid", "first", "last", "md", "sd", "bits", "base", "t_o",
+                                                  "g", "cnt", "sel")}, "s2")
+        s3 = register_stage(m, s2, "s3")
         # the channel table (P banks, one per PE, all over the die) is addressed by one kept copy of
         # ch_a (delayed with the XW address stages) per bank (S2), and its own copy of the engine's
         # ownership bit selects it over the load port beside the bank; the word arrives in S3 from each
         # bank's output register, the cycle the group register takes it (no extra latency)
-        ch_copies = kept_copies(m, "sync", x_ch, P, "ch_addr_b")
+        ch_copies = kept_copies(m, "sync", x["ch"], P, "ch_addr_b")
         # ownership: busy is registered once, then copied per bank; the banks are first read one cycle
         # after the first issue (six cycles after start), when the bits have been set for two cycles;
         # they clear two cycles after busy
@@ -317,8 +303,8 @@ class AggregateEngine(wiring.Component):
         lane_ctl = []
         for o in range(P):
             ctl = [Signal(len(v), name=f"s2_{n}_l{o}", attrs=KEEP_REGISTER)
-                   for v, n in ((x_empty, "empty"), (x_first, "first"), (x_issue, "valid"))]
-            m.d.sync += [r.eq(v) for r, v in zip(ctl, (x_empty, x_first, x_issue), strict=True)]
+                   for v, n in ((x["empty"], "empty"), (x["first"], "first"), (x["valid"], "valid"))]
+            m.d.sync += [r.eq(v) for r, v in zip(ctl, (x["empty"], x["first"], x["valid"]), strict=True)]
             lane_ctl.append(ctl)
         for o in range(P):
             empty_l, _, _ = lane_ctl[o]
@@ -346,13 +332,13 @@ class AggregateEngine(wiring.Component):
             nexts.append(nx)
 
         # ---- group registers ----------------------------------------------------------------------
-        done = s3_valid & s3_last
+        done = s3["valid"] & s3["last"]
         m.d.sync += self.g_valid.eq(done)
         with m.If(done):
             m.d.sync += [self.g_sum.eq(Cat(*nexts)), self.g_chan.eq(self.chan_data),
-                         self.g_dst_mult.eq(s3_md), self.g_dst_shift.eq(s3_sd), self.g_bits.eq(s3_bits),
-                         self.g_base.eq(s3_base), self.g_t_o.eq(s3_t_o), self.g_index.eq(s3_g),
-                         self.g_cnt_addr.eq(s3_cnt), self.g_sel.eq(s3_sel)]
-        m.d.comb += self.busy.eq(self.start | su1 | su2 | su3 | su4 | active | Cat(*[st[0] for st in stages[1:]]).any()
-                                 | s2_valid | s3_valid | self.g_valid)
+                         self.g_dst_mult.eq(s3["md"]), self.g_dst_shift.eq(s3["sd"]), self.g_bits.eq(s3["bits"]),
+                         self.g_base.eq(s3["base"]), self.g_t_o.eq(s3["t_o"]), self.g_index.eq(s3["g"]),
+                         self.g_cnt_addr.eq(s3["cnt"]), self.g_sel.eq(s3["sel"])]
+        m.d.comb += self.busy.eq(self.start | su1 | su2 | su3 | su4 | active | Cat(*in_flight).any()
+                                 | s2["valid"] | s3["valid"] | self.g_valid)
         return m
