@@ -108,11 +108,12 @@ class Packer(wiring.Component):
         def plane_any(v, p, lanes):
             return Cat(*[v[o * fp.OUT_BITS + p] for o in lanes]).any()
 
-        nz = Array(Signal(fp.MAX_NODE_BITS, name=f"nz_t{t}") for t in range(nt))   # [tile] bit p
+        nz = [Signal(fp.MAX_NODE_BITS, name=f"nz_t{t}") for t in range(nt)]   # [tile] bit p
         word = Signal(unsigned(L))
         if P >= L:
             m.d.comb += word.eq(pw.word_select(tile, L) if P > L else pw)
-            keep_word = nz[tile].bit_select(plane, 1)
+            # a part-select, not an Array: with one tile a case over ``tile`` would be incomplete (lint)
+            keep_word = (Cat(*nz).word_select(tile, fp.MAX_NODE_BITS) if nt > 1 else nz[0]).bit_select(plane, 1)
         else:
             buf = Array(Signal(unsigned(L), name=f"buf{p}") for p in range(fp.MAX_NODE_BITS))
             buf_nz = Signal(fp.MAX_NODE_BITS)   # bit p: buf[p] is not all zero
