@@ -99,16 +99,34 @@ class Packer(wiring.Component):
         plane_words = Array(Cat(*[q[o * fp.OUT_BITS + p] for o in range(P)]) for p in range(fp.MAX_NODE_BITS))
         pw = Signal(unsigned(P))
         m.d.comb += pw.eq(plane_words[plane])
+        # whether each (tile, plane) word is non-zero, decided when the group is latched (an OR over the
+        # incoming q's bits) and registered: the store decision ``we`` and the ``wr + we`` count are then a
+        # mux of flag registers, not the P-bit plane mux and an L-input OR tree (the routed critical path
+        # of step 14; docs/hardware.md, "Timing closure", step 15)
+        nt = max(1, P // L)
+
+        def plane_any(v, p, lanes):
+            return Cat(*[v[o * fp.OUT_BITS + p] for o in lanes]).any()
+
+        nz = [Signal(fp.MAX_NODE_BITS, name=f"nz_t{t}") for t in range(nt)]   # [tile] bit p
         word = Signal(unsigned(L))
         if P >= L:
             m.d.comb += word.eq(pw.word_select(tile, L) if P > L else pw)
+            # a part-select, not an Array: with one tile a case over ``tile`` would be incomplete (lint)
+            keep_word = (Cat(*nz).word_select(tile, fp.MAX_NODE_BITS) if nt > 1 else nz[0]).bit_select(plane, 1)
         else:
             buf = Array(Signal(unsigned(L), name=f"buf{p}") for p in range(fp.MAX_NODE_BITS))
+            buf_nz = Signal(fp.MAX_NODE_BITS)   # bit p: buf[p] is not all zero
             m.d.comb += word.eq(Mux(chunk == 0, 0, buf[plane]) | (pw << (chunk * P))[:L])
+            keep_word = (buf_nz.bit_select(plane, 1) & (chunk != 0)) | nz[0].bit_select(plane, 1)
             with m.If(writing):
-                m.d.sync += buf[plane].eq(word)
+                m.d.sync += [buf[plane].eq(word), buf_nz.bit_select(plane, 1).eq(keep_word)]
+        with m.If(self.valid):
+            for t in range(nt):
+                lanes = range(t * L, min((t + 1) * L, P))
+                m.d.sync += nz[t].eq(Cat(*[plane_any(self.q, p, lanes) for p in range(fp.MAX_NODE_BITS)]))
         we = Signal()
-        keep = word.any() if cfg.zero_skip else 1
+        keep = keep_word if cfg.zero_skip else 1
         m.d.comb += we.eq(writing & ~last & store & keep)
         m.d.comb += [
             self.feat_addr.eq(base + wr),

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 
+from a2q import fixedpoint as fp
 from hw import synth
 from hw.accelerator import BUSY_COPIES
 from hw.aggregate import xw_bank_widths
@@ -171,6 +172,17 @@ def test_xw_address_registers_per_bank(small_netlist, reg):
     assert banks > 1
     width = {"xw_addr0_b": (SMALL.xw_words - 1).bit_length()}.get(reg, 1)
     _assert_kept_copies(small_netlist, rf"aggregate\.{reg}\d+", banks, width)
+
+
+def test_packer_zero_flags_are_registered(small_netlist):
+    """The packer decides whether a bit-plane word is stored from flag registers set when the group is latched
+    (one flip-flop per plane and tile), not from the plane mux and an OR tree in the write cycle, which was the
+    default config's routed critical path into the ``wr`` count (docs/hardware.md, "Timing closure", step 15)."""
+    flags = _register_cells(small_netlist, r"packer\.nz_t\d+")
+    tiles = max(1, SMALL.pes // SMALL.lanes)
+    assert len(flags) == tiles, sorted(flags)
+    for net, cells in flags.items():
+        assert None not in cells and len(cells) == fp.MAX_NODE_BITS, (net, cells)
 
 
 def test_bram_bank_widths():

@@ -89,6 +89,31 @@ def test_hidden_layer_words(lanes, pes, f_out, skip):
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         want = {int(bases[i]) + k: words[starts[i] + k] for i in range(n) for k in range(counts[i])}
         assert feat == want                    # every stored word at its compacted address, nothing else
+
+@pytest.mark.parametrize("lanes,pes", [(4, 4), (2, 8), (8, 2)])
+def test_zero_planes_skipped_nonzero_planes_stored(lanes, pes):
+    """Hand-made planes: each stored word's (tile, plane) tag is exactly a non-zero plane of its tile, in
+    slot order, including a tile whose only non-zero plane is the top one and an all-zero node between
+    two others (the store decision reads the registered per-(tile, plane) flags, timing step 15)."""
+    cfg = AcceleratorConfig(lanes=lanes, pes=pes, max_features=32, node_words=1024, zero_skip=1)
+    f_out = 8
+    q = np.zeros((3, f_out), dtype=np.int64)
+    q[0, 0] = 0b001                       # tile 0: plane 0 only
+    q[0, f_out - 1] = 0b100               # last tile: plane 2 only (the top plane at 3 bits)
+    q[2, 1] = 0b110                       # node 2: planes 1, 2 of tile 0; node 1 all zero
+    bits = np.array([3, 3, 3])
+    feat, count, _, bases = _drive(cfg, q, bits, last=False, f_out=f_out)
+    ff = mm.feat_fields(cfg)
+    last_tile = (f_out - 1) // lanes
+    want_tags = {0: [(0, 0), (last_tile, 2)], 1: [], 2: [(0, 1), (0, 2)]}
+    assert count == {100 + i: len(t) for i, t in want_tags.items()}
+    for i, tags in want_tags.items():
+        got = [(int(ff.unpack(feat[int(bases[i]) + k])["tile"]), int(ff.unpack(feat[int(bases[i]) + k])["plane"]))
+               for k in range(len(tags))]
+        assert got == tags, (i, got)
+    assert len(feat) == sum(len(t) for t in want_tags.values())
+
+
 @given(st.data())
 @settings(max_examples=6, deadline=None)
 def test_last_layer_output_words(data):
