@@ -96,7 +96,11 @@ class Packer(wiring.Component):
         m.d.comb += [self.busy.eq(writing), self.overrun.eq(self.valid & (left > 1))]
 
         # plane words of the latched values: plane_words[p] bit o = bit p of q[o]
-        plane_words = Array(Cat(*[q[o * fp.OUT_BITS + p] for o in range(P)]) for p in range(fp.MAX_NODE_BITS))
+        def plane_bits(v, p, lanes):
+            """Bit p of each lane's value in ``v`` (P values of OUT_BITS each), one bit per lane."""
+            return Cat(*[v[o * fp.OUT_BITS + p] for o in lanes])
+
+        plane_words = Array(plane_bits(q, p, range(P)) for p in range(fp.MAX_NODE_BITS))
         pw = Signal(unsigned(P))
         m.d.comb += pw.eq(plane_words[plane])
         # whether each (tile, plane) word is non-zero, decided when the group is latched (an OR over the
@@ -104,10 +108,6 @@ class Packer(wiring.Component):
         # mux of flag registers, not the P-bit plane mux and an L-input OR tree (the routed critical path
         # of step 14; docs/hardware.md, "Timing closure", step 15)
         nt = max(1, P // L)
-
-        def plane_any(v, p, lanes):
-            return Cat(*[v[o * fp.OUT_BITS + p] for o in lanes]).any()
-
         nz = [Signal(fp.MAX_NODE_BITS, name=f"nz_t{t}") for t in range(nt)]   # [tile] bit p
         word = Signal(unsigned(L))
         if P >= L:
@@ -124,7 +124,7 @@ class Packer(wiring.Component):
         with m.If(self.valid):
             for t in range(nt):
                 lanes = range(t * L, min((t + 1) * L, P))
-                m.d.sync += nz[t].eq(Cat(*[plane_any(self.q, p, lanes) for p in range(fp.MAX_NODE_BITS)]))
+                m.d.sync += nz[t].eq(Cat(*[plane_bits(self.q, p, lanes).any() for p in range(fp.MAX_NODE_BITS)]))
         we = Signal()
         keep = keep_word if cfg.zero_skip else 1
         m.d.comb += we.eq(writing & ~last & store & keep)
