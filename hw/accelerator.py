@@ -43,7 +43,7 @@ from .memories import BankedMemory
 from .packer import Packer
 from .requant import Requantizer
 from .select import NNSSelector
-from .sequencer import Phase, Sequencer
+from .sequencer import Sequencer
 
 #: Memories built from one bank per PE (see hw/memories.py).
 BANKED = ("weight", "chan")
@@ -111,10 +111,9 @@ class Accelerator(wiring.Component):
         busy = seq.busy
         busy_of = {name: seq.busy_copy[k] for k, name in enumerate(BUSY_COPIES)}
         busy_of.update({name: busy for name in mm.MEMORIES if name not in busy_of})
-        in_comb = seq.phase == Phase.COMBINE
-        in_agg = seq.phase == Phase.AGGREGATE
-        in_sel = seq.phase == Phase.SELECT
-        walking = in_agg | in_sel      # the aggregation engine owns its ports in both passes
+        # the phase's decoded flags are registers of the sequencer (timing: step 16)
+        in_comb, in_sel = seq.in_combine, seq.in_select
+        walking = seq.in_walk          # the aggregation engine owns its ports in both passes
         sel = {name: self.mem_sel == mm.MEM_SEL[name] for name in mm.MEMORIES}
         load_we = {name: self.mem_we & sel[name] & ~busy_of[name] for name in mm.MEMORIES}
 

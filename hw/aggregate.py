@@ -210,8 +210,10 @@ class AggregateEngine(wiring.Component):
         stall = Signal()
         issue = Signal()
         m.d.comb += [stall.eq(active & e_last & (cnt != 0) & ~self.select_mode), issue.eq(active & ~stall)]
-        last_to = t_o == self.t_out - 1
-        last_i = i == self.n_rows - 1
+        # whether t_o / i is the last tile / row: registers kept beside t_o and i (timing: the compares
+        # with the descriptor's t_out - 1 and n_rows - 1 stay off the back-pressure -> node-table address
+        # path, step 16)
+        last_to, last_i = Signal(name="last_to"), Signal(name="last_i")
         wrap = issue & e_last & ~last_to                 # back to the row's first word, next t_o
         row_end = issue & e_last & last_to
         advance = row_end & ~last_i                      # row i + 1 becomes current
@@ -229,6 +231,7 @@ class AggregateEngine(wiring.Component):
         with m.If(self.start):
             m.d.sync += [e.eq(self.edge_off), rs.eq(self.edge_off), i.eq(0), t_o.eq(0),
                          toff.eq(0), ch_a.eq(self.ch_off), first.eq(1), g.eq(0), cnt.eq(0),
+                         last_to.eq(self.t_out == 1), last_i.eq(self.n_rows == 1),
                          na.eq(self.node_off), na1.eq(self.node_off + 1),
                          xa.eq(self.next_node_off), xa1.eq(self.next_node_off + 1)]
         m.d.sync += [su1.eq(self.start), su2.eq(su1), su3.eq(su2), su4.eq(su3)]
@@ -251,12 +254,14 @@ class AggregateEngine(wiring.Component):
                 with m.If(e_last):
                     m.d.sync += [cnt.eq(w - 1), g.eq(g + 1)]
                     with m.If(~last_to):
-                        m.d.sync += [t_o.eq(t_o + 1), toff.eq(toff + self.n_nodes), ch_a.eq(ch_a + 1)]
+                        m.d.sync += [t_o.eq(t_o + 1), toff.eq(toff + self.n_nodes), ch_a.eq(ch_a + 1),
+                                     last_to.eq(t_o + 2 == self.t_out)]
                     with m.Else():
                         m.d.sync += [t_o.eq(0), toff.eq(0), ch_a.eq(self.ch_off), rs.eq(e + 1),
-                                     row0.eq(self.edge_data), i.eq(i + 1)]
+                                     row0.eq(self.edge_data), i.eq(i + 1), last_to.eq(self.t_out == 1),
+                                     last_i.eq(i + 2 == self.n_rows)]
                         with m.If(last_i):
-                            m.d.sync += [active.eq(0), i.eq(i)]
+                            m.d.sync += [active.eq(0), i.eq(i), last_i.eq(1)]
 
         # ---- XW address stages (issue + 1, + 2): entry q's address ``col + t_o*N`` is registered
         # (``xw_addr_r<q>``), then copied into one kept register per XW bank (``xw_addr<q>_b<k>``, one

@@ -42,6 +42,11 @@ class Sequencer(wiring.Component):
             "done": Out(1),
             "layer": Out(unsigned(addr_bits(cfg.depth("desc")))),   # descriptor table address
             "phase": Out(unsigned(3)),
+            # the phase decoded, as registers set with ``phase`` (timing: they steer port muxes and the
+            # aggregation engine's back-pressure, which must not wait for a decode of ``phase``)
+            "in_combine": Out(1),
+            "in_walk": Out(1),        # AGGREGATE or SELECT: the aggregation engine owns its ports
+            "in_select": Out(1),
             "desc_last": In(1),
             "desc_select": In(1),     # the layer has a select pass
             "comb_start": Out(1),
@@ -63,36 +68,46 @@ class Sequencer(wiring.Component):
         def set_busy(value):
             return [b.eq(value) for b in [busy, *copies]]
 
+        def goto(phase: Phase, select=None):
+            """The next phase with its decoded flags, all registers loaded in the same cycle; ``select``
+            (a signal) picks SELECT over ``phase`` = AGGREGATE at run time."""
+            if select is None:
+                return [self.phase.eq(phase), self.in_combine.eq(phase == Phase.COMBINE),
+                        self.in_walk.eq(phase in (Phase.AGGREGATE, Phase.SELECT)),
+                        self.in_select.eq(phase == Phase.SELECT)]
+            return [self.phase.eq(Mux(select, Phase.SELECT, phase)), self.in_combine.eq(0), self.in_walk.eq(1),
+                    self.in_select.eq(select)]
+
         m.d.comb += [
             self.busy.eq(busy),
             self.busy_copy.eq(Cat(*copies)) if copies else self.busy_copy.eq(busy),
             # each engine is started in the first cycle of its phase
-            self.comb_start.eq((self.phase == Phase.COMBINE) & ~kicked),
-            self.agg_start.eq(((self.phase == Phase.AGGREGATE) | (self.phase == Phase.SELECT)) & ~kicked),
+            self.comb_start.eq(self.in_combine & ~kicked),
+            self.agg_start.eq(self.in_walk & ~kicked),
         ]
         with m.Switch(self.phase):
             with m.Case(Phase.IDLE), m.If(self.start):
-                m.d.sync += [self.layer.eq(0), self.done.eq(0), self.phase.eq(Phase.DESC), *set_busy(1)]
+                m.d.sync += [self.layer.eq(0), self.done.eq(0), *goto(Phase.DESC), *set_busy(1)]
             with m.Case(Phase.DESC):
-                m.d.sync += [self.phase.eq(Phase.COMBINE), kicked.eq(0)]
+                m.d.sync += [*goto(Phase.COMBINE), kicked.eq(0)]
             with m.Case(Phase.COMBINE):
                 m.d.sync += kicked.eq(1)
                 with m.If(kicked & ~self.comb_busy):
-                    m.d.sync += [self.phase.eq(Mux(self.desc_select, Phase.SELECT, Phase.AGGREGATE)), kicked.eq(0)]
+                    m.d.sync += [*goto(Phase.AGGREGATE, select=self.desc_select), kicked.eq(0)]
             with m.Case(Phase.SELECT):
                 m.d.sync += kicked.eq(1)
                 with m.If(kicked & ~self.agg_busy):
-                    m.d.sync += [self.phase.eq(Phase.AGGREGATE), kicked.eq(0)]
+                    m.d.sync += [*goto(Phase.AGGREGATE), kicked.eq(0)]
             with m.Case(Phase.AGGREGATE):
                 m.d.sync += kicked.eq(1)
                 with m.If(kicked & ~self.agg_busy):
                     m.d.sync += kicked.eq(0)
                     with m.If(self.desc_last | (self.layer == max_layer)):
-                        m.d.sync += [self.phase.eq(Phase.IDLE), self.done.eq(1), *set_busy(0)]
+                        m.d.sync += [*goto(Phase.IDLE), self.done.eq(1), *set_busy(0)]
                     with m.Else():
-                        m.d.sync += [self.phase.eq(Phase.DESC), self.layer.eq(self.layer + 1)]
+                        m.d.sync += [*goto(Phase.DESC), self.layer.eq(self.layer + 1)]
             with m.Default():   # unused encodings of the 3-bit phase (unreachable): back to idle; every
                 # register of the switch is assigned, so each generated case statement is complete (lint)
-                m.d.sync += [self.phase.eq(Phase.IDLE), kicked.eq(0), self.layer.eq(self.layer),
+                m.d.sync += [*goto(Phase.IDLE), kicked.eq(0), self.layer.eq(self.layer),
                              self.done.eq(self.done), *set_busy(0)]
         return m

@@ -185,6 +185,17 @@ def test_packer_zero_flags_are_registered(small_netlist):
         assert None not in cells and len(cells) == fp.MAX_NODE_BITS, (net, cells)
 
 
+@pytest.mark.parametrize("reg", ["sequencer.in_combine", "sequencer.in_walk", "sequencer.in_select",
+                                 "aggregate.last_to", "aggregate.last_i"])
+def test_phase_flags_and_walker_limits_are_registers(small_netlist, reg):
+    """The node-table port muxes and the walker's back-pressure (-> node-table address) see the phase's
+    decoded flags and the walker's last-tile / last-row tests as flip-flops, not as a decode of ``phase``
+    and compares with the descriptor: that was the default config's routed critical path from
+    ``counters.phase`` to ``mem_node`` ADB10 (docs/hardware.md, "Timing closure", step 16)."""
+    cells = _register_cells(small_netlist, re.escape(reg))
+    assert len(cells) == 1 and None not in cells[reg] and len(cells[reg]) == 1, cells
+
+
 def test_bram_bank_widths():
     """One DP16KD per bank: 18 bits at 1024 words (the default XW buffer: 384 bits -> 21 x 18 + 6), 36 at
     512 or less, 18 (a group of block RAMs stacked in depth) deeper; the banks always add up to the word."""
