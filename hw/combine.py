@@ -240,7 +240,10 @@ class CombineEngine(wiring.Component):
                 stages.append(r)
             return stages[-1]
 
-        scale_d = delay(Cat(ms, ss), PE_DONE - 1, "scale")      # ms, ss are of stage 1
+        # ms, ss are of stage 1; their last delay stage is one kept copy per PE (``scale_pe<o>``): the
+        # multiplier operand goes straight into each source rescaler's DSP, so one shared register would
+        # drive 16 DSPs across the die (timing: docs/hardware.md, "Timing closure", step 17)
+        scale_pe = kept_copies(m, "sync", delay(Cat(ms, ss), PE_DONE - 2, "scale"), P, "scale_pe")
         xw_d = delay(xw_row, DRAIN, "xw")
 
         # the bit-plane word and its control wait for the weight word (the weight address stages)
@@ -260,12 +263,12 @@ class CombineEngine(wiring.Component):
             pes.append(pe)
 
         # ---- SRC_RESCALE: issue + PE_DONE (PE done) -> issue + DRAIN (XW write) ------------------
-        r_ms, r_ss = scale_d[:fp.MULT_BITS], scale_d[fp.MULT_BITS:]
         results = []
         for o, pe in enumerate(pes):
             rs = Rescaler(wd.combine_acc, fp.Y_BITS)
             m.submodules[f"src_rescale{o}"] = rs
-            m.d.comb += [rs.valid.eq(pe.done), rs.value.eq(pe.acc), rs.mult.eq(r_ms), rs.shift.eq(r_ss)]
+            m.d.comb += [rs.valid.eq(pe.done), rs.value.eq(pe.acc), rs.mult.eq(scale_pe[o][:fp.MULT_BITS]),
+                         rs.shift.eq(scale_pe[o][fp.MULT_BITS:])]
             results.append(rs)
         m.d.comb += [
             self.xw_en.eq(results[0].out_valid),

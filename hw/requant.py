@@ -21,6 +21,7 @@ from a2q import fixedpoint as fp
 
 from . import memory_map as mm
 from .config import NODE_BITS_FIELD, SHIFT_BITS, AcceleratorConfig
+from .replicate import kept_copies
 from .rescale import LATENCY as RESCALE_LATENCY
 from .rescale import Rescaler
 
@@ -75,8 +76,9 @@ class Requantizer(wiring.Component):
             m.d.sync += s.eq(node_d[-1])
             node_d.append(s)
         nd = node_d[-1]
-        n_md = nd[:fp.MULT_BITS]
-        n_sd = nd[fp.MULT_BITS:fp.MULT_BITS + SHIFT_BITS]
+        # the multiplier and shift of the last stage: one kept copy per node rescaler (``node_scale<o>``),
+        # since the multiplier goes straight into each rescaler's DSP (timing: docs/hardware.md, step 17)
+        node_scale = kept_copies(m, "sync", node_d[-2][:fp.MULT_BITS + SHIFT_BITS], P, "node_scale")
         n_lo = nd[fp.MULT_BITS + SHIFT_BITS:fp.MULT_BITS + SHIFT_BITS + fp.OUT_BITS].as_signed()
         n_hi = nd[fp.MULT_BITS + SHIFT_BITS + fp.OUT_BITS:].as_signed()
 
@@ -109,8 +111,9 @@ class Requantizer(wiring.Component):
             m.d.comb += [
                 ch.valid.eq(self.valid), ch.value.eq(a), ch.mult.eq(f("mult")), ch.shift.eq(f("shift")),
                 ch.addend.eq(f("bias").as_signed()),
-                nd_r.valid.eq(ch.out_valid), nd_r.value.eq(ch.result), nd_r.mult.eq(n_md),
-                nd_r.shift.eq(n_sd), nd_r.lo.eq(n_lo), nd_r.hi.eq(n_hi),
+                nd_r.valid.eq(ch.out_valid), nd_r.value.eq(ch.result),
+                nd_r.mult.eq(node_scale[o][:fp.MULT_BITS]), nd_r.shift.eq(node_scale[o][fp.MULT_BITS:]),
+                nd_r.lo.eq(n_lo), nd_r.hi.eq(n_hi),
             ]
             outs.append(nd_r)
             chans.append(ch)

@@ -15,7 +15,7 @@ from a2q import fixedpoint as fp
 from hw import synth
 from hw.accelerator import BUSY_COPIES
 from hw.aggregate import xw_bank_widths
-from hw.config import AcceleratorConfig
+from hw.config import SHIFT_BITS, AcceleratorConfig
 from hw.memories import bram_bank_widths
 from hw.pe import PLANE_BITS
 from hw.project import TOOLS, core_file, write_project
@@ -194,6 +194,15 @@ def test_phase_flags_and_walker_limits_are_registers(small_netlist, reg):
     ``counters.phase`` to ``mem_node`` ADB10 (docs/hardware.md, "Timing closure", step 16)."""
     cells = _register_cells(small_netlist, re.escape(reg))
     assert len(cells) == 1 and None not in cells[reg] and len(cells[reg]) == 1, cells
+
+
+@pytest.mark.parametrize("reg", ["combine.scale_pe", "requant.node_scale"])
+def test_rescale_multiplier_operands_per_unit(small_netlist, reg):
+    """The P source (node) rescalers share one multiplier and shift, which go straight into each unit's DSP:
+    each unit gets its own kept copy of the last register (one flip-flop per bit per unit), not one register
+    driving P DSPs across the die, the default config's routed critical path after step 16 (docs/hardware.md,
+    "Timing closure", step 17)."""
+    _assert_kept_copies(small_netlist, rf"{re.escape(reg)}\d+", SMALL.pes, fp.MULT_BITS + SHIFT_BITS)
 
 
 def test_bram_bank_widths():
