@@ -28,9 +28,10 @@ between the engine and the load port also sits beside each bank.
 
 Pipeline (issue in cycle c): c+1 feature word arrives (block RAM output) and is registered; c+2 weight
 address computed from the registered tag into ``w_addr_r``; c+3 copied per bank; c+4 the banks read;
-c+5 weight word arrives, PE input register; c+6 PE adder tree (registered); c+7 PE accumulate; c+8 PE
-sum complete -> the rescale's 6 stages (partial products, their sum, + round, shift, a register,
-saturate); c+14 XW write (``DRAIN``). See docs/hardware.md.
+c+5 weight word arrives, PE input register; c+6 PE lane gates and partial sums of 4 lanes (registered);
+c+7 the rest of the adder tree (registered); c+8 PE accumulate; c+9 PE sum complete -> the rescale's 6
+stages (partial products, their sum, + round, shift, a register, saturate); c+15 XW write (``DRAIN``).
+See docs/hardware.md.
 """
 from __future__ import annotations
 

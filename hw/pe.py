@@ -7,9 +7,12 @@ One PE computes one output channel: per cycle it takes one bit-plane word (L fea
     acc <- (first ? 0 : acc) + (negate ? -1 : 1) * (sum_k bit_k * w_k) << p
 
 so after every (tile, plane) of a node ``acc = sum_k x[k] * w[k]`` exactly (docs/arithmetic.md, COMBINE).
-Three pipeline stages: the inputs are registered (the weights come straight from the weight banks,
-across the die), then the adder tree, then the accumulator. ``done`` is high in the
-cycle after the update that consumed a ``last`` input, while ``acc`` holds the finished sum.
+Four pipeline stages: the inputs are registered (the weights come straight from the weight banks,
+across the die), then the lane gates with the tree's first two levels (one partial sum per group of
+``GROUP`` lanes), then the rest of the tree, then the accumulator (timing: the whole 16-lane tree in one
+cycle was the default config's routed critical path after step 17, docs/hardware.md "Timing closure",
+step 18). ``done`` is high in the cycle after the update that consumed a ``last`` input, while ``acc``
+holds the finished sum.
 
 Every PE of the combine engine gets the same bit-plane word and control, so the input registers of
 the P PEs are logically equivalent and a synthesis tool merges them into one register that drives all
@@ -28,7 +31,9 @@ from a2q import fixedpoint as fp
 from .replicate import KEEP_REGISTER
 
 PLANE_BITS = max(1, (fp.MAX_NODE_BITS - 1).bit_length())  # 3 bits: plane 0..7
-LATENCY = 3  # inputs in cycle c -> acc/done valid in cycle c + 3
+LATENCY = 4  # inputs in cycle c -> acc/done valid in cycle c + 4
+#: Lanes per registered partial sum: the gates and two adder levels share a cycle, the rest of the tree the next.
+GROUP = 4
 
 
 def adder_tree(m: Module, terms: list, name: str):
@@ -87,16 +92,27 @@ class BitSerialPE(wiring.Component):
             t = Signal(signed(wb), name=f"term{k}")
             m.d.comb += t.eq(Mux(bits_i[k], weights_i[k * wb:(k + 1) * wb].as_signed(), 0))
             terms.append(t)
-        tree = adder_tree(m, terms, "tree")
+        # stage 1: one registered partial sum per group of GROUP lanes, and the control
+        parts = []
+        for g in range(0, L, GROUP):
+            part = adder_tree(m, terms[g:g + GROUP], f"part{g // GROUP}")
+            part_r = Signal(signed(len(part)), name=f"part_r{g // GROUP}")
+            m.d.sync += part_r.eq(part)
+            parts.append(part_r)
+        ctl_p = [Signal.like(v, name=f"{n}_p") for v, n in ((valid_i, "valid"), (first_i, "first"),
+                                                             (last_i, "last"), (neg_i, "neg"), (plane_i, "plane"))]
+        m.d.sync += [r.eq(v) for r, v in zip(ctl_p, (valid_i, first_i, last_i, neg_i, plane_i), strict=True)]
+        valid_p, first_p, last_p, neg_p, plane_p = ctl_p
+        tree = adder_tree(m, parts, "tree")
 
-        # stage 1: registered tree sum and control
+        # stage 2: registered tree sum and control
         tree_r = Signal(signed(self.tree_bits))
         valid_r, first_r, last_r, neg_r = Signal(), Signal(), Signal(), Signal()
         plane_r = Signal(unsigned(PLANE_BITS))
-        m.d.sync += [tree_r.eq(tree), valid_r.eq(valid_i), first_r.eq(first_i), last_r.eq(last_i),
-                     neg_r.eq(neg_i), plane_r.eq(plane_i)]
+        m.d.sync += [tree_r.eq(tree), valid_r.eq(valid_p), first_r.eq(first_p), last_r.eq(last_p),
+                     neg_r.eq(neg_p), plane_r.eq(plane_p)]
 
-        # stage 2: shift-and-add (the sign plane subtracts)
+        # stage 3: shift-and-add (the sign plane subtracts)
         term = Signal(signed(self.tree_bits + (1 << PLANE_BITS) - 1))
         m.d.comb += term.eq(tree_r << plane_r)
         base = Mux(first_r, 0, self.acc)
