@@ -205,6 +205,16 @@ def test_rescale_multiplier_operands_per_unit(small_netlist, reg):
     _assert_kept_copies(small_netlist, rf"{re.escape(reg)}\d+", SMALL.pes, fp.MULT_BITS + SHIFT_BITS)
 
 
+def test_pe_partial_sums_are_registered(small_netlist):
+    """Each PE registers one partial sum per group of 4 lanes (``part_r<g>``) between its lane gates and the
+    rest of its adder tree: the whole tree in one cycle was the default config's routed critical path after
+    step 17 (docs/hardware.md, "Timing closure", step 18)."""
+    parts = _register_cells(small_netlist, r"combine\.pe\d+\.part_r\d+")
+    groups = -(-SMALL.lanes // 4)
+    assert len(parts) == SMALL.pes * groups, sorted(parts)
+    assert all(cells and None not in cells for cells in parts.values()), parts
+
+
 def test_bram_bank_widths():
     """One DP16KD per bank: 18 bits at 1024 words (the default XW buffer: 384 bits -> 21 x 18 + 6), 36 at
     512 or less, 18 (a group of block RAMs stacked in depth) deeper; the banks always add up to the word."""
