@@ -28,6 +28,7 @@ from amaranth.lib.wiring import In, Out
 
 from a2q import fixedpoint as fp
 
+from .pipeline import register_stage
 from .replicate import KEEP_REGISTER
 
 PLANE_BITS = max(1, (fp.MAX_NODE_BITS - 1).bit_length())  # 3 bits: plane 0..7
@@ -99,24 +100,19 @@ class BitSerialPE(wiring.Component):
             part_r = Signal(signed(len(part)), name=f"part_r{g // GROUP}")
             m.d.sync += part_r.eq(part)
             parts.append(part_r)
-        ctl_p = [Signal.like(v, name=f"{n}_p") for v, n in ((valid_i, "valid"), (first_i, "first"),
-                                                             (last_i, "last"), (neg_i, "neg"), (plane_i, "plane"))]
-        m.d.sync += [r.eq(v) for r, v in zip(ctl_p, (valid_i, first_i, last_i, neg_i, plane_i), strict=True)]
-        valid_p, first_p, last_p, neg_p, plane_p = ctl_p
+        ctl_p = register_stage(m, dict(valid=valid_i, first=first_i, last=last_i, neg=neg_i, plane=plane_i), "p")
         tree = adder_tree(m, parts, "tree")
 
         # stage 2: registered tree sum and control
         tree_r = Signal(signed(self.tree_bits))
-        valid_r, first_r, last_r, neg_r = Signal(), Signal(), Signal(), Signal()
-        plane_r = Signal(unsigned(PLANE_BITS))
-        m.d.sync += [tree_r.eq(tree), valid_r.eq(valid_p), first_r.eq(first_p), last_r.eq(last_p),
-                     neg_r.eq(neg_p), plane_r.eq(plane_p)]
+        m.d.sync += tree_r.eq(tree)
+        ctl_r = register_stage(m, ctl_p, "r")
 
         # stage 3: shift-and-add (the sign plane subtracts)
         term = Signal(signed(self.tree_bits + (1 << PLANE_BITS) - 1))
-        m.d.comb += term.eq(tree_r << plane_r)
-        base = Mux(first_r, 0, self.acc)
-        with m.If(valid_r):
-            m.d.sync += self.acc.eq(Mux(neg_r, base - term, base + term))
-        m.d.sync += self.done.eq(valid_r & last_r)
+        m.d.comb += term.eq(tree_r << ctl_r["plane"])
+        base = Mux(ctl_r["first"], 0, self.acc)
+        with m.If(ctl_r["valid"]):
+            m.d.sync += self.acc.eq(Mux(ctl_r["neg"], base - term, base + term))
+        m.d.sync += self.done.eq(ctl_r["valid"] & ctl_r["last"])
         return m

@@ -71,16 +71,18 @@ class Requantizer(wiring.Component):
         ]
         node_in = Cat(self.dst_mult, self.dst_shift, lo_in, hi_in)
         node_d = [node_in]
-        for k in range(RESCALE_LATENCY):
+        for k in range(RESCALE_LATENCY - 1):
             s = Signal(len(node_in), name=f"node_d{k + 1}")
             m.d.sync += s.eq(node_d[-1])
             node_d.append(s)
-        nd = node_d[-1]
-        # the multiplier and shift of the last stage: one kept copy per node rescaler (``node_scale<o>``),
-        # since the multiplier goes straight into each rescaler's DSP (timing: docs/hardware.md, step 17)
-        node_scale = kept_copies(m, "sync", node_d[-2][:fp.MULT_BITS + SHIFT_BITS], P, "node_scale")
-        n_lo = nd[fp.MULT_BITS + SHIFT_BITS:fp.MULT_BITS + SHIFT_BITS + fp.OUT_BITS].as_signed()
-        n_hi = nd[fp.MULT_BITS + SHIFT_BITS + fp.OUT_BITS:].as_signed()
+        # the last stage: the multiplier and shift as one kept copy per node rescaler (``node_scale<o>``),
+        # since the multiplier goes straight into each rescaler's DSP (timing: docs/hardware.md, step 17);
+        # the clamp range as one register
+        ms_bits = fp.MULT_BITS + SHIFT_BITS
+        node_scale = kept_copies(m, "sync", node_d[-1][:ms_bits], P, "node_scale")
+        node_range = Signal(len(node_in) - ms_bits, name=f"node_d{RESCALE_LATENCY}")
+        m.d.sync += node_range.eq(node_d[-1][ms_bits:])
+        n_lo, n_hi = node_range[:fp.OUT_BITS].as_signed(), node_range[fp.OUT_BITS:].as_signed()
 
         pay = [self.payload]
         for k in range(LATENCY):
