@@ -38,10 +38,10 @@ import numpy as np
 #: Fixed overheads per layer, in cycles (see docs/hardware.md for where each cycle goes).
 DESC_CYCLES = 1       # the sequencer addresses the descriptor table
 COMBINE_FIXED = 19    # engine start + 2 setup (node-table prefetch) + 15-stage drain + hand-back
-AGGREGATE_FIXED = 5   # engine start + 4 setup (prefetch of entry 0 and rows 0-2 into registers)
+AGGREGATE_FIXED = 6   # engine start + 5 setup (prefetch of rows 0-2 and of edge entries 0-1 into registers)
 REQUANT_FIXED = 18    # 2 XW address stages + S2 + S3 + group register + 12 requantizer stages + packer latch
                       # ... + hand-back
-SELECT_FIXED = 23     # engine start + 4 setup + 2 XW address stages + S2 + S3 + group register + 12 requantizer
+SELECT_FIXED = 24     # engine start + 5 setup + 2 XW address stages + S2 + S3 + group register + 12 requantizer
                       # stages + hand-back
 RESCALE_STAGES = 6    # stages of one rescale unit (hw/rescale.py)
 

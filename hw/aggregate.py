@@ -29,8 +29,9 @@ channel address is copied per channel-table bank (``ch_addr_b<k>``, kept registe
 per-bank ownership bits ``ch_own_b<k>`` for the port mux: docs/hardware.md "Timing closure", step 13);
 S3 (c+2) accumulates while the channel word leaves the banks' output registers; on a ``last`` entry the
 sums and the channel word enter the group registers (c+3). The entry in S1
-and the current row's node-table entries are registers, prefetched one ahead from the edge and
-node-table ports, so S1 sees them without bubbles and no block RAM output decides an address.
+and the current row's node-table entries are registers, prefetched ahead from the edge (two entries:
+``edge_q`` and the port) and node-table ports, so S1 sees them without bubbles, no block RAM output decides
+an address, and the edge block RAM's word loads only registers with nothing but an enable in front.
 """
 from __future__ import annotations
 
@@ -161,12 +162,20 @@ class AggregateEngine(wiring.Component):
 
         E = cfg.edges_per_cycle
         # Prefetch (timing): the entry in S1 and the node-table entries of rows i, i+1, i+2 are registers
-        # (q0 = the current row, q1, q2); the edge port presents the entry after the one in S1, the
-        # node-table ports row i+3. A block RAM output only ever loads a register, never decides an
-        # address; the NNS pool lookup of a row is done from registers too (its address when the row
-        # enters q1, the pool entry when it enters q0), so it reaches the back-pressure as a register.
+        # (q0 = the current row, q1, q2); the node-table ports present row i+3. The edge stream is two
+        # deep: ``edge_q`` holds the entry after the one in S1 (its linear successor) and the edge port
+        # presents the one after that, so the edge block RAM's output only loads registers that have no
+        # logic in front (``edge_q``, ``row1``: step 19), never a multiplexer or an address. A wrap back to
+        # the row's first word takes it from ``row0``; its successor from ``row1`` (``use_row1``), while
+        # the port already presents the row's third word. The NNS pool lookup of a row is done from
+        # registers too (its address when the row enters q1, the pool entry when it enters q0), so it
+        # reaches the back-pressure as a register.
         cur_e = Signal.like(self.edge_data)
+        edge_q = Signal.like(self.edge_data)            # the linear successor of cur_e (unless use_row1)
         row0 = Signal.like(self.edge_data)              # the current row's first word (for the wrap)
+        row1 = Signal.like(self.edge_data)              # the word after it (the successor after a wrap)
+        use_row1 = Signal()                             # cur_e came from row0: its successor is row1
+        succ = Signal.like(self.edge_data)              # cur_e's linear successor
         rows = [(Signal.like(self.node_data, name=f"q{k}_node"), Signal.like(self.next_data, name=f"q{k}_next"),
               Signal.like(self.count_data, name=f"q{k}_count")) for k in range(3)]
         cur_node, cur_next, cur_count = rows[0]
@@ -192,8 +201,9 @@ class AggregateEngine(wiring.Component):
         ]
 
         # ---- S1: edge walker ----------------------------------------------------------------------
-        # setup: su1 row 0 addressed; su2, su3, su4 the queue fills (su3: entry 0 addressed, su4: it arrives)
-        su1, su2, su3, su4, active = Signal(), Signal(), Signal(), Signal(), Signal()
+        # setup: su1 row 0 addressed; su2, su3, su4 the node-table queue fills; the edge stream: su3
+        # entry 0 addressed, su4 it arrives (entry 1 addressed), su5 entry 1 arrives (entry 2 addressed)
+        su1, su2, su3, su4, su5, active = Signal(), Signal(), Signal(), Signal(), Signal(), Signal()
         e = Signal(unsigned(self.aw["edge"] + 1))      # position of the entry in S1
         rs = Signal(unsigned(self.aw["edge"] + 1))      # first entry of the current row
         t_o = Signal(unsigned(count_bits(cfg.max_tiles_out)))
@@ -219,10 +229,11 @@ class AggregateEngine(wiring.Component):
         advance = row_end & ~last_i                      # row i + 1 becomes current
         shift = su2 | su3 | su4 | advance                   # the node-table queue moves by one row
 
-        # the edge port is addressed with the entry after the next one in S1: after a wrap the row's
-        # second word (the first is the row0 register), else two ahead (issue) or one ahead (hold)
+        # the edge port is addressed with the entry two after the next one in S1: after a wrap the row's
+        # third word (the first two are the row0/row1 registers), else three ahead (issue) or two (hold)
         m.d.comb += [
-            self.edge_addr.eq(Mux(su3, e, Mux(wrap, rs + 1, Mux(issue, e + 2, e + 1)))),
+            succ.eq(Mux(use_row1, row1, edge_q)),
+            self.edge_addr.eq(Mux(su3, e, Mux(su4, e + 1, Mux(wrap, rs + 2, Mux(issue, e + 3, e + 2))))),
             self.node_addr.eq(Mux(shift, na1, na)),
             self.next_addr.eq(Mux(shift, xa1, xa)),
             self.issuing.eq(issue), self.stalled.eq(stall), self.walking.eq(active),
@@ -234,9 +245,12 @@ class AggregateEngine(wiring.Component):
                          last_to.eq(self.t_out == 1), last_i.eq(self.n_rows == 1),
                          na.eq(self.node_off), na1.eq(self.node_off + 1),
                          xa.eq(self.next_node_off), xa1.eq(self.next_node_off + 1)]
-        m.d.sync += [su1.eq(self.start), su2.eq(su1), su3.eq(su2), su4.eq(su3)]
+        m.d.sync += [su1.eq(self.start), su2.eq(su1), su3.eq(su2), su4.eq(su3), su5.eq(su4)]
         with m.If(su4):          # entry 0 arrives; the queue holds rows 0, 1, 2
-            m.d.sync += [active.eq(1), cur_e.eq(self.edge_data), row0.eq(self.edge_data)]
+            m.d.sync += edge_q.eq(self.edge_data)
+        with m.If(su5):          # entry 1 arrives, entry 0 moves on to S1
+            m.d.sync += [active.eq(1), cur_e.eq(edge_q), row0.eq(edge_q), use_row1.eq(0),
+                         edge_q.eq(self.edge_data), row1.eq(self.edge_data)]
         with m.If(shift):
             m.d.sync += [na.eq(na1), na1.eq(na1 + 1), xa.eq(xa1), xa1.eq(xa1 + 1),
                          Cat(*rows[2]).eq(Cat(self.node_data, self.next_data, self.count_data)),
@@ -248,9 +262,9 @@ class AggregateEngine(wiring.Component):
             with m.If(issue):
                 m.d.sync += first.eq(e_last)
                 with m.If(wrap):
-                    m.d.sync += [e.eq(rs), cur_e.eq(row0)]
+                    m.d.sync += [e.eq(rs), cur_e.eq(row0), use_row1.eq(1)]
                 with m.Else():
-                    m.d.sync += [e.eq(e + 1), cur_e.eq(self.edge_data)]
+                    m.d.sync += [e.eq(e + 1), cur_e.eq(succ), use_row1.eq(0), edge_q.eq(self.edge_data)]
                 with m.If(e_last):
                     m.d.sync += [cnt.eq(w - 1), g.eq(g + 1)]
                     with m.If(~last_to):
@@ -258,7 +272,7 @@ class AggregateEngine(wiring.Component):
                                      last_to.eq(t_o + 2 == self.t_out)]
                     with m.Else():
                         m.d.sync += [t_o.eq(0), toff.eq(0), ch_a.eq(self.ch_off), rs.eq(e + 1),
-                                     row0.eq(self.edge_data), i.eq(i + 1), last_to.eq(self.t_out == 1),
+                                     row0.eq(succ), row1.eq(self.edge_data), i.eq(i + 1), last_to.eq(self.t_out == 1),
                                      last_i.eq(i + 2 == self.n_rows)]
                         with m.If(last_i):
                             m.d.sync += [active.eq(0), i.eq(i), last_i.eq(1)]
@@ -344,6 +358,6 @@ class AggregateEngine(wiring.Component):
                          self.g_dst_mult.eq(s3["md"]), self.g_dst_shift.eq(s3["sd"]), self.g_bits.eq(s3["bits"]),
                          self.g_base.eq(s3["base"]), self.g_t_o.eq(s3["t_o"]), self.g_index.eq(s3["g"]),
                          self.g_cnt_addr.eq(s3["cnt"]), self.g_sel.eq(s3["sel"])]
-        m.d.comb += self.busy.eq(self.start | su1 | su2 | su3 | su4 | active | Cat(*in_flight).any()
+        m.d.comb += self.busy.eq(self.start | su1 | su2 | su3 | su4 | su5 | active | Cat(*in_flight).any()
                                  | s2["valid"] | s3["valid"] | self.g_valid)
         return m

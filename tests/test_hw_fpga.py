@@ -215,6 +215,19 @@ def test_pe_partial_sums_are_registered(small_netlist):
     assert all(cells and None not in cells for cells in parts.values()), parts
 
 
+def test_edge_stream_loads_only_prefetch_registers(small_netlist):
+    """The edge memory's read word feeds, inside the aggregation engine, only the prefetch registers
+    ``edge_q`` and ``row1`` (one enable each), never the S1 entry ``cur_e`` through its wrap multiplexer:
+    block RAM output -> multiplexer -> ``cur_e`` was the default config's routed critical path after step 18
+    (docs/hardware.md, "Timing closure", step 19)."""
+    word = set(small_netlist["netnames"]["aggregate.edge_data"]["bits"])
+    readers = {re.sub(r"_(TRELLIS|LUT4|PFUMX|L6MUX|CCU2C).*", "", name)
+               for name, cell in small_netlist["cells"].items()
+               for port, direction in cell["port_directions"].items()
+               if direction == "input" and word & set(cell["connections"][port])}
+    assert {r for r in readers if r.startswith("aggregate.")} == {"aggregate.edge_q", "aggregate.row1"}, readers
+
+
 def test_bram_bank_widths():
     """One DP16KD per bank: 18 bits at 1024 words (the default XW buffer: 384 bits -> 21 x 18 + 6), 36 at
     512 or less, 18 (a group of block RAMs stacked in depth) deeper; the banks always add up to the word."""
