@@ -17,7 +17,8 @@ skipping a word is stored only if it is not all zero (without: every word).
 
 The slot count W = b' * ntiles (1 on the last layer) does not depend on the data, so the aggregation
 engine's back-pressure (and the cycle model) is the same with or without skipping. The group is
-latched in the cycle it arrives; slot k is k+1 cycles later. A new group may arrive in the cycle of
+latched in the cycle it arrives; slot k is k+1 cycles later, and its memory write leaves through
+``WRITE_STAGES`` register (``busy`` covers it). A new group may arrive in the cycle of
 the previous group's last slot (the aggregation engine guarantees it never comes earlier;
 ``overrun`` flags a violation, for tests).
 """
@@ -33,6 +34,9 @@ from . import memory_map as mm
 from .aggregate import pack_words
 from .config import NODE_BITS_FIELD, AcceleratorConfig, addr_bits, count_bits
 from .pe import PLANE_BITS
+
+#: Register stages between a slot and its memory write (feature, count or output word).
+WRITE_STAGES = 1
 
 
 class Packer(wiring.Component):
@@ -93,7 +97,9 @@ class Packer(wiring.Component):
         wr = Signal(unsigned(mm.count_width(cfg)))            # words of the node stored so far
 
         writing = left != 0
-        m.d.comb += [self.busy.eq(writing), self.overrun.eq(self.valid & (left > 1))]
+        wrote = Signal()          # a write is in the write register (the last slot's lands a cycle later)
+        m.d.sync += wrote.eq(writing)
+        m.d.comb += [self.busy.eq(writing | wrote), self.overrun.eq(self.valid & (left > 1))]
 
         # plane words of the latched values: plane_words[p] bit o = bit p of q[o]
         def plane_bits(v, p, lanes):
@@ -128,7 +134,11 @@ class Packer(wiring.Component):
         we = Signal()
         keep = keep_word if cfg.zero_skip else 1
         m.d.comb += we.eq(writing & ~last & store & keep)
-        m.d.comb += [
+        # the memory writes leave through one register stage (timing: ``we`` and the write words then feed
+        # only registers beside the packer, not the feature memory's block RAMs across the die, which
+        # pulled the store decision away from the ``wr`` counter: docs/hardware.md, "Timing closure",
+        # step 20)
+        m.d.sync += [
             self.feat_addr.eq(base + wr),
             self.feat_data.eq(Cat(word, (tile0 + tile)[:ff.offsets["tile"][1]], plane)),
             self.feat_en.eq(we),

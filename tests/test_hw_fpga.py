@@ -228,6 +228,16 @@ def test_edge_stream_loads_only_prefetch_registers(small_netlist):
     assert {r for r in readers if r.startswith("aggregate.")} == {"aggregate.edge_q", "aggregate.row1"}, readers
 
 
+@pytest.mark.parametrize("port", ["feat_en", "feat_addr", "feat_data", "count_en", "count_data", "out_en"])
+def test_packer_writes_are_registered(small_netlist, port):
+    """The packer's memory writes leave through a register: its store decision feeds only registers beside
+    it, not the feature memory's block RAMs across the die, which pulled the decision away from its ``wr``
+    counter on the default config's routed critical path after step 19 (docs/hardware.md, "Timing closure",
+    step 20)."""
+    cells = _register_cells(small_netlist, rf"packer\.{port}")
+    assert len(cells) == 1 and None not in cells[f"packer.{port}"], cells
+
+
 def test_bram_bank_widths():
     """One DP16KD per bank: 18 bits at 1024 words (the default XW buffer: 384 bits -> 21 x 18 + 6), 36 at
     512 or less, 18 (a group of block RAMs stacked in depth) deeper; the banks always add up to the word."""
