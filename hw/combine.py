@@ -165,11 +165,12 @@ class CombineEngine(wiring.Component):
         na2 = Signal.like(self.node_addr)                   # node_off + j + 2 (the one after)
 
         # Every term that decides the next address is a register: the count of node j is in cur_cnt,
-        # k + 1 is a register, and both candidate addresses are registers.
+        # k + 1 is a register, both candidate addresses are registers, and whether t_o / j is the last
+        # tile / node is a flag kept beside them (not a compare with the descriptor's t_out - 1 and
+        # n_nodes - 1 on the descriptor -> node-table address path: "Timing closure", step 21).
         empty = cnt == 0
         last_k = empty | (k1 == cnt)
-        last_to = t_o == self.t_out - 1
-        last_j = j == self.n_nodes - 1
+        last_to, last_j = Signal(name="last_to"), Signal(name="last_j")
         node_end = active & last_k & last_to
         advance = node_end & ~last_j                        # node j + 1 becomes current
         m.d.comb += [
@@ -179,7 +180,8 @@ class CombineEngine(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [setup1.eq(1), j.eq(0), t_o.eq(0), k.eq(0), k1.eq(1), wrow.eq(self.w_off), xw_row.eq(0),
-                         na1.eq(self.node_off), na2.eq(self.node_off + 1)]
+                         na1.eq(self.node_off), na2.eq(self.node_off + 1),
+                         last_to.eq(self.t_out == 1), last_j.eq(self.n_nodes == 1)]
         with m.If(setup1):      # node 0 addressed
             m.d.sync += [setup1.eq(0), setup2.eq(1), na1.eq(na2), na2.eq(na2 + 1)]
         with m.If(setup2):      # node 0's entry arrives; node 1 addressed
@@ -192,9 +194,11 @@ class CombineEngine(wiring.Component):
             with m.Else():
                 m.d.sync += [k.eq(0), k1.eq(1)]
                 with m.If(~last_to):
-                    m.d.sync += [t_o.eq(t_o + 1), wrow.eq(wrow + self.t_in), xw_row.eq(xw_row + self.n_nodes)]
+                    m.d.sync += [t_o.eq(t_o + 1), wrow.eq(wrow + self.t_in), xw_row.eq(xw_row + self.n_nodes),
+                                 last_to.eq(t_o + 2 == self.t_out)]
                 with m.Else():
-                    m.d.sync += [t_o.eq(0), wrow.eq(self.w_off), j.eq(j + 1), xw_row.eq(j + 1)]
+                    m.d.sync += [t_o.eq(0), wrow.eq(self.w_off), j.eq(j + 1), xw_row.eq(j + 1),
+                                 last_to.eq(self.t_out == 1), last_j.eq(j + 2 == self.n_nodes)]
                     with m.If(last_j):
                         m.d.sync += active.eq(0)
 
