@@ -164,8 +164,8 @@ class AggregateEngine(wiring.Component):
         # Prefetch (timing): the entry in S1 and the node-table entries of rows i, i+1, i+2 are registers
         # (q0 = the current row, q1, q2); the node-table ports present row i+3. The edge stream is two
         # deep: ``edge_q`` holds the entry after the one in S1 (its linear successor) and the edge port
-        # presents the one after that, so the edge block RAM's output only loads registers that have no
-        # logic in front (``edge_q``, ``row1``: step 19), never a multiplexer or an address. A wrap back to
+        # presents the one after that, so the edge block RAM's output only loads registers with nothing but
+        # their enable in front (``edge_q``, ``row1``: step 19), never a multiplexer or an address. A wrap back to
         # the row's first word takes it from ``row0``; its successor from ``row1`` (``use_row1``), while
         # the port already presents the row's third word. The NNS pool lookup of a row is done from
         # registers too (its address when the row enters q1, the pool entry when it enters q0), so it
@@ -229,8 +229,8 @@ class AggregateEngine(wiring.Component):
         advance = row_end & ~last_i                      # row i + 1 becomes current
         shift = su2 | su3 | su4 | advance                   # the node-table queue moves by one row
 
-        # the edge port is addressed with the entry two after the next one in S1: after a wrap the row's
-        # third word (the first two are the row0/row1 registers), else three ahead (issue) or two (hold)
+        # the edge port is addressed two entries ahead of S1's (three when S1 issues, as S1 moves on); after
+        # a wrap, with the row's third word (the first two are the row0/row1 registers)
         m.d.comb += [
             succ.eq(Mux(use_row1, row1, edge_q)),
             self.edge_addr.eq(Mux(su3, e, Mux(su4, e + 1, Mux(wrap, rs + 2, Mux(issue, e + 3, e + 2))))),

@@ -17,8 +17,8 @@ skipping a word is stored only if it is not all zero (without: every word).
 
 The slot count W = b' * ntiles (1 on the last layer) does not depend on the data, so the aggregation
 engine's back-pressure (and the cycle model) is the same with or without skipping. The group is
-latched in the cycle it arrives; slot k is k+1 cycles later, and its memory write leaves through
-``WRITE_STAGES`` register (``busy`` covers it). A new group may arrive in the cycle of
+latched in the cycle it arrives; slot k is k+1 cycles later, and its memory write leaves through one
+register (``WRITE_STAGES``; ``busy`` covers it). A new group may arrive in the cycle of
 the previous group's last slot (the aggregation engine guarantees it never comes earlier;
 ``overrun`` flags a violation, for tests).
 """

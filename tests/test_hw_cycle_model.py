@@ -102,7 +102,8 @@ def test_model_constants_follow_the_rtl_pipeline():
     # start + setup cycles + drain (last issue to the XW write) + hand-back
     assert cm.COMBINE_FIXED == combine.FIRST_ISSUE + combine.DRAIN + 1
     # the aggregation drain: XW address stages + S2 + S3 + group register + the requantizer + packer
-    # latch + hand-back + the packer's write register; the select pass: start + 5 setup + the same up to the requantizer + hand-back
+    # latch + hand-back + the packer's write register; the select pass: start + 5 setup + the same up to
+    # the requantizer + hand-back
     assert cm.REQUANT_FIXED == aggregate.XW_ADDR_STAGES + 3 + requant.LATENCY + 1 + packer.WRITE_STAGES
     assert cm.SELECT_FIXED == 1 + 5 + aggregate.XW_ADDR_STAGES + 3 + requant.LATENCY + 1
     for pes in (1, 2, 4, 8, 16, 32):
