@@ -45,6 +45,7 @@ from . import memory_map as mm
 from .config import AcceleratorConfig, addr_bits, count_bits
 from .pe import LATENCY as PE_LATENCY
 from .pe import PLANE_BITS, BitSerialPE
+from .pipeline import delay_line
 from .replicate import kept_copies, ownership_copies
 from .rescale import LATENCY as RESCALE_LATENCY
 from .rescale import Rescaler
@@ -238,12 +239,7 @@ class CombineEngine(wiring.Component):
         # side information, delayed to line up with the PE result (issue + PE_DONE: Ms, Ss) and with
         # the rescaled values (issue + DRAIN: the XW address)
         def delay(value, cycles, name):
-            stages = [value]
-            for k in range(cycles):
-                r = Signal(len(value), name=f"{name}_d{k + 1}")
-                m.d.sync += r.eq(stages[-1])
-                stages.append(r)
-            return stages[-1]
+            return delay_line(m, value, cycles, name)[-1]
 
         # ms, ss are of stage 1; their last delay stage is one kept copy per PE (``scale_pe<o>``): the
         # multiplier operand goes straight into each source rescaler's DSP, so one shared register would
@@ -281,10 +277,6 @@ class CombineEngine(wiring.Component):
             self.xw_data.eq(Cat(*[rs.result for rs in results])),
         ]
         # issue-valid delayed 1..DRAIN cycles: the engine is busy until the last XW write is done
-        v = [c0_valid]
-        for k in range(2, DRAIN + 1):
-            vk = Signal(name=f"v{k}")
-            m.d.sync += vk.eq(v[-1])
-            v.append(vk)
+        v = delay_line(m, c0_valid, DRAIN - 1, "v")
         m.d.comb += self.busy.eq(self.start | setup1 | setup2 | active | Cat(*v).any())
         return m

@@ -14,3 +14,14 @@ def register_stage(m, values: dict, prefix: str, domain: str = "sync") -> dict:
     regs = {n: Signal(v.shape(), name=f"{prefix}_{n}") for n, v in values.items()}
     m.d[domain] += [regs[n].eq(v) for n, v in values.items()]
     return regs
+
+
+def delay_line(m, value, cycles: int, name: str, domain: str = "sync", attrs=None) -> list:
+    """``value`` and its copies 1..``cycles`` clocks later (registers ``<name>_d<k>``, with ``attrs``, e.g.
+    ``KEEP_REGISTER``); item k is the value k cycles late, item 0 the value itself."""
+    stages = [value]
+    for k in range(cycles):
+        r = Signal.like(value, name=f"{name}_d{k + 1}", attrs=attrs)
+        m.d[domain] += r.eq(stages[-1])
+        stages.append(r)
+    return stages

@@ -21,6 +21,7 @@ from a2q import fixedpoint as fp
 
 from . import memory_map as mm
 from .config import NODE_BITS_FIELD, SHIFT_BITS, AcceleratorConfig
+from .pipeline import delay_line
 from .replicate import kept_copies
 from .rescale import LATENCY as RESCALE_LATENCY
 from .rescale import Rescaler
@@ -70,11 +71,7 @@ class Requantizer(wiring.Component):
             hi_in.eq(Mux(self.last, shi, Mux(self.out_signed, (one << bm1) - 1, (one << b) - 1))),
         ]
         node_in = Cat(self.dst_mult, self.dst_shift, lo_in, hi_in)
-        node_d = [node_in]
-        for k in range(RESCALE_LATENCY - 1):
-            s = Signal(len(node_in), name=f"node_d{k + 1}")
-            m.d.sync += s.eq(node_d[-1])
-            node_d.append(s)
+        node_d = delay_line(m, node_in, RESCALE_LATENCY - 1, "node")
         # the last stage: the multiplier and shift as one kept copy per node rescaler (``node_scale<o>``),
         # since the multiplier goes straight into each rescaler's DSP (timing: docs/hardware.md, step 17);
         # the clamp range as one register
@@ -84,17 +81,9 @@ class Requantizer(wiring.Component):
         m.d.sync += node_range.eq(node_d[-1][ms_bits:])
         n_lo, n_hi = node_range[:fp.OUT_BITS].as_signed(), node_range[fp.OUT_BITS:].as_signed()
 
-        pay = [self.payload]
-        for k in range(LATENCY):
-            s = Signal(self.payload_bits, name=f"payload_d{k + 1}")
-            m.d.sync += s.eq(pay[-1])
-            pay.append(s)
+        pay = delay_line(m, self.payload, LATENCY, "payload")
         m.d.comb += [self.out_payload.eq(pay[-1]), self.p_payload.eq(pay[RESCALE_LATENCY])]
-        vs = [self.valid]
-        for k in range(LATENCY):
-            s = Signal(name=f"valid_d{k + 1}")
-            m.d.sync += s.eq(vs[-1])
-            vs.append(s)
+        vs = delay_line(m, self.valid, LATENCY, "valid")
         m.d.comb += self.busy.eq(Cat(*vs).any())
 
         outs, chans = [], []

@@ -28,6 +28,7 @@ from amaranth.lib.wiring import In, Out
 from a2q import fixedpoint as fp
 
 from .config import SHIFT_BITS
+from .pipeline import delay_line
 from .replicate import KEEP_REGISTER
 
 LATENCY = 6
@@ -74,11 +75,7 @@ class Rescaler(wiring.Component):
 
         def delay(value, cycles, name):
             """``value`` ``cycles`` clocks later (a chain of kept registers)."""
-            for k in range(cycles):
-                r = Signal.like(value, name=f"{name}{k + 1}", attrs=KEEP_REGISTER)
-                m.d.sync += r.eq(value)
-                value = r
-            return value
+            return delay_line(m, value, cycles, name, attrs=KEEP_REGISTER)[-1]
 
         # stage 1: partial products, one DSP multiplier each (the value's low DSP_A bits unsigned, its
         # high bits signed), and the round constant. Stage 2: the product from the registered parts
@@ -96,8 +93,8 @@ class Rescaler(wiring.Component):
         else:
             p = Signal(signed(W))
             m.d.sync += [p.eq(self.value * self.mult), prod.eq(p)]
-        shift, rnd = delay(shift0, 1, "shift_d"), delay(rnd0, 1, "rnd_d")
-        valid = delay(self.valid, LATENCY - 1, "valid_d")
+        shift, rnd = delay(shift0, 1, "shift"), delay(rnd0, 1, "rnd")
+        valid = delay(self.valid, LATENCY - 1, "valid")
         if self.dynamic:
             lo, hi = delay(self.lo, LATENCY - 1, "lo_d"), delay(self.hi, LATENCY - 1, "hi_d")
         else:
