@@ -39,7 +39,7 @@ from .aggregate import AggregateEngine, xw_bank_widths
 from .combine import CombineEngine
 from .config import AcceleratorConfig, addr_bits
 from .counters import COUNTERS, CycleCounters
-from .memories import BankedMemory
+from .memories import COLLISION_DONT_CARE, BankedMemory
 from .packer import Packer
 from .requant import Requantizer
 from .select import NNSSelector
@@ -85,7 +85,7 @@ class Accelerator(wiring.Component):
             elif name in BRAM_BANKED:
                 self.mems[name] = BankedMemory(width, depth, init=init, bank_widths=xw_bank_widths(cfg))
             else:
-                self.mems[name] = Memory(shape=unsigned(width), depth=depth, init=init)
+                self.mems[name] = Memory(shape=unsigned(width), depth=depth, init=init, attrs=COLLISION_DONT_CARE)
 
     def peek(self, ctx, name: str, addr: int) -> int:
         """Word ``addr`` of memory ``name``, read directly in an amaranth.sim testbench."""
@@ -225,6 +225,20 @@ class Accelerator(wiring.Component):
                                    low(self.mem_wdata, self.shapes["count"][0]))),
             w["count"].en.eq(Mux(busy_of["count"], Mux(in_sel, nns.count_en, pk.count_en), load_we["count"])),
         ]
+
+        # ---- what the engines read and write, for the collision check (hw/amaranth_sim.py) ---------
+        # (memory, read address, the engines consume the word) per read port (per bank where banks are
+        # addressed apart) and (memory, write address, write enable) per write port: the memories carry
+        # COLLISION_DONT_CARE (hw/memories.py), so no consumed read may hit the word being written
+        engine_owned = {"desc": busy_of["desc"], "thr": busy_of["thr"], "node": in_comb | walking,
+                        "count": in_comb, "feat": busy_of["feat"], "edge": busy_of["edge"], "out": 0, "pool": 0}
+        bank_owner = {"weight": comb.w_own, "chan": agg.chan_own, "xw": agg.xw_own}
+        self.read_taps = [(name, r[name].addr, engine_owned[name]) for name in engine_owned]
+        self.read_taps += [(name, a, bank_owner[name][k]) for name in bank_owner
+                           for k, a in enumerate(r[name].bank_addr)]
+        self.read_taps += [("node", node_b.addr, walking), ("count", count_b.addr, walking)]
+        self.read_taps += [("xw", a, agg.xw_own[k]) for port in xw_ports[1:] for k, a in enumerate(port.bank_addr)]
+        self.write_taps = [(name, w[name].addr, w[name].en) for name in mm.MEMORIES]
 
         # ---- read-back mux (latency 1) ------------------------------------------------------------
         sel_r = Signal.like(self.mem_sel)

@@ -3,6 +3,7 @@
     res = run_program(program, config)          # loads through the load port, starts, reads back
     res.out                                     # int64 logits [N, F_out]
     res.counters                                # {"cyc_total": ..., ...} as the RTL counted them
+    res.collisions                              # {memory: busy cycles a read hit the word being written}
 
 This is the reference harness for tests and debugging; the cocotb testbench (sim/) does the same on
 the generated Verilog with Verilator or Icarus.
@@ -30,6 +31,7 @@ class SimResult:
     error: int                           # the top level's sticky error flag
     load_cycles: int                     # clocks spent loading (one per word)
     words: dict[str, list[int]] = field(default_factory=dict)   # read-back memories (see ``read``)
+    collisions: dict[str, int] = field(default_factory=dict)     # see ``_collisions``
 
     def features(self, program, config, layer: int) -> np.ndarray:
         return mm.decode_features(self.words["feat"], self.words["count"], program, config, layer)
@@ -46,6 +48,19 @@ def garbage_images(config: AcceleratorConfig, seed: int) -> dict[str, list[int]]
         mask = (1 << width) - 1
         out[name] = [sum(int(c) << (32 * k) for k, c in enumerate(row)) & mask for row in chunks]
     return out
+
+
+def _collisions(ctx, dut) -> set[str]:
+    """Memories in which, this cycle, a read whose word an engine consumes (``dut.read_taps``) addresses
+    the word being written (``dut.write_taps``). The memories carry ``COLLISION_DONT_CARE``
+    (hw/memories.py): on an FPGA such a read may return anything, so ``run_program`` counts these
+    cycles and the tests require none."""
+    written = {}
+    for name, addr, en in dut.write_taps:
+        if ctx.get(en):
+            written.setdefault(name, set()).add(ctx.get(addr))
+    return {name for name, addr, owned in dut.read_taps
+            if name in written and ctx.get(owned) and ctx.get(addr) in written[name]}
 
 
 def run_program(program, config: AcceleratorConfig | None = None, *, load: str = "port",
@@ -105,14 +120,19 @@ def run_program(program, config: AcceleratorConfig | None = None, *, load: str =
             await ctx.tick()
             ctx.set(dut.start, 0)
             busy = 0
+            collisions = dict.fromkeys(dut.mems, 0)
             while True:
                 busy += ctx.get(dut.busy)
+                if ctx.get(dut.busy):
+                    for name in _collisions(ctx, dut):
+                        collisions[name] += 1
                 if ctx.get(dut.done):
                     break
                 if busy > max_cycles:
                     raise SimTimeout(f"no done after {max_cycles} cycles")
                 await ctx.tick()
         state["busy"] = busy
+        state["collisions"] = collisions
         state["load_cycles"] = load_cycles
         state["counters"] = {name: ctx.get(getattr(dut, name)) for name in COUNTERS}
         state["error"] = ctx.get(dut.error)
@@ -134,4 +154,4 @@ def run_program(program, config: AcceleratorConfig | None = None, *, load: str =
     sim.run()
     return SimResult(out=mm.decode_output(state["words"]["out"], program, cfg), counters=state["counters"],
                      busy_cycles=state["busy"], error=state["error"], load_cycles=state["load_cycles"],
-                     words=state["words"])
+                     words=state["words"], collisions=state["collisions"])

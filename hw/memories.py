@@ -20,6 +20,15 @@ from amaranth.utils import ceil_log2
 DP16KD_WIDE = (512, 36)
 DP16KD_WIDTH = 18
 
+#: Attributes of every memory of the accelerator: a read that hits the word written in the same cycle
+#: may return anything. Without it, yosys keeps Amaranth's read-old-data semantics on an ECP5 block
+#: RAM (whose two ports collide undefined) by delaying every write a cycle and muxing the delayed
+#: word into the read data: a register on the load address shared by all banks, a compare and a
+#: 2:1 mux per output bit (docs/hardware.md, "Timing closure", step 22). No engine reads a word in
+#: the cycle it is written (``hw.amaranth_sim`` counts such collisions and the tests require none), and
+#: the load port's read data is defined only in cycles that do not write.
+COLLISION_DONT_CARE = {"no_rw_check": 1}
+
 
 def bram_bank_widths(width: int, depth: int) -> list[int]:
     """Bank widths that cut a ``width``-bit word into one DP16KD block RAM each at up to 1,024 words (36 bits
@@ -45,7 +54,8 @@ class BankedMemory(Elaboratable):
         self.width, self.depth, self.bank_widths = width, depth, list(bank_widths)
         self.bank_offsets = [sum(self.bank_widths[:k]) for k in range(len(self.bank_widths))]
         init = [int(w) for w in init]
-        self.banks = [Memory(shape=unsigned(bw), depth=depth, init=[(w >> off) & ((1 << bw) - 1) for w in init])
+        self.banks = [Memory(shape=unsigned(bw), depth=depth, init=[(w >> off) & ((1 << bw) - 1) for w in init],
+                             attrs=COLLISION_DONT_CARE)
                       for bw, off in zip(self.bank_widths, self.bank_offsets, strict=True)]
         self._read_ports: list[ReadPort] = []
         self._write_ports: list[WritePort] = []

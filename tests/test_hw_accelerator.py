@@ -23,6 +23,8 @@ def _check(p, cfg, **kw):
     assert res.counters == model.counters()
     assert res.busy_cycles == model.total
     assert res.error == 0
+    # no consumed read hits the word being written (the memories' COLLISION_DONT_CARE: hw/memories.py)
+    assert not any(res.collisions.values()), res.collisions
     return res
 
 
@@ -144,3 +146,36 @@ def test_garbage_memories_catch_a_dependence_on_zeroed_memory(monkeypatch):
     _check(p, cfg)
     with pytest.raises(AssertionError):
         _check(p, cfg, garbage=3)
+
+
+def test_collision_monitor_flags_a_consumed_read_of_the_word_being_written():
+    """The check behind COLLISION_DONT_CARE (hw/memories.py): a read counts when an engine consumes it
+    and it addresses a word written in the same cycle, not when the addresses differ, nothing is
+    written, or the word is not consumed."""
+    from amaranth import Elaboratable, Module, Signal
+    from amaranth.sim import Simulator
+
+    from hw.amaranth_sim import _collisions
+
+    class Taps(Elaboratable):
+        def __init__(self):
+            self.ra, self.wa, self.we, self.own = Signal(4), Signal(4), Signal(), Signal()
+            self.read_taps = [("m", self.ra, self.own), ("n", self.ra, 1)]
+            self.write_taps = [("m", self.wa, self.we)]
+
+        def elaborate(self, platform):
+            return Module()
+
+    dut, seen = Taps(), []
+
+    async def bench(ctx):
+        for ra, wa, we, own in [(3, 3, 1, 1), (3, 3, 0, 1), (2, 3, 1, 1), (3, 3, 1, 0)]:
+            ctx.set(dut.ra, ra), ctx.set(dut.wa, wa), ctx.set(dut.we, we), ctx.set(dut.own, own)
+            seen.append(_collisions(ctx, dut))
+            await ctx.delay(1e-9)
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [{"m"}, set(), set(), set()]
+
