@@ -214,12 +214,13 @@ class AggregateEngine(wiring.Component):
         g = Signal(unsigned(self.aw["out"] + 1))
         w, _, _ = pack_words(m, cfg, nxt_bits, t_o, self.t_next, self.last)
         cnt = Signal(unsigned(len(w)))                   # cycles the packer still needs
+        cnt_nz = Signal(name="cnt_nz")                   # cnt != 0, a register set with cnt (timing: step 23)
         na, na1 = Signal.like(self.node_addr), Signal.like(self.node_addr)    # row at the ports, + 1
         xa, xa1 = Signal.like(self.next_addr), Signal.like(self.next_addr)    # (this layer, next layer)
 
         stall = Signal()
         issue = Signal()
-        m.d.comb += [stall.eq(active & e_last & (cnt != 0) & ~self.select_mode), issue.eq(active & ~stall)]
+        m.d.comb += [stall.eq(active & e_last & cnt_nz & ~self.select_mode), issue.eq(active & ~stall)]
         # whether t_o / i is the last tile / row: registers kept beside t_o and i (timing: the compares
         # with the descriptor's t_out - 1 and n_rows - 1 stay off the back-pressure -> node-table address
         # path, step 16)
@@ -227,7 +228,8 @@ class AggregateEngine(wiring.Component):
         wrap = issue & e_last & ~last_to                 # back to the row's first word, next t_o
         row_end = issue & e_last & last_to
         advance = row_end & ~last_i                      # row i + 1 becomes current
-        shift = su2 | su3 | su4 | advance                   # the node-table queue moves by one row
+        su_shift = Signal(name="su_shift")               # su2 | su3 | su4, one register (timing: step 23)
+        shift = su_shift | advance                       # the node-table queue moves by one row
 
         # the edge port is addressed two entries ahead of S1's (three when S1 issues, as S1 moves on); after
         # a wrap, with the row's third word (the first two are the row0/row1 registers)
@@ -241,11 +243,12 @@ class AggregateEngine(wiring.Component):
         cnt_dec = Mux(cnt == 0, 0, cnt - 1)
         with m.If(self.start):
             m.d.sync += [e.eq(self.edge_off), rs.eq(self.edge_off), i.eq(0), t_o.eq(0),
-                         toff.eq(0), ch_a.eq(self.ch_off), first.eq(1), g.eq(0), cnt.eq(0),
+                         toff.eq(0), ch_a.eq(self.ch_off), first.eq(1), g.eq(0), cnt.eq(0), cnt_nz.eq(0),
                          last_to.eq(self.t_out == 1), last_i.eq(self.n_rows == 1),
                          na.eq(self.node_off), na1.eq(self.node_off + 1),
                          xa.eq(self.next_node_off), xa1.eq(self.next_node_off + 1)]
-        m.d.sync += [su1.eq(self.start), su2.eq(su1), su3.eq(su2), su4.eq(su3), su5.eq(su4)]
+        m.d.sync += [su1.eq(self.start), su2.eq(su1), su3.eq(su2), su4.eq(su3), su5.eq(su4),
+                     su_shift.eq(su1 | su2 | su3)]
         with m.If(su4):          # entry 0 arrives; the queue holds rows 0, 1, 2
             m.d.sync += edge_q.eq(self.edge_data)
         with m.If(su5):          # entry 1 arrives, entry 0 moves on to S1
@@ -258,7 +261,7 @@ class AggregateEngine(wiring.Component):
                          pool1_addr.eq(self.next_pool_off + Mux(self.pool_out, fld(cf, rows[2][2], "sel"), 0)),
                          cur_pool.eq(self.pool_data)]
         with m.If(active):
-            m.d.sync += cnt.eq(cnt_dec)
+            m.d.sync += [cnt.eq(cnt_dec), cnt_nz.eq(cnt > 1)]
             with m.If(issue):
                 m.d.sync += first.eq(e_last)
                 with m.If(wrap):
@@ -266,7 +269,7 @@ class AggregateEngine(wiring.Component):
                 with m.Else():
                     m.d.sync += [e.eq(e + 1), cur_e.eq(succ), use_row1.eq(0), edge_q.eq(self.edge_data)]
                 with m.If(e_last):
-                    m.d.sync += [cnt.eq(w - 1), g.eq(g + 1)]
+                    m.d.sync += [cnt.eq(w - 1), cnt_nz.eq(w != 1), g.eq(g + 1)]
                     with m.If(~last_to):
                         m.d.sync += [t_o.eq(t_o + 1), toff.eq(toff + self.n_nodes), ch_a.eq(ch_a + 1),
                                      last_to.eq(t_o + 2 == self.t_out)]

@@ -186,13 +186,16 @@ def test_packer_zero_flags_are_registered(small_netlist):
 
 
 @pytest.mark.parametrize("reg", ["sequencer.in_combine", "sequencer.in_walk", "sequencer.in_select",
-                                 "aggregate.last_to", "aggregate.last_i", "combine.last_to", "combine.last_j"])
+                                 "aggregate.last_to", "aggregate.last_i", "combine.last_to", "combine.last_j",
+                                 "aggregate.cnt_nz", "aggregate.su_shift"])
 def test_phase_flags_and_walker_limits_are_registers(small_netlist, reg):
     """The node-table port muxes and both engines' node-table prefetch (-> node-table address) see the
     phase's decoded flags and the last-tile / last-row (node) tests as flip-flops, not as a decode of
     ``phase`` and compares with the descriptor: that was the default config's routed critical path from
     ``counters.phase`` to ``mem_node`` ADB10 (docs/hardware.md, "Timing closure", step 16), and after step
-    20 from the descriptor register through the combine engine's compares to ``mem_node`` ADB4 (step 21)."""
+    20 from the descriptor register through the combine engine's compares to ``mem_node`` ADB4 (step 21),
+    and after step 22 from the walker's packer counter ``cnt`` through its zero test and the advance logic to
+    ``mem_node`` ADB11 (step 23: ``cnt != 0`` and the setup's queue shifts as registers)."""
     cells = _register_cells(small_netlist, re.escape(reg))
     assert len(cells) == 1 and None not in cells[reg] and len(cells[reg]) == 1, cells
 
