@@ -19,6 +19,12 @@ from amaranth.lib.wiring import In, Out
 from .config import AcceleratorConfig, addr_bits
 from .replicate import KEEP_REGISTER
 
+#: Register stages between the engines' busy flags and the phase logic: the phase waits for a registered
+#: "engine idle" (one cycle later than the busy itself), so the OR of every pipeline stage's valid bit
+#: and the engines' start terms stay off the path into the phase registers and the busy copies beside
+#: the memories (docs/hardware.md, "Timing closure", step 24). It adds this many cycles to each wait.
+IDLE_STAGES = 1
+
 
 class Phase(enum.IntEnum):
     IDLE = 0
@@ -63,6 +69,11 @@ class Sequencer(wiring.Component):
         # every memory port between the engines and the load port (a high fanout), so no logic sits
         # between a flip-flop and that fanout (timing)
         busy = Signal()
+        # the engines' idle flags, registered (IDLE_STAGES): an engine that has drained stays idle until
+        # its next start, so the flag is only late, never wrong; in the first cycle of a phase it still
+        # shows the start term of the busy it registers (the kick), so the phase cannot end at once
+        comb_idle, agg_idle = Signal(name="comb_idle"), Signal(name="agg_idle")
+        m.d.sync += [comb_idle.eq(~self.comb_busy), agg_idle.eq(~self.agg_busy)]
         copies = [Signal(name=f"busy_{n}", attrs=KEEP_REGISTER) for n in self.busy_copies]
 
         def set_busy(value):
@@ -92,15 +103,15 @@ class Sequencer(wiring.Component):
                 m.d.sync += [*goto(Phase.COMBINE), kicked.eq(0)]
             with m.Case(Phase.COMBINE):
                 m.d.sync += kicked.eq(1)
-                with m.If(kicked & ~self.comb_busy):
+                with m.If(kicked & comb_idle):
                     m.d.sync += [*goto(Phase.AGGREGATE, select=self.desc_select), kicked.eq(0)]
             with m.Case(Phase.SELECT):
                 m.d.sync += kicked.eq(1)
-                with m.If(kicked & ~self.agg_busy):
+                with m.If(kicked & agg_idle):
                     m.d.sync += [*goto(Phase.AGGREGATE), kicked.eq(0)]
             with m.Case(Phase.AGGREGATE):
                 m.d.sync += kicked.eq(1)
-                with m.If(kicked & ~self.agg_busy):
+                with m.If(kicked & agg_idle):
                     m.d.sync += kicked.eq(0)
                     with m.If(self.desc_last | (self.layer == max_layer)):
                         m.d.sync += [*goto(Phase.IDLE), self.done.eq(1), *set_busy(0)]

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from a2q import cycle_model, integer, synth
 from hw import memory_map as mm
 from hw.config import AcceleratorConfig
+from hw.sequencer import IDLE_STAGES
 from hw.testing import AggregateHarness, run_engine, saturating_program, signed_hidden_program, sparse_program
 
 
@@ -44,8 +45,8 @@ def _check(p, cfg, layer, y):
     assert res["issuing"] == t_out * rows.sum()
     assert res["stalled"] == model.stall
     assert res["overrun"] == 0
-    # + 1: the sequencer's hand-back cycle, counted in the model's requant phase
-    assert res["busy"] + 1 == model.aggregate + model.stall + model.requant
+    # the sequencer's idle register and hand-back cycle, counted in the model's requant phase
+    assert res["busy"] + IDLE_STAGES + 1 == model.aggregate + model.stall + model.requant
     return a
 
 

@@ -96,16 +96,17 @@ def test_combine_ratio_in_rtl_simulation():
 def test_model_constants_follow_the_rtl_pipeline():
     """The model's fixed overheads are built from the RTL's stage counts: a pipeline change in hw/
     must show up here (the simulations above then check the totals)."""
-    from hw import aggregate, combine, packer, requant, rescale, select
+    from hw import aggregate, combine, packer, requant, rescale, select, sequencer
 
     assert cm.RESCALE_STAGES == rescale.LATENCY and requant.LATENCY == 2 * rescale.LATENCY
-    # start + setup cycles + drain (last issue to the XW write) + hand-back
-    assert cm.COMBINE_FIXED == combine.FIRST_ISSUE + combine.DRAIN + 1
+    # start + setup cycles + drain (last issue to the XW write) + the registered idle flag + hand-back
+    idle = sequencer.IDLE_STAGES
+    assert cm.COMBINE_FIXED == combine.FIRST_ISSUE + combine.DRAIN + idle + 1
     # the aggregation drain: XW address stages + S2 + S3 + group register + the requantizer + packer
     # latch + hand-back + the packer's write register; the select pass: start + 5 setup + the same up to
     # the requantizer + hand-back
-    assert cm.REQUANT_FIXED == aggregate.XW_ADDR_STAGES + 3 + requant.LATENCY + 1 + packer.WRITE_STAGES
-    assert cm.SELECT_FIXED == 1 + 5 + aggregate.XW_ADDR_STAGES + 3 + requant.LATENCY + 1
+    assert cm.REQUANT_FIXED == aggregate.XW_ADDR_STAGES + 3 + requant.LATENCY + idle + 1 + packer.WRITE_STAGES
+    assert cm.SELECT_FIXED == 1 + 5 + aggregate.XW_ADDR_STAGES + 3 + requant.LATENCY + idle + 1
     for pes in (1, 2, 4, 8, 16, 32):
         assert cm.select_tree_levels(pes) == select.latency(pes) - 3
         assert cm.select_extra(pes) == max(0, rescale.LATENCY + select.latency(pes) - requant.LATENCY)

@@ -12,6 +12,7 @@ from hw import memory_map as mm
 from hw.amaranth_sim import run_program
 from hw.config import AcceleratorConfig, ConfigError
 from hw.select import latency as select_latency
+from hw.sequencer import IDLE_STAGES
 from hw.testing import run_selector, signed_nns_program
 
 
@@ -166,4 +167,4 @@ def test_combine_engine_reads_the_selected_pair():
         assert p.has_pool_input(layer)
         res = run_engine(CombineHarness(cfg, p, layer, images))
         np.testing.assert_array_equal(mm.decode_xw(res["mems"]["xw"], p, cfg, layer), tr[layer].y.numpy())
-        assert res["busy"] + 1 == model.layers[layer].combine
+        assert res["busy"] + IDLE_STAGES + 1 == model.layers[layer].combine
