@@ -22,7 +22,8 @@ from .replicate import KEEP_REGISTER
 #: Register stages between the engines' busy flags and the phase logic: the phase waits for a registered
 #: "engine idle" (one cycle later than the busy itself), so the OR of every pipeline stage's valid bit
 #: and the engines' start terms stay off the path into the phase registers and the busy copies beside
-#: the memories (docs/hardware.md, "Timing closure", step 24). It adds this many cycles to each wait.
+#: the memories (docs/hardware.md, "Timing closure", step 24). It adds this many cycles to each wait. One
+#: register, not a parameter: through a second, the first kicked cycle would see the previous phase's idle.
 IDLE_STAGES = 1
 
 
