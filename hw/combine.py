@@ -48,7 +48,7 @@ from .pe import PLANE_BITS, BitSerialPE
 from .pipeline import delay_line
 from .replicate import kept_copies, ownership_copies
 from .rescale import LATENCY as RESCALE_LATENCY
-from .rescale import Rescaler
+from .rescale import Rescaler, splits
 
 #: Cycles from ``start`` to the first issue: start, then two setup cycles (node 0 is addressed, then
 #: its entry arrives into the current-node registers while node 1 is addressed: the prefetch).
@@ -244,7 +244,12 @@ class CombineEngine(wiring.Component):
         # ms, ss are of stage 1; their last delay stage is one kept copy per PE (``scale_pe<o>``): the
         # multiplier operand goes straight into each source rescaler's DSP, so one shared register would
         # drive 16 DSPs across the die (timing: docs/hardware.md, "Timing closure", step 17)
-        scale_pe = kept_copies(m, "sync", delay(Cat(ms, ss), PE_DONE - 2, "scale"), P, "scale_pe")
+        scale_d = delay(Cat(ms, ss), PE_DONE - 2, "scale")
+        scale_pe = kept_copies(m, "sync", scale_d, P, "scale_pe")
+        # where the rescaler's multiply takes two DSPs, the multiplier once more per PE for the second
+        # (``mult_hi_pe<o>``: each DSP's operand register beside it, step 25)
+        split = splits(wd.combine_acc)
+        mult_hi_pe = kept_copies(m, "sync", scale_d[:fp.MULT_BITS], P, "mult_hi_pe") if split else None
         xw_d = delay(xw_row, DRAIN, "xw")
 
         # the bit-plane word and its control wait for the weight word (the weight address stages)
@@ -266,10 +271,12 @@ class CombineEngine(wiring.Component):
         # ---- SRC_RESCALE: issue + PE_DONE (PE done) -> issue + DRAIN (XW write) ------------------
         results = []
         for o, pe in enumerate(pes):
-            rs = Rescaler(wd.combine_acc, fp.Y_BITS)
+            rs = Rescaler(wd.combine_acc, fp.Y_BITS, mult_hi=split)
             m.submodules[f"src_rescale{o}"] = rs
             m.d.comb += [rs.valid.eq(pe.done), rs.value.eq(pe.acc), rs.mult.eq(scale_pe[o][:fp.MULT_BITS]),
                          rs.shift.eq(scale_pe[o][fp.MULT_BITS:])]
+            if split:
+                m.d.comb += rs.mult_hi.eq(mult_hi_pe[o])
             results.append(rs)
         m.d.comb += [
             self.xw_en.eq(results[0].out_valid),

@@ -77,6 +77,8 @@ class Requantizer(wiring.Component):
         # the clamp range as one register
         ms_bits = fp.MULT_BITS + SHIFT_BITS
         node_scale = kept_copies(m, "sync", node_d[-1][:ms_bits], P, "node_scale")
+        # and the multiplier once more per rescaler for its second DSP (``node_mult_hi<o>``, step 25)
+        node_mult_hi = kept_copies(m, "sync", node_d[-1][:fp.MULT_BITS], P, "node_mult_hi")
         node_range = Signal(len(node_in) - ms_bits, name=f"node_d{RESCALE_LATENCY}")
         m.d.sync += node_range.eq(node_d[-1][ms_bits:])
         n_lo, n_hi = node_range[:fp.OUT_BITS].as_signed(), node_range[fp.OUT_BITS:].as_signed()
@@ -95,7 +97,7 @@ class Requantizer(wiring.Component):
                 return lane[off:off + width]
 
             ch = Rescaler(wd.aggregate_acc, fp.P_BITS, addend_bits=fp.P_BITS)
-            nd_r = Rescaler(fp.P_BITS, fp.OUT_BITS, dynamic=True)
+            nd_r = Rescaler(fp.P_BITS, fp.OUT_BITS, dynamic=True, mult_hi=True)
             m.submodules[f"chan_rescale{o}"] = ch
             m.submodules[f"node_rescale{o}"] = nd_r
             a = self.sums[o * wd.aggregate_acc:(o + 1) * wd.aggregate_acc].as_signed()
@@ -104,6 +106,7 @@ class Requantizer(wiring.Component):
                 ch.addend.eq(f("bias").as_signed()),
                 nd_r.valid.eq(ch.out_valid), nd_r.value.eq(ch.result),
                 nd_r.mult.eq(node_scale[o][:fp.MULT_BITS]), nd_r.shift.eq(node_scale[o][fp.MULT_BITS:]),
+                nd_r.mult_hi.eq(node_mult_hi[o]),
                 nd_r.lo.eq(n_lo), nd_r.hi.eq(n_hi),
             ]
             outs.append(nd_r)

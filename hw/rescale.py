@@ -36,6 +36,11 @@ LATENCY = 6
 DSP_A = 17
 
 
+def splits(in_bits: int) -> bool:
+    """Whether a rescaler of ``in_bits``-bit values multiplies in two DSPs (low and high partial products)."""
+    return in_bits > DSP_A
+
+
 def clamp(v, lo, hi):
     """``min(max(v, lo), hi)`` as a mux (lo <= hi assumed)."""
     return Mux(v < lo, lo, Mux(v > hi, hi, v))
@@ -47,12 +52,18 @@ class Rescaler(wiring.Component):
     Parameters: ``in_bits`` signed input width; ``out_bits`` signed output width; ``addend_bits``
     (0: no addend port); ``dynamic`` -- if False the clamp is the saturation to ``out_bits``, if True
     the ``lo``/``hi`` ports give the range (they must lie inside the ``out_bits`` range).
-    ``valid`` travels with the data to ``out_valid``.
+    ``valid`` travels with the data to ``out_valid``. ``mult_hi``: where the multiply splits into two DSPs
+    (``splits(in_bits)``), a ``mult_hi`` port feeds the high partial product's DSP, so that the caller can
+    give each DSP its own copy of the multiplier register (timing: docs/hardware.md, step 25).
     """
 
-    def __init__(self, in_bits: int, out_bits: int, *, addend_bits: int = 0, dynamic: bool = False):
+    def __init__(self, in_bits: int, out_bits: int, *, addend_bits: int = 0, dynamic: bool = False,
+                 mult_hi: bool = False):
         self.in_bits, self.out_bits = in_bits, out_bits
         self.addend_bits, self.dynamic = addend_bits, dynamic
+        if mult_hi and not splits(in_bits):
+            raise ValueError(f"a {in_bits}-bit value is multiplied in one DSP: no mult_hi port")
+        self.has_mult_hi = mult_hi
         self.product_bits = fp.rescale_product_bits(in_bits)
         members = {
             "valid": In(1),
@@ -64,6 +75,8 @@ class Rescaler(wiring.Component):
         }
         if addend_bits:
             members["addend"] = In(signed(addend_bits))
+        if mult_hi:
+            members["mult_hi"] = In(unsigned(fp.MULT_BITS))
         if dynamic:
             members["lo"] = In(signed(out_bits))
             members["hi"] = In(signed(out_bits))
@@ -84,11 +97,11 @@ class Rescaler(wiring.Component):
         rnd0 = Signal(unsigned(W - 1), name="rnd0", attrs=KEEP_REGISTER)
         m.d.sync += [shift0.eq(self.shift), rnd0.eq(((Const(1, W) << self.shift) >> 1)[:W - 1])]
         prod = Signal(signed(W))
-        if self.in_bits > DSP_A:
+        if splits(self.in_bits):
             p_lo = Signal(unsigned(DSP_A + fp.MULT_BITS))
             p_hi = Signal(signed(W - DSP_A))
             m.d.sync += [p_lo.eq(self.value[:DSP_A] * self.mult),
-                         p_hi.eq(self.value[DSP_A:].as_signed() * self.mult)]
+                         p_hi.eq(self.value[DSP_A:].as_signed() * (self.mult_hi if self.has_mult_hi else self.mult))]
             m.d.sync += prod.eq(Cat(p_lo[:DSP_A], (p_hi + p_lo[DSP_A:])[:W - DSP_A]).as_signed())
         else:
             p = Signal(signed(W))

@@ -19,6 +19,7 @@ from hw.config import SHIFT_BITS, AcceleratorConfig
 from hw.memories import bram_bank_widths
 from hw.pe import PLANE_BITS
 from hw.project import TOOLS, core_file, write_project
+from hw.rescale import splits
 
 SMALL = AcceleratorConfig(lanes=4, pes=4, max_nodes=16, max_features=8, max_row_len=16, feat_words=256,
                           node_words=64, weight_words=16, chan_words=8, edge_words=64, xw_words=32, out_words=32)
@@ -207,6 +208,37 @@ def test_rescale_multiplier_operands_per_unit(small_netlist, reg):
     driving P DSPs across the die, the default config's routed critical path after step 16 (docs/hardware.md,
     "Timing closure", step 17)."""
     _assert_kept_copies(small_netlist, rf"{re.escape(reg)}\d+", SMALL.pes, fp.MULT_BITS + SHIFT_BITS)
+
+
+@pytest.mark.parametrize("reg", ["combine.mult_hi_pe", "requant.node_mult_hi"])
+def test_rescale_multiplier_copy_per_dsp(small_netlist, reg):
+    """A rescaler whose multiply takes two DSPs gets the multiplier from two kept registers, one per DSP: with
+    one, the register sat beside one DSP and drove the other across a 4 ns route (the default config's routed
+    critical path after step 24: docs/hardware.md, "Timing closure", step 25). The small config's source
+    rescalers multiply in one DSP (a 15-bit accumulator), so they have no second copy; the default config's
+    (18 bits) do (``test_default_source_rescalers_take_a_multiplier_copy_per_dsp``)."""
+    in_bits = SMALL.widths.combine_acc if reg.startswith("combine") else fp.P_BITS
+    if splits(in_bits):
+        _assert_kept_copies(small_netlist, rf"{re.escape(reg)}\d+", SMALL.pes, fp.MULT_BITS)
+    else:
+        assert not _register_cells(small_netlist, rf"{re.escape(reg)}\d+")
+
+
+def test_default_source_rescalers_take_a_multiplier_copy_per_dsp():
+    """The default config's combine accumulator (18 bits) splits each source rescaler's multiply into two DSPs:
+    the generated combine engine holds one kept ``mult_hi_pe`` register per PE, each driving a rescaler's
+    ``mult_hi`` port."""
+    from amaranth.back import verilog
+
+    from hw.combine import CombineEngine
+
+    cfg = AcceleratorConfig()
+    assert splits(cfg.widths.combine_acc)
+    text = verilog.convert(CombineEngine(cfg), name="combine")
+    # the kept copies take the name of the rescaler port they drive (``mult_hi``, ``mult_hi$<n>``)
+    reg = rf"  reg \[{fp.MULT_BITS - 1}:0\] \\?mult_hi\b"
+    kept = re.findall(r'\(\* keep = "true" \*\)\n(?:  \(\* src = [^\n]*\n)?' + reg, text)
+    assert len(kept) == cfg.pes, len(kept)
 
 
 def test_pe_partial_sums_are_registered(small_netlist):

@@ -1,9 +1,10 @@
 """The fixed-point rescale unit against a2q.fixedpoint, including saturation and the largest shifts."""
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from a2q import fixedpoint as fp
-from hw.rescale import Rescaler
+from hw.rescale import Rescaler, splits
 from hw.testing import stream
 
 
@@ -15,6 +16,8 @@ def _run(dut, vectors, lo=None, hi=None):
     inputs = []
     for v, m, s, add, vlo, vhi in vectors:
         e = {"value": v, "mult": m, "shift": s}
+        if dut.has_mult_hi:
+            e["mult_hi"] = m
         if dut.addend_bits:
             e["addend"] = add
         if dut.dynamic:
@@ -77,3 +80,20 @@ def test_rescale_random(data):
         vec.append((v, m, s, add, lo, hi))
     dut = Rescaler(in_bits, out_bits, addend_bits=addend_bits, dynamic=dynamic)
     assert _run(dut, vec) == [_reference(*x) for x in vec]
+
+
+def test_mult_hi_port_feeds_the_high_partial_product():
+    """With ``mult_hi`` (a second copy of the multiplier for the high DSP: step 25) the result is the same
+    when both copies agree; the high partial product really takes it (a different mult_hi changes the result
+    of a value with high bits); a one-DSP width has no such port."""
+    in_bits = 23
+    assert splits(in_bits) and not splits(17)
+    dut = Rescaler(in_bits, fp.Y_BITS, mult_hi=True)
+    vec = [(v, m, s, 0, *fp.signed_range(fp.Y_BITS)) for v, m, s in _extremes(in_bits)]
+    assert _run(dut, vec) == [_reference(*x) for x in vec]
+    got = stream(Rescaler(in_bits, fp.Y_BITS, mult_hi=True),
+                 [{"value": 1 << 20, "mult": 3, "mult_hi": 5, "shift": 0}], ("result",))
+    assert got[0]["result"] == (1 << 20) * 5
+    with pytest.raises(ValueError, match="one DSP"):
+        Rescaler(17, fp.Y_BITS, mult_hi=True)
+
