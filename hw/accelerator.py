@@ -39,7 +39,7 @@ from .aggregate import AggregateEngine, xw_bank_widths
 from .combine import CombineEngine
 from .config import AcceleratorConfig, addr_bits
 from .counters import COUNTERS, CycleCounters
-from .memories import COLLISION_DONT_CARE, DISTRIBUTED, BankedMemory
+from .memories import COLLISION_DONT_CARE, BankedMemory
 from .packer import Packer
 from .requant import Requantizer
 from .select import NNSSelector
@@ -81,8 +81,7 @@ class Accelerator(wiring.Component):
         for name, (width, depth) in self.shapes.items():
             init = list(self.sim_init.get(name, ()))
             if name in BANKED:
-                self.mems[name] = BankedMemory(width, depth, cfg.pes, init=init,
-                                               attrs=DISTRIBUTED if name == "chan" else COLLISION_DONT_CARE)
+                self.mems[name] = BankedMemory(width, depth, cfg.pes, init=init)
             elif name in BRAM_BANKED:
                 self.mems[name] = BankedMemory(width, depth, init=init, bank_widths=xw_bank_widths(cfg))
             else:

@@ -28,11 +28,6 @@ DP16KD_WIDTH = 18
 #: the cycle it is written (``hw.amaranth_sim`` counts such collisions and the tests require none), and
 #: the load port's read data is defined only in cycles that do not write.
 COLLISION_DONT_CARE = {"no_rw_check": 1}
-#: ... and kept in distributed (LUT) RAM: the channel table (P banks of 64 x 46 bits), which Yosys puts in
-#: block RAM once the collision logic no longer counts against it (step 22); a block RAM's read data comes
-#: 5.6 ns after the clock with no output register, and routed across the die to the requantizer's channel
-#: register that was the critical path after step 25 (step 26).
-DISTRIBUTED = {**COLLISION_DONT_CARE, "ram_style": "distributed"}
 
 
 def bram_bank_widths(width: int, depth: int) -> list[int]:
@@ -47,10 +42,9 @@ def bram_bank_widths(width: int, depth: int) -> list[int]:
 class BankedMemory(Elaboratable):
     """``banks`` memories of ``width // banks`` bits (or of the given ``bank_widths``, least significant
     first); ``read_port()``/``write_port()`` are full-width, like ``Memory``'s (synchronous read,
-    non-transparent). ``attrs``: every bank's (``COLLISION_DONT_CARE``, or ``DISTRIBUTED`` for LUT RAM)."""
+    non-transparent)."""
 
-    def __init__(self, width: int, depth: int, banks: int | None = None, init=(), *, bank_widths=None,
-                 attrs=COLLISION_DONT_CARE):
+    def __init__(self, width: int, depth: int, banks: int | None = None, init=(), *, bank_widths=None):
         if bank_widths is None:
             if width % banks:
                 raise ValueError(f"width {width} is not a multiple of {banks} banks")
@@ -61,7 +55,7 @@ class BankedMemory(Elaboratable):
         self.bank_offsets = [sum(self.bank_widths[:k]) for k in range(len(self.bank_widths))]
         init = [int(w) for w in init]
         self.banks = [Memory(shape=unsigned(bw), depth=depth, init=[(w >> off) & ((1 << bw) - 1) for w in init],
-                             attrs=attrs)
+                             attrs=COLLISION_DONT_CARE)
                       for bw, off in zip(self.bank_widths, self.bank_offsets, strict=True)]
         self._read_ports: list[ReadPort] = []
         self._write_ports: list[WritePort] = []
