@@ -229,9 +229,10 @@ class Accelerator(wiring.Component):
         # ---- what the engines read and write, for the collision check (hw/amaranth_sim.py) ---------
         # (memory, read address, the engines consume the word) per read port (per bank where banks are
         # addressed apart) and (memory, write address, write enable) per write port: the memories carry
-        # COLLISION_DONT_CARE (hw/memories.py), so no consumed read may hit the word being written
+        # COLLISION_DONT_CARE (hw/memories.py), so no consumed read may hit the word being written. The
+        # output memory's and pool table's synchronous ports are the host's alone: no tap
         engine_owned = {"desc": busy_of["desc"], "thr": busy_of["thr"], "node": in_comb | walking,
-                        "count": in_comb, "feat": busy_of["feat"], "edge": busy_of["edge"], "out": 0, "pool": 0}
+                        "count": in_comb, "feat": busy_of["feat"], "edge": busy_of["edge"]}
         bank_owner = {"weight": comb.w_own, "chan": agg.chan_own, "xw": agg.xw_own}
         self.read_taps = [(name, r[name].addr, engine_owned[name]) for name in engine_owned]
         self.read_taps += [(name, a, bank_owner[name][k]) for name in bank_owner

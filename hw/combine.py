@@ -48,7 +48,7 @@ from .pe import PLANE_BITS, BitSerialPE
 from .pipeline import delay_line
 from .replicate import kept_copies, ownership_copies
 from .rescale import LATENCY as RESCALE_LATENCY
-from .rescale import Rescaler, splits
+from .rescale import Rescaler, drive, scale_operands, splits
 
 #: Cycles from ``start`` to the first issue: start, then two setup cycles (node 0 is addressed, then
 #: its entry arrives into the current-node registers while node 1 is addressed: the prefetch).
@@ -241,15 +241,10 @@ class CombineEngine(wiring.Component):
         def delay(value, cycles, name):
             return delay_line(m, value, cycles, name)[-1]
 
-        # ms, ss are of stage 1; their last delay stage is one kept copy per PE (``scale_pe<o>``): the
-        # multiplier operand goes straight into each source rescaler's DSP, so one shared register would
-        # drive 16 DSPs across the die (timing: docs/hardware.md, "Timing closure", step 17)
-        scale_d = delay(Cat(ms, ss), PE_DONE - 2, "scale")
-        scale_pe = kept_copies(m, "sync", scale_d, P, "scale_pe")
-        # where the rescaler's multiply takes two DSPs, the multiplier once more per PE for the second
-        # (``mult_hi_pe<o>``: each DSP's operand register beside it, step 25)
-        split = splits(wd.combine_acc)
-        mult_hi_pe = kept_copies(m, "sync", scale_d[:fp.MULT_BITS], P, "mult_hi_pe") if split else None
+        # ms, ss are of stage 1; their last delay stage is kept copies beside each source rescaler's DSPs
+        # (``scale_pe<o>``, and ``mult_hi_pe<o>`` where the multiply splits: rescale.scale_operands)
+        scale_ops = scale_operands(m, delay(Cat(ms, ss), PE_DONE - 2, "scale"), P, "scale_pe", "mult_hi_pe",
+                                   wd.combine_acc)
         xw_d = delay(xw_row, DRAIN, "xw")
 
         # the bit-plane word and its control wait for the weight word (the weight address stages)
@@ -271,12 +266,9 @@ class CombineEngine(wiring.Component):
         # ---- SRC_RESCALE: issue + PE_DONE (PE done) -> issue + DRAIN (XW write) ------------------
         results = []
         for o, pe in enumerate(pes):
-            rs = Rescaler(wd.combine_acc, fp.Y_BITS, mult_hi=split)
+            rs = Rescaler(wd.combine_acc, fp.Y_BITS, mult_hi=splits(wd.combine_acc))
             m.submodules[f"src_rescale{o}"] = rs
-            m.d.comb += [rs.valid.eq(pe.done), rs.value.eq(pe.acc), rs.mult.eq(scale_pe[o][:fp.MULT_BITS]),
-                         rs.shift.eq(scale_pe[o][fp.MULT_BITS:])]
-            if split:
-                m.d.comb += rs.mult_hi.eq(mult_hi_pe[o])
+            m.d.comb += [rs.valid.eq(pe.done), rs.value.eq(pe.acc), *drive(rs, scale_ops[o])]
             results.append(rs)
         m.d.comb += [
             self.xw_en.eq(results[0].out_valid),

