@@ -94,7 +94,7 @@ def fold_setup(gs: GraphSet, train_ids, args, hp: dict, seed: int):
     gen = torch.Generator().manual_seed(seed)
     model.initialise_quantizers(gs.batch(train_ids[torch.randperm(len(train_ids), generator=gen)[:args.batch_size]]))
     opt = optimizer_for(model, hp["lr"], hp["weight_decay"], args.quant_lr, args.node_step_lr, args.bits_lr)
-    pen = penalty_for(args.method, hp["target_bits"], args.target_kb, args.penalty, args.bit_cost, args.margin,
+    pen = penalty_for(args.method, hp["target_bits"], args.target_kb, hp["penalty"], args.bit_cost, args.margin,
                       default_target=hp["target_bits"])
     return model, opt, pen, gen
 
