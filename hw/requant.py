@@ -92,12 +92,8 @@ class Requantizer(wiring.Component):
                 off, width = cf.offsets[name]
                 return lane[off:off + width]
 
-            # the channel rescale's result feeds the node rescale's two DSPs and the NNS selector: one kept
-            # register each (``result``, ``result_hi``, ``result_sel``), placed beside its load (step 28)
-            split = splits(fp.P_BITS)
-            ch = Rescaler(wd.aggregate_acc, fp.P_BITS, addend_bits=fp.P_BITS,
-                          result_copies=("result_hi",) * split + ("result_sel",))
-            nd_r = Rescaler(fp.P_BITS, fp.OUT_BITS, dynamic=True, mult_hi=split, value_hi=split)
+            ch = Rescaler(wd.aggregate_acc, fp.P_BITS, addend_bits=fp.P_BITS)
+            nd_r = Rescaler(fp.P_BITS, fp.OUT_BITS, dynamic=True, mult_hi=splits(fp.P_BITS))
             m.submodules[f"chan_rescale{o}"] = ch
             m.submodules[f"node_rescale{o}"] = nd_r
             a = self.sums[o * wd.aggregate_acc:(o + 1) * wd.aggregate_acc].as_signed()
@@ -105,12 +101,11 @@ class Requantizer(wiring.Component):
                 ch.valid.eq(self.valid), ch.value.eq(a), ch.mult.eq(f("mult")), ch.shift.eq(f("shift")),
                 ch.addend.eq(f("bias").as_signed()),
                 nd_r.valid.eq(ch.out_valid), nd_r.value.eq(ch.result),
-                *([nd_r.value_hi.eq(ch.result_hi)] if split else []),
                 *drive(nd_r, node_ops[o]),
                 nd_r.lo.eq(n_lo), nd_r.hi.eq(n_hi),
             ]
             outs.append(nd_r)
             chans.append(ch)
         m.d.comb += [self.out_valid.eq(outs[0].out_valid), self.q.eq(Cat(*[r.result for r in outs])),
-                     self.p_valid.eq(chans[0].out_valid), self.p.eq(Cat(*[c.result_sel for c in chans]))]
+                     self.p_valid.eq(chans[0].out_valid), self.p.eq(Cat(*[c.result for c in chans]))]
         return m

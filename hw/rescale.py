@@ -70,22 +70,18 @@ class Rescaler(wiring.Component):
     Parameters: ``in_bits`` signed input width; ``out_bits`` signed output width; ``addend_bits``
     (0: no addend port); ``dynamic`` -- if False the clamp is the saturation to ``out_bits``, if True
     the ``lo``/``hi`` ports give the range (they must lie inside the ``out_bits`` range).
-    ``valid`` travels with the data to ``out_valid``. ``mult_hi`` / ``value_hi``: where the multiply splits
-    into two DSPs (``splits(in_bits)``), ``mult_hi`` / ``value_hi`` ports feed the high partial product's
-    DSP, so that the caller can give each DSP its own copy of the multiplier register (step 25) and of the
-    value's register (step 28; timing: docs/hardware.md). ``result_copies``: names of extra outputs, each
-    its own kept register loaded with the result, for loads placed apart (step 28).
+    ``valid`` travels with the data to ``out_valid``. ``mult_hi``: where the multiply splits into two DSPs
+    (``splits(in_bits)``), a ``mult_hi`` port feeds the high partial product's DSP, so that the caller can
+    give each DSP its own copy of the multiplier register (timing: docs/hardware.md, step 25).
     """
 
     def __init__(self, in_bits: int, out_bits: int, *, addend_bits: int = 0, dynamic: bool = False,
-                 mult_hi: bool = False, value_hi: bool = False, result_copies: tuple[str, ...] = ()):
+                 mult_hi: bool = False):
         self.in_bits, self.out_bits = in_bits, out_bits
         self.addend_bits, self.dynamic = addend_bits, dynamic
-        for flag, port in ((mult_hi, "mult_hi"), (value_hi, "value_hi")):
-            if flag and not splits(in_bits):
-                raise ValueError(f"a {in_bits}-bit value is multiplied in one DSP: no {port} port")
-        self.has_mult_hi, self.has_value_hi = mult_hi, value_hi
-        self.result_copies = tuple(result_copies)
+        if mult_hi and not splits(in_bits):
+            raise ValueError(f"a {in_bits}-bit value is multiplied in one DSP: no mult_hi port")
+        self.has_mult_hi = mult_hi
         self.product_bits = fp.rescale_product_bits(in_bits)
         members = {
             "valid": In(1),
@@ -99,12 +95,6 @@ class Rescaler(wiring.Component):
             members["addend"] = In(signed(addend_bits))
         if mult_hi:
             members["mult_hi"] = In(unsigned(fp.MULT_BITS))
-        if value_hi:
-            members["value_hi"] = In(signed(in_bits))
-        for name in self.result_copies:
-            if name in members:
-                raise ValueError(f"result copy {name!r} clashes with a port of the same name")
-            members[name] = Out(signed(out_bits))
         if dynamic:
             members["lo"] = In(signed(out_bits))
             members["hi"] = In(signed(out_bits))
@@ -129,8 +119,7 @@ class Rescaler(wiring.Component):
             p_lo = Signal(unsigned(DSP_A + fp.MULT_BITS))
             p_hi = Signal(signed(W - DSP_A))
             m.d.sync += [p_lo.eq(self.value[:DSP_A] * self.mult),
-                         p_hi.eq((self.value_hi if self.has_value_hi else self.value)[DSP_A:].as_signed()
-                                 * (self.mult_hi if self.has_mult_hi else self.mult))]
+                         p_hi.eq(self.value[DSP_A:].as_signed() * (self.mult_hi if self.has_mult_hi else self.mult))]
             m.d.sync += prod.eq(Cat(p_lo[:DSP_A], (p_hi + p_lo[DSP_A:])[:W - DSP_A]).as_signed())
         else:
             p = Signal(signed(W))
@@ -159,9 +148,6 @@ class Rescaler(wiring.Component):
         else:
             m.d.sync += summed.eq(shifted)
 
-        # stage 6: clamp (and the kept copies of the result)
-        clamped = clamp(summed, lo, hi)
-        m.d.sync += [self.result.eq(clamped), self.out_valid.eq(valid)]
-        copies = kept_copies(m, "sync", clamped, len(self.result_copies), "result_c")
-        m.d.comb += [getattr(self, name).eq(c) for name, c in zip(self.result_copies, copies, strict=True)]
+        # stage 6: clamp
+        m.d.sync += [self.result.eq(clamp(summed, lo, hi)), self.out_valid.eq(valid)]
         return m
