@@ -180,6 +180,8 @@ def train_one(data, method: str, seed: int, bits: int = 4, weight_bits: int = 4,
         best = (key, {k: v.clone() for k, v in model.state_dict().items()}, test, epochs - 1)
     model.load_state_dict(best[1])
     model.eval()
+    with torch.no_grad():
+        model(data)  # an NNS layer's bits are its nodes' selections of the last forward: the selected model's
     row = {"seed": seed, "val_acc": best[0][0], "val_loss": -best[0][1], "test_acc": best[2], "best_epoch": best[3],
            "test_acc_max_over_epochs": test_max}
     bits = [b.detach() for b in model.bits_per_layer()]

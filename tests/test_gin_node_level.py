@@ -30,3 +30,20 @@ def test_node_level_gin_inner_inputs_take_an_nns_pool_and_layer_inputs_stay_per_
         grad = conv.inner_quantizer.log_step.grad
         assert grad is not None and grad.abs().sum() > 0  # the pool learns from the rows that chose it
     assert torch.isfinite(m(data)).all()
+
+
+def test_reported_bits_are_the_selected_models_own():
+    """An NNS layer's bits are its nodes' selections of the last forward. ``train_one`` returns the
+    best-validation epoch's weights, so its row must report the bits that model selects, not those of the
+    last epoch's forward (GIN-Cora rows once showed 2.53 bits, "target not met", for a model that meets it)."""
+    from a2q.data import load_dataset
+    from a2q.trainer import train_one
+
+    data = load_dataset("KarateClub")
+    model, row = train_one(data, "a2q", 1, target_bits=2.5, epochs=30, hidden=8, layers=2, model_kind="gin")
+    assert row["best_epoch"] < 29  # (seed 1: epoch 27) so the last forward was another model's
+    model.eval()
+    with torch.no_grad():
+        model(data)
+    fresh = [float(b.detach().mean()) for b in model.bits_per_layer()]
+    assert row["layer_avg_bits"] == fresh
