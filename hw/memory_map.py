@@ -238,7 +238,8 @@ class LayerLayout:
     rows_in: int = 0    # R: input rows (combine)
     rows_out: int = 0   # Q: output rows (aggregation)
     edge_off: int = 0   # first edge-stream word this layer walks (0: the graph; pool: the membership)
-    pool_off: int = 0   # this layer's NNS pool in the pool table
+    pool_off: int = 0   # this layer's NNS pool in the pool table (0 without one: a layer after the last pool
+                        # would point one past the table, which its address field cannot hold)
 
 
 def layout(program, cfg: AcceleratorConfig) -> list[LayerLayout]:
@@ -255,7 +256,8 @@ def layout(program, cfg: AcceleratorConfig) -> list[LayerLayout]:
         out.append(LayerLayout(t_in=t_in, t_out=t_out, t_next=ceil_div(spec.out_features, L),
                                feat_base=feat, feat_words=words, node_off=node, w_off=w, ch_off=ch,
                                rows_in=program.rows_in(i), rows_out=program.rows_out(i),
-                               edge_off=member_off if spec.kind == "pool" else 0, pool_off=pool))
+                               edge_off=member_off if spec.kind == "pool" else 0,
+                               pool_off=pool if program.has_pool_input(i) else 0))
         feat += words
         w += t_in * t_out
         ch += t_out

@@ -59,6 +59,10 @@ def test_signed_nns_input(seed):
     {"kinds": ("gin", "pool", "dense"), "dims": (10, 8, 6, 4), "sizes": (3, 0, 1, 4),
      "pool_sizes": [0, 0, 0]},                                                                # static inputs
     {"kinds": ("dense", "gin", "pool"), "dims": (10, 20, 9, 5), "sizes": (2, 2, 0)},         # pool last
+    # node-level GIN as trained: pools on the MLP inner inputs only, 4 + 4 pairs (a power of two fills the
+    # pool address), then per-node inputs: those layers' pool offsets must not point past the table
+    {"kinds": ("gin", "dense", "gin", "dense", "dense"), "dims": (10, 8, 8, 8, 8, 4), "sizes": (5, 1, 3),
+     "pool_sizes": [0, 4, 0, 4, 0]},
 ])
 def test_layer_kind_mixes(case):
     p = random_v2_program(seed=7, **case)
