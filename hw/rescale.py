@@ -29,6 +29,7 @@ from a2q import fixedpoint as fp
 
 from .config import SHIFT_BITS
 from .pipeline import delay_line
+from .primitives import registered_product
 from .replicate import KEEP_REGISTER, kept_copies
 
 LATENCY = 6
@@ -109,7 +110,8 @@ class Rescaler(wiring.Component):
             return delay_line(m, value, cycles, name, attrs=KEEP_REGISTER)[-1]
 
         # stage 1: partial products, one DSP multiplier each (the value's low DSP_A bits unsigned, its
-        # high bits signed), and the round constant. Stage 2: the product from the registered parts
+        # high bits signed; on ECP5 the product register is the DSP's own, hw/primitives.py), and the
+        # round constant. Stage 2: the product from the registered parts
         # (timing: a multiplier's delay and the partial-product adder do not share a cycle).
         shift0 = Signal(unsigned(SHIFT_BITS), name="shift0", attrs=KEEP_REGISTER)
         rnd0 = Signal(unsigned(W - 1), name="rnd0", attrs=KEEP_REGISTER)
@@ -118,12 +120,14 @@ class Rescaler(wiring.Component):
         if splits(self.in_bits):
             p_lo = Signal(unsigned(DSP_A + fp.MULT_BITS))
             p_hi = Signal(signed(W - DSP_A))
-            m.d.sync += [p_lo.eq(self.value[:DSP_A] * self.mult),
-                         p_hi.eq(self.value[DSP_A:].as_signed() * (self.mult_hi if self.has_mult_hi else self.mult))]
+            registered_product(m, platform, self.value[:DSP_A], self.mult, p_lo, "mul_lo")
+            registered_product(m, platform, self.value[DSP_A:].as_signed(),
+                               self.mult_hi if self.has_mult_hi else self.mult, p_hi, "mul_hi")
             m.d.sync += prod.eq(Cat(p_lo[:DSP_A], (p_hi + p_lo[DSP_A:])[:W - DSP_A]).as_signed())
         else:
             p = Signal(signed(W))
-            m.d.sync += [p.eq(self.value * self.mult), prod.eq(p)]
+            registered_product(m, platform, self.value, self.mult, p, "mul")
+            m.d.sync += prod.eq(p)
         shift, rnd = delay(shift0, 1, "shift"), delay(rnd0, 1, "rnd")
         valid = delay(self.valid, LATENCY - 1, "valid")
         if self.dynamic:

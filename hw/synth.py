@@ -221,11 +221,12 @@ def top_io_bits(sidecar: dict) -> int:
 def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.PathLike = DEFAULT_OUTPUT,
           pnr: bool = True, freq_mhz: float = DEFAULT_FREQ_MHZ, seed: int = 1, threads: int = 1,
           verilog: str | os.PathLike | None = None, top: str | None = None, nice: int = 0,
-          progress=None) -> dict:
+          progress=None, primitives: str = "auto") -> dict:
     """Synthesise (and place and route) ``cfg`` for ``target``; write report.json / report.md in
     ``out_dir`` and return the report. Raises ``DoesNotFit`` (after writing the report) when a resource
     is exceeded. ``verilog``/``top``: synthesise that file instead of generating the bare core (the AXI
-    wrapper, for instance)."""
+    wrapper, for instance). ``primitives``: vendor primitives in the generated core ("auto": the
+    target's family where ``hw/primitives.py`` has one, else none)."""
     if target not in TARGETS:
         raise ConfigError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     tgt = TARGETS[target]
@@ -233,6 +234,7 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.monotonic()
+    primitives = resolve_primitives(primitives, tgt)
     report: dict = {"target": tgt.name, "part": tgt.part, "config": cfg.to_json(), "note": tgt.note,
                     "freq_target_mhz": freq_mhz, "seed": seed, "threads": threads, "wall_s": {}}
 
@@ -241,7 +243,8 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
         from .generate import DEFAULT_NAME, generate
 
         top = top or DEFAULT_NAME
-        gen = generate(cfg, out / f"{top}.v", top)
+        gen = generate(cfg, out / f"{top}.v", top, primitives)
+        report["primitives"] = primitives
         vpath = Path(gen["verilog"])
         side = json.loads(Path(gen["sidecar"]).read_text())
         report["io_bits"] = top_io_bits(side)
@@ -343,10 +346,22 @@ def markdown(rep: dict) -> str:
 
 
 # -- CLI ----------------------------------------------------------------------------------------------
+def resolve_primitives(primitives: str, tgt: Target) -> str:
+    """"auto" -> the target's family where ``hw/primitives.py`` has primitives for it, else "none"."""
+    from .primitives import FAMILIES
+
+    if primitives == "auto":
+        return tgt.family if tgt.family in FAMILIES else "none"
+    if primitives not in ("none", tgt.family):
+        raise ConfigError(f"--primitives {primitives} cannot be synthesised for {tgt.part} ({tgt.family})")
+    return primitives
+
+
 def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
-    from .generate import add_config_arguments
+    from .generate import add_config_arguments, add_primitives_argument
 
     add_config_arguments(parser)
+    add_primitives_argument(parser, default="auto")
     parser.add_argument("--target", default="ecp5-85k", choices=sorted(TARGETS), help="FPGA part (default ecp5-85k)")
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help=f"report directory (default {DEFAULT_OUTPUT})")
     parser.add_argument("--bus", choices=("none", "axi"), default="none",
@@ -380,7 +395,7 @@ def run_synth(args) -> dict:
             seen.append(stage)
             bar.set_postfix(stage=stage)
         rep = synth(cfg, args.target, args.output, pnr=not args.no_pnr, freq_mhz=args.freq, seed=args.seed,
-                    threads=args.threads, verilog=verilog, top=top, progress=progress)
+                    threads=args.threads, verilog=verilog, top=top, progress=progress, primitives=args.primitives)
         bar.update(note=seen[-1])
     fmax = f"Fmax {rep['fmax_mhz']} MHz" if rep.get("fmax_mhz") is not None else "no Fmax (synthesis only)"
     res = ", ".join(f"{k.split(' ')[0]} {v['used']:,}/{v['available']:,}" for k, v in rep["resources"].items())

@@ -16,6 +16,9 @@ def add_sim_arguments(p) -> None:
                    help="load and read back through the memory arrays (fast) or the load port (one clock a word)")
     p.add_argument("--bus", default="none", choices=("none", "axi"),
                    help="run through the bare core (none) or the AXI wrapper (axi: every word over AXI4)")
+    p.add_argument("--primitives", default="none", choices=("none", "ecp5"),
+                   help="simulate the Verilog with a vendor's primitives (ecp5: the MULT18X18Ds that `a2q hw "
+                        "synth` instantiates, on hw/sim_models), not the plain RTL")
     p.add_argument("--out", default=None, help="report JSON (default: PROGRAM/sim_<simulator>.json)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -43,7 +46,7 @@ def run_sim(args) -> dict:
                 bar.update(1, note=f"{stages[bar.n]} done")
             bar.set_postfix(stage=stage)
         rep = simulate(args.program, config=cfg, lanes=args.lanes, pes=args.pes, sim=args.sim, out=out,
-                       progress=progress, io=args.io, bus=bus)
+                       progress=progress, io=args.io, bus=bus, primitives=getattr(args, "primitives", "none"))
         bar.set_postfix()
         bar.update(1, note=f"{stages[-1]} done")
     rc, mc = rep["rtl_cycles"], rep["model_cycles"]

@@ -95,7 +95,7 @@ def _public_control(verilog: Path, toplevel: str, sim: str, memories: Sequence[s
 
 
 def build_dir_for(verilog: Path, toplevel: str, sim: str, build_root: Path = DEFAULT_BUILD_ROOT,
-                  memories: Sequence[str] = ()) -> Path:
+                  memories: Sequence[str] = (), models: Sequence[Path] = ()) -> Path:
     version = ensure_simulator(sim)
     h = hashlib.sha256()
     flags = ""
@@ -104,19 +104,20 @@ def build_dir_for(verilog: Path, toplevel: str, sim: str, build_root: Path = DEF
         flags += " " + " ".join(f"{k}={v}" for k, v in sorted(VERILATOR_MAKE_FLAGS.items()))
     public = _public_control(verilog, toplevel, sim, memories)
     for part in (Path(verilog).read_bytes(), toplevel.encode(), sim.encode(), version.encode(), flags.encode(),
-                 public.encode()):
+                 public.encode(), *(Path(p).read_bytes() for p in models)):
         h.update(part)
     return Path(build_root) / f"{sim}-{toplevel}-{h.hexdigest()[:16]}"
 
 
 def build(verilog: Path, toplevel: str, sim: str = "verilator", build_root: Path = DEFAULT_BUILD_ROOT,
-          jobs: int | None = None, memories: Sequence[str] = ()) -> Path:
+          jobs: int | None = None, memories: Sequence[str] = (), models: Sequence[Path] = ()) -> Path:
     """Compile ``verilog`` once per content hash; return the build directory.
 
     ``memories``: names of the memories (``mem_NAME`` arrays or bank instances in the top module)
     the testbench reads and writes directly; on Verilator only these and the top's ports are public.
+    ``models``: simulation models of the vendor primitives the design instantiates (``hw/primitives.py``).
     """
-    build_dir = build_dir_for(verilog, toplevel, sim, build_root, memories)
+    build_dir = build_dir_for(verilog, toplevel, sim, build_root, memories, models)
     stamp = build_dir / ".built"
     if stamp.exists():
         return build_dir
@@ -127,12 +128,12 @@ def build(verilog: Path, toplevel: str, sim: str = "verilator", build_root: Path
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stamp.exists():
             return build_dir
-        _build(verilog, toplevel, sim, build_dir, jobs, memories)
+        _build(verilog, toplevel, sim, build_dir, jobs, memories, models)
     return build_dir
 
 
 def _build(verilog: Path, toplevel: str, sim: str, build_dir: Path, jobs: int | None,
-           memories: Sequence[str]) -> None:
+           memories: Sequence[str], models: Sequence[Path] = ()) -> None:
     from cocotb_tools.runner import get_runner
 
     runner = get_runner(sim)
@@ -152,7 +153,8 @@ def _build(verilog: Path, toplevel: str, sim: str, build_dir: Path, jobs: int | 
         # table constructor of a Cora-sized design is ~0.7 MB of C++ that -O2 takes many minutes on).
         flags = " CFG_CXXFLAGS_PCH_I=-include " + " ".join(f"{k}={v}" for k, v in VERILATOR_MAKE_FLAGS.items())
         os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + flags).strip()
-    runner.build(sources=[Path(verilog).resolve()], hdl_toplevel=toplevel, build_dir=build_dir,
+    runner.build(sources=[*(Path(p).resolve() for p in models), Path(verilog).resolve()], hdl_toplevel=toplevel,
+                 build_dir=build_dir,
                  build_args=build_args, always=True, timescale=("1ns", "1ps"),
                  log_file=build_dir / "build.log")
     (build_dir / ".built").write_text("ok\n")

@@ -43,14 +43,18 @@ def _generator_fingerprint() -> bytes:
     return h.digest()
 
 
-def verilog_for(cfg: AcceleratorConfig, build_root: Path = runner.DEFAULT_BUILD_ROOT, bus: str = "none") -> Path:
+def verilog_for(cfg: AcceleratorConfig, build_root: Path = runner.DEFAULT_BUILD_ROOT, bus: str = "none",
+                primitives: str = "none") -> Path:
     """Generated Verilog for ``cfg``, cached by a hash of the config and of the generator's sources
     (generation is deterministic, so equal keys mean equal Verilog)."""
     from hw.generate import generate
 
     top = BUSES[bus][0]
+    if bus == "axi" and primitives != "none":
+        raise ValueError("the AXI wrapper is generated without vendor primitives (--primitives none)")
     h = hashlib.sha256(json.dumps(cfg.to_json(), sort_keys=True).encode())
     h.update(_generator_fingerprint())
+    h.update(primitives.encode())
     key = h.hexdigest()[:16]
     path = Path(build_root) / "verilog" / f"{top}-{key}.v"
     if not path.exists():
@@ -59,14 +63,14 @@ def verilog_for(cfg: AcceleratorConfig, build_root: Path = runner.DEFAULT_BUILD_
 
             generate_axi(cfg, path, top)
         else:
-            generate(cfg, path, top)
+            generate(cfg, path, top, primitives)
     return path
 
 
 def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 16, pes: int = 16,
              sim: str = "verilator", out: str | os.PathLike | None = None, zero_skip: int = 1,
              build_root: Path = runner.DEFAULT_BUILD_ROOT, progress=None, io: str = "backdoor",
-             bus: str = "none") -> dict:
+             bus: str = "none", primitives: str = "none") -> dict:
     """Run ``program_dir`` on the RTL; returns the report (also written to ``out`` if given).
 
     ``io``: ``backdoor`` loads and reads the memories through the simulator's handles (fast),
@@ -74,6 +78,8 @@ def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 
     ``bus="axi"``: run it through the AXI wrapper instead (``hw/axi.py``, testbench ``sim/tb_axi.py``:
     every word over AXI4, ``io`` does not apply).
     ``progress``: optional callable(stage: str) told when each stage starts.
+    ``primitives``: simulate the Verilog generated with a vendor's primitives (``hw/primitives.py``; the
+    ECP5 netlist that ``a2q hw synth`` builds), on their simulation models.
     """
     say = progress or (lambda stage: None)
     if io not in IO_METHODS:
@@ -87,13 +93,15 @@ def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 
     if bus not in BUSES:
         raise ValueError(f"unknown bus {bus!r}; choose one of {', '.join(BUSES)}")
     toplevel, test_module = BUSES[bus]
-    verilog = verilog_for(cfg, build_root, bus)
+    verilog = verilog_for(cfg, build_root, bus, primitives)
     t_generate = time.perf_counter() - t0
     say(f"build ({sim})")
     t_build = time.perf_counter()
     # the bare-core bench loads and reads the memory arrays directly: they must be visible to it
     memories = mm.MEMORIES if bus == "none" else ()
-    build_dir = runner.build(verilog, toplevel, sim, build_root, memories=memories)
+    from hw.primitives import SIM_MODELS
+
+    build_dir = runner.build(verilog, toplevel, sim, build_root, memories=memories, models=SIM_MODELS[primitives])
     t_build = time.perf_counter() - t_build
     say("load, run, read back")
     with tempfile.TemporaryDirectory(prefix="a2q-sim-") as tmp:
@@ -112,6 +120,7 @@ def simulate(program_dir, config: AcceleratorConfig | None = None, lanes: int = 
     report["wall_s"]["build"] = t_build
     report["wall_s"]["flow"] = time.perf_counter() - t0
     report["verilog"] = str(verilog)
+    report["primitives"] = primitives
     if out is not None:
         write_json(out, report)
     return report

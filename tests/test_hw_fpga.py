@@ -402,3 +402,20 @@ def test_memory_attributes_steer_yosys(tmp_path, attrs, width, depth):
         assert cells.get("TRELLIS_FF", 0) >= width + 8, cells      # the delayed write's data and address
     else:
         assert cells.get("TRELLIS_FF", 0) == 0, cells
+
+
+def test_rescaler_products_sit_in_the_dsps_output_registers(small_netlist):
+    """`a2q hw synth` for ECP5 instantiates each rescaler multiply as a MULT18X18D whose own output register
+    holds the product (hw/primitives.py; docs/hardware.md, step 29): no fabric flip-flop drives a product
+    net that a DSP computes, and every DSP has its output register on."""
+    dsps = {n: c for n, c in small_netlist["cells"].items() if c["type"] == "MULT18X18D"}
+    assert len(dsps) >= 2 * SMALL.pes
+    assert all(c["parameters"]["REG_OUTPUT_CLK"] == "CLK0" for c in dsps.values()), dsps
+    dsp_bits = {b for c in dsps.values() for p, bits in c["connections"].items() if p.startswith("P")
+                for b in bits}
+    products = _register_cells(small_netlist, r"(combine\.src_rescale|requant\.(node|chan)_rescale)\d+\.p(_lo|_hi)?")
+    from_dsp = {net: n for net, n in small_netlist["netnames"].items() if net in products
+                and set(n["bits"]) & dsp_bits}
+    assert len(from_dsp) >= 2 * SMALL.pes
+    for net in from_dsp:
+        assert products[net] == {None}, (net, products[net])
