@@ -285,15 +285,11 @@ class AxiAccelerator(wiring.Component):
         return m
 
 
-def verilog(cfg: AcceleratorConfig, name: str = DEFAULT_NAME) -> str:
+def verilog(cfg: AcceleratorConfig, name: str = DEFAULT_NAME, primitives: str = "none") -> str:
     """The Verilog text of the AXI wrapper (and the core inside it) for ``cfg`` (deterministic)."""
-    from amaranth.back import verilog as amaranth_verilog
+    from .generate import convert
 
-    from .generate import _fix_time_zero_triggers, _no_zero_meminit
-
-    with _no_zero_meminit():
-        text = amaranth_verilog.convert(AxiAccelerator(cfg), name=name, emit_src=False, strip_internal_attrs=True)
-    return _fix_time_zero_triggers(text)
+    return convert(AxiAccelerator(cfg), name, primitives)
 
 
 def sidecar(cfg: AcceleratorConfig, name: str, text: str) -> dict:
@@ -311,14 +307,17 @@ def sidecar(cfg: AcceleratorConfig, name: str, text: str) -> dict:
             "window": win, "verilog_sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
-def generate_axi(cfg: AcceleratorConfig, output: str | os.PathLike, name: str = DEFAULT_NAME) -> dict:
-    """Write the wrapper's Verilog and its sidecar ``<stem>.json``; return a summary."""
+def generate_axi(cfg: AcceleratorConfig, output: str | os.PathLike, name: str = DEFAULT_NAME,
+                 primitives: str = "none") -> dict:
+    """Write the wrapper's Verilog and its sidecar ``<stem>.json`` (and, with vendor ``primitives``, their
+    simulation models); return a summary."""
     t0 = time.monotonic()
-    text = verilog(cfg, name)
-    from .generate import write_design
+    text = verilog(cfg, name, primitives)
+    from .generate import write_design, write_sim_models
 
-    meta = sidecar(cfg, name, text)
+    meta = sidecar(cfg, name, text) | {"primitives": primitives}
     out, side = write_design(output, text, meta)
+    write_sim_models(out.parent, primitives)
     return {"verilog": str(out), "sidecar": str(side), "module": name, "bus": "axi", "bytes": len(text.encode()),
             "lines": text.count("\n"), "sha256": meta["verilog_sha256"], "seconds": round(time.monotonic() - t0, 3),
-            "config": cfg.to_json(), "ports": meta["ports"]}
+            "config": cfg.to_json(), "ports": meta["ports"], "primitives": primitives}

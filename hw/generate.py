@@ -106,19 +106,30 @@ def _fix_time_zero_triggers(text: str) -> str:
     return out
 
 
-def verilog(cfg: AcceleratorConfig, name: str = DEFAULT_NAME, primitives: str = "none") -> str:
-    """The Verilog text of the accelerator for ``cfg`` (deterministic). ``primitives``: "none" (plain
-    RTL) or a vendor family whose hard-block registers are instantiated (``hw/primitives.py``)."""
+def convert(top, name: str, primitives: str = "none") -> str:
+    """Deterministic Verilog of the component ``top``. ``primitives``: "none" (plain RTL) or a vendor family
+    whose hard-block registers are instantiated (``hw/primitives.py``)."""
     from amaranth.back import verilog as amaranth_verilog
 
-    from .accelerator import Accelerator
     from .primitives import Primitives
 
     platform = Primitives(primitives) if primitives != "none" else None
     with _no_zero_meminit():
-        text = amaranth_verilog.convert(Accelerator(cfg), name=name, emit_src=False,
-                                        strip_internal_attrs=True, platform=platform)
+        text = amaranth_verilog.convert(top, name=name, emit_src=False, strip_internal_attrs=True,
+                                        platform=platform)
     return _fix_time_zero_triggers(text)
+
+
+def verilog(cfg: AcceleratorConfig, name: str = DEFAULT_NAME, primitives: str = "none") -> str:
+    """The Verilog text of the accelerator for ``cfg`` (deterministic)."""
+    from .accelerator import Accelerator
+
+    return convert(Accelerator(cfg), name, primitives)
+
+
+def write_sim_models(out_dir: Path, primitives: str) -> list[Path]:
+    """Copy the simulation models that Verilog generated with ``primitives`` needs into ``out_dir``."""
+    return [write_text(Path(out_dir) / model.name, model.read_text()) for model in SIM_MODELS[primitives]]
 
 
 def port_list(cfg: AcceleratorConfig) -> list[dict]:
@@ -215,8 +226,7 @@ def generate(cfg: AcceleratorConfig, output: str | os.PathLike = DEFAULT_OUTPUT,
     text = verilog(cfg, name, primitives)
     meta = sidecar(cfg, name, text, primitives)
     out, side = write_design(output, text, meta)
-    for model in SIM_MODELS[primitives]:
-        write_text(out.parent / model.name, model.read_text())
+    write_sim_models(out.parent, primitives)
     from .project import write_core_file
 
     core = write_core_file(out, name)
@@ -289,7 +299,7 @@ def run_generate(args) -> dict:
         from .axi import generate_axi
         from .project import write_core_file
 
-        result = generate_axi(cfg, args.output, name)
+        result = generate_axi(cfg, args.output, name, getattr(args, "primitives", "none"))
         result["core"] = str(write_core_file(result["verilog"], name))
     else:
         result = generate(cfg, args.output, name, getattr(args, "primitives", "none"))

