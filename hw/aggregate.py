@@ -24,11 +24,12 @@ Md, Sd of row i from the NNS pool table at ``next_pool_off + sel_i``, where ``se
 select pass stored in the next layer's count word of row i (prefetched with the node table).
 
 Stages (entry visible in S1 at cycle c): S1 decides issue/stall, addresses XW (col + t_o*N) and the
-channel table (``ch_a``); S2 (c+1) registers the XW words as they leave the block RAMs, and the
-channel address is copied per channel-table bank (``ch_addr_b<k>``, kept registers beside the banks, with
+channel table (``ch_a``); S2 (c+1) registers the XW words as they leave the block RAMs; a stage earlier the
+channel address was copied per channel-table bank (``ch_addr_b<k>``, kept registers beside the banks, with
 per-bank ownership bits ``ch_own_b<k>`` for the port mux: docs/hardware.md "Timing closure", step 13);
-S3 (c+2) accumulates while the channel word leaves the banks' output registers; on a ``last`` entry the
-sums and the channel word enter the group registers (c+3). The entry in S1
+S3 (c+2) accumulates; the channel table is addressed one stage ahead of the XW buffer, so its word
+leaves the banks in S2 and is registered for S3 (``s3_chan``); on a ``last`` entry the sums and the
+channel word enter the group registers (c+3). The entry in S1
 and the current row's node-table entries are registers, prefetched ahead from the edge (two entries:
 ``edge_q`` and the port) and node-table ports, so S1 sees them without bubbles, no block RAM output decides
 an address, and the edge block RAM's word loads only registers with nothing but an enable in front.
@@ -298,10 +299,10 @@ class AggregateEngine(wiring.Component):
         m.d.comb += [self.xw_addr.eq(Cat(*xw_copies)), self.xw_own.eq(Cat(*xw_own))]
         s1 = dict(valid=issue, first=first, last=e_last, empty=e_empty, md=md, sd=sd, bits=nxt_bits,
                   base=nxt_base, t_o=t_o, g=g, cnt=(self.next_node_off + i)[:self.aw["count"]], sel=sel, ch=ch_a)
-        x, in_flight = s1, []
+        stages = [s1]
         for k in range(1, XW_ADDR_STAGES + 1):
-            x = register_stage(m, x, f"a{k}")
-            in_flight.append(x["valid"])
+            stages.append(register_stage(m, stages[-1], f"a{k}"))
+        x, in_flight = stages[-1], [st["valid"] for st in stages[1:]]
 
         # ---- S2: the E XW words arrive and are registered (timing: the block RAM's clock-to-out and
         # the accumulator's carry chain do not share a cycle); the channel word likewise -----------
@@ -309,15 +310,19 @@ class AggregateEngine(wiring.Component):
                                                   "g", "cnt", "sel")}, "s2")
         s3 = register_stage(m, s2, "s3")
         # the channel table (P banks, one per PE, all over the die) is addressed by one kept copy of
-        # ch_a (delayed with the XW address stages) per bank (S2), and its own copy of the engine's
-        # ownership bit selects it over the load port beside the bank; the word arrives in S3 from each
-        # bank's output register, the cycle the group register takes it (no extra latency)
-        ch_copies = kept_copies(m, "sync", x["ch"], P, "ch_addr_b")
-        # ownership: busy is registered once, then copied per bank; the banks are first read one cycle
-        # after the first issue (six cycles after start), when the bits have been set for two cycles;
-        # they clear two cycles after busy
+        # ch_a per bank, taken one address stage early (beside the last XW address stage), and its own copy
+        # of the engine's ownership bit selects it over the load port beside the bank; the word leaves the
+        # banks in S2 and is registered (``s3_chan``, timing: the block RAM's 5.6 ns clock-to-out and the
+        # route to the group register do not share a cycle, step 27), so the group register takes it from
+        # S3 as before (no extra latency)
+        ch_copies = kept_copies(m, "sync", stages[-2]["ch"], P, "ch_addr_b")
+        # ownership: busy is registered once, then copied per bank; the banks are first read at the first
+        # issue's second address stage (five cycles after start), when the bits have been set for three
+        # cycles; they clear two cycles after busy
         own_copies = ownership_copies(m, "sync", self.busy, P, "ch_own_b")
         m.d.comb += [self.chan_addr.eq(Cat(*ch_copies)), self.chan_own.eq(Cat(*own_copies))]
+        s3_chan = Signal.like(self.chan_data, name="s3_chan")
+        m.d.sync += s3_chan.eq(self.chan_data)
         dw = self.dw["xw"]
         ys_r = []
         # each lane keeps its own copy of the control that gates its registers (KEEP_REGISTER): one
@@ -357,7 +362,7 @@ class AggregateEngine(wiring.Component):
         done = s3["valid"] & s3["last"]
         m.d.sync += self.g_valid.eq(done)
         with m.If(done):
-            m.d.sync += [self.g_sum.eq(Cat(*nexts)), self.g_chan.eq(self.chan_data),
+            m.d.sync += [self.g_sum.eq(Cat(*nexts)), self.g_chan.eq(s3_chan),
                          self.g_dst_mult.eq(s3["md"]), self.g_dst_shift.eq(s3["sd"]), self.g_bits.eq(s3["bits"]),
                          self.g_base.eq(s3["base"]), self.g_t_o.eq(s3["t_o"]), self.g_index.eq(s3["g"]),
                          self.g_cnt_addr.eq(s3["cnt"]), self.g_sel.eq(s3["sel"])]
