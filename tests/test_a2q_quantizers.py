@@ -188,7 +188,7 @@ def test_memory_penalty_values_and_gradient():
     pen = MemoryPenalty(target=1.5, weight=2.0, unit="bits")
     # average bits = (3 + 1) / 2 = 2 -> 2 * (2 - 1.5)^2 = 0.5
     assert pen(bits, [10, 10]).item() == pytest.approx(0.5)
-    assert float(MemoryPenalty(3.0, 2.0)(bits, [10, 10])) == 0.0       # below target: no penalty
+    assert MemoryPenalty(3.0, 2.0)(bits, [10, 10]).item() == 0.0       # below target: no penalty
     kb = MemoryPenalty.memory_kb([b.detach() for b in bits], [1024, 8])
     assert float(kb) == pytest.approx((6 * 1024 + 2 * 8) / 8 / 1024)
     pen(bits, [10, 10]).backward()
