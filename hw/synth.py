@@ -327,6 +327,7 @@ def markdown(rep: dict) -> str:
              f"Config: L={c['lanes']}, P={c['pes']}, {c['max_nodes']} nodes, {c['max_features']} features, "
              f"feat_words={c['feat_words']}. Fits: **{'yes' if rep['fits'] else 'NO'}**"
              + (f" ({'; '.join(rep['misfits'])})" if rep["misfits"] else "") + ".", "",
+             f"Vendor primitives: {rep.get('primitives', 'none')} (hw/primitives.py).", "",
              "| resource | used | available | % |", "|---|---:|---:|---:|"]
     for name, r in rep["resources"].items():
         lines.append(f"| {name} | {r['used']:,} | {r['available']:,} | {r['percent']} |")

@@ -85,6 +85,7 @@ def test_synth_ecp5_small_config(small_synth):
     assert rep["tools"]["yosys"].startswith("Yosys ")
     md = (out / "report.md").read_text()
     assert "Fits: **NO**" in md and "| LUT4 |" in md
+    assert rep["primitives"] == "ecp5" and "Vendor primitives: ecp5" in md   # "auto" on an ECP5 target
 
 
 @pytest.fixture(scope="module")
