@@ -70,4 +70,3 @@ def registered_product(m, platform, a, b, out: Signal, name: str) -> None:
         i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
         i_CLK0=ClockSignal("sync"), i_CE0=1, i_RST0=ResetSignal("sync"),
         **ports)
-
