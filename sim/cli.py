@@ -16,7 +16,9 @@ def add_sim_arguments(p) -> None:
                    help="load and read back through the memory arrays (fast) or the load port (one clock a word)")
     p.add_argument("--bus", default="none", choices=("none", "axi"),
                    help="run through the bare core (none) or the AXI wrapper (axi: every word over AXI4)")
-    p.add_argument("--primitives", default="none", choices=("none", "ecp5"),
+    from hw.primitives import FAMILIES
+
+    p.add_argument("--primitives", default="none", choices=FAMILIES,
                    help="simulate the Verilog with a vendor's primitives (ecp5: the MULT18X18Ds that `a2q hw "
                         "synth` instantiates, on hw/sim_models), not the plain RTL")
     p.add_argument("--out", default=None, help="report JSON (default: PROGRAM/sim_<simulator>.json)")
