@@ -10,7 +10,7 @@ mem_sel       in     memory select, ``memory_map.MEM_SEL`` (desc, node, feat, we
 mem_addr      in     word address in the selected memory
 mem_wdata     in     word to write (low bits used; width = widest memory word)
 mem_we        in     write ``mem_wdata`` at ``mem_addr`` of ``mem_sel`` this clock (ignored while busy)
-mem_rdata     out    word at (mem_sel, mem_addr) presented one clock earlier (READ_LATENCY = 1);
+mem_rdata     out    word at (mem_sel, mem_addr) presented two clocks earlier (READ_LATENCY = 2);
                      valid only while not busy; zero-extended
 start         in     pulse (or level) while idle: clear the counters and run from layer 0
 busy          out    high from the clock after ``start`` until the run completes
@@ -241,15 +241,22 @@ class Accelerator(wiring.Component):
         self.read_taps += [("xw", a, agg.xw_own[k]) for port in xw_ports[1:] for k, a in enumerate(port.bank_addr)]
         self.write_taps = [(name, w[name].addr, w[name].en) for name in mm.MEMORIES]
 
-        # ---- read-back mux (latency 1) ------------------------------------------------------------
+        # ---- read-back (latency 2) -----------------------------------------------------------------
+        # the XW buffer's word comes from the aggregation engine's S2 registers, the only load on its block
+        # RAMs' outputs (so they become the block RAMs' output registers: step 31); every other memory's
+        # word is registered after the mux, so all memories read back READ_LATENCY = 2 clocks after the address
         sel_r = Signal.like(self.mem_sel)
-        m.d.sync += sel_r.eq(self.mem_sel)
+        sel_rr = Signal.like(self.mem_sel)
+        rdata_r = Signal.like(self.mem_rdata)
+        m.d.sync += [sel_r.eq(self.mem_sel), sel_rr.eq(sel_r)]
         with m.Switch(sel_r):
             for name in mm.MEMORIES:
-                with m.Case(mm.MEM_SEL[name]):
-                    m.d.comb += self.mem_rdata.eq(r[name].data)
-            with m.Default():   # selects past the last memory read 0 (and the case is complete for lint)
-                m.d.comb += self.mem_rdata.eq(0)
+                if name != "xw":
+                    with m.Case(mm.MEM_SEL[name]):
+                        m.d.sync += rdata_r.eq(r[name].data)
+            with m.Default():   # the XW buffer, and selects past the last memory, read 0 (a complete case)
+                m.d.sync += rdata_r.eq(0)
+        m.d.comb += self.mem_rdata.eq(Mux(sel_rr == mm.MEM_SEL["xw"], agg.xw_q, rdata_r))
 
         # ---- sequencer and engines ----------------------------------------------------------------
         m.d.comb += [

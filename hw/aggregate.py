@@ -95,6 +95,7 @@ class AggregateEngine(wiring.Component):
         self.aw = {name: addr_bits(depth) for name, (_, depth) in shapes.items()}
         self.dw = {name: width for name, (width, _) in shapes.items()}
         self.xw_bank_widths = xw_bank_widths(cfg)
+        self.bank_offsets = [sum(self.xw_bank_widths[:k]) for k in range(len(self.xw_bank_widths))]
         wd = cfg.widths
         P = cfg.pes
         super().__init__({
@@ -130,6 +131,7 @@ class AggregateEngine(wiring.Component):
             "xw_addr": Out(self.aw["xw"] * cfg.edges_per_cycle * len(self.xw_bank_widths)),
             "xw_own": Out(len(self.xw_bank_widths)),
             "xw_data": In(self.dw["xw"] * cfg.edges_per_cycle),     # E XW words, entry e at [e*dw, ...)
+            "xw_q": Out(self.dw["xw"]),   # entry 0's word one clock after xw_data (S2; raw while idle)
             # the channel-table address, one copy per bank (bank k at [k*aw, (k+1)*aw)), and per bank
             # whether the engine owns the channel table's read port (else the load port addresses it)
             "chan_addr": Out(self.aw["chan"] * P),
@@ -324,34 +326,40 @@ class AggregateEngine(wiring.Component):
         s3_chan = Signal.like(self.chan_data, name="s3_chan")
         m.d.sync += s3_chan.eq(self.chan_data)
         dw = self.dw["xw"]
-        ys_r = []
         # each lane keeps its own copy of the control that gates its registers (KEEP_REGISTER): one
-        # merged copy would drive all P lanes' E*Y_BITS input and accumulator bits across the die
+        # merged copy would drive all P lanes' E*Y_BITS inputs and accumulator bits across the die
         lane_ctl = []
         for o in range(P):
             ctl = [Signal(len(v), name=f"s2_{n}_l{o}", attrs=KEEP_REGISTER)
                    for v, n in ((x["empty"], "empty"), (x["first"], "first"), (x["valid"], "valid"))]
             m.d.sync += [r.eq(v) for r, v in zip(ctl, (x["empty"], x["first"], x["valid"]), strict=True)]
             lane_ctl.append(ctl)
-        for o in range(P):
-            empty_l, _, _ = lane_ctl[o]
-            lane = []
-            for q in range(E):
-                y = Signal(signed(fp.Y_BITS), name=f"y{o}_{q}")
-                m.d.sync += y.eq(Mux(empty_l[q], 0, self.xw_data[q * dw + o * fp.Y_BITS:
-                                                                   q * dw + (o + 1) * fp.Y_BITS].as_signed()))
-                lane.append(y)
-            ys_r.append(lane)
+        # S2's XW registers, one per (entry q, XW bank): each holds exactly one block RAM's word, loaded
+        # every cycle with nothing in front and no reset (``valid`` gates their use), so hw/synth.py moves
+        # it into the block RAM's own output register (REGMODE OUTREG: 0.96 ns clock-to-out instead of
+        # 5.83; docs/hardware.md, "Timing closure", step 31). Padding entries are zeroed in S3 instead,
+        # beside the accumulator. Entry 0's registers are also the load port's XW read-back (``xw_q``).
+        words = []
+        for q in range(E):
+            banks = []
+            for k, (bw, off) in enumerate(zip(self.xw_bank_widths, self.bank_offsets, strict=True)):
+                reg = Signal(bw, name=f"s2_xw{q}_b{k}", reset_less=True)
+                m.d.sync += reg.eq(self.xw_data[q * dw + off:q * dw + off + bw])
+                banks.append(reg)
+            words.append(Cat(*banks))
+        m.d.comb += self.xw_q.eq(words[0])
 
-        # ---- S3: accumulate -----------------------------------------------------------------------
+        # ---- S3: accumulate (a padding entry adds 0: its gate sits in parallel with the ``first`` gate on
+        # the accumulator's other operand, so the adder's inputs keep one LUT level) --------------------
         nexts = []
         for o in range(P):
-            _, first_l, valid_l = lane_ctl[o]
+            empty_l, first_l, valid_l = lane_ctl[o]
             first3 = Signal(name=f"s3_first_l{o}", attrs=KEEP_REGISTER)
             valid3 = Signal(name=f"s3_valid_l{o}", attrs=KEEP_REGISTER)
-            m.d.sync += [first3.eq(first_l), valid3.eq(valid_l)]
+            empty3 = Signal(E, name=f"s3_empty_l{o}", attrs=KEEP_REGISTER)
+            m.d.sync += [first3.eq(first_l), valid3.eq(valid_l), empty3.eq(empty_l)]
             acc = Signal(signed(wd.aggregate_acc), name=f"acc{o}")
-            ys = ys_r[o]
+            ys = [Mux(empty3[q], 0, words[q][o * fp.Y_BITS:(o + 1) * fp.Y_BITS].as_signed()) for q in range(E)]
             nx = Signal(signed(wd.aggregate_acc), name=f"acc_next{o}")
             m.d.comb += nx.eq(Mux(first3, 0, acc) + sum(ys[1:], ys[0]))
             with m.If(valid3):

@@ -70,7 +70,7 @@ def run_program(program, config: AcceleratorConfig | None = None, *, load: str =
 
     ``load``: "port" writes every word through the load port (one clock per word, as a testbench
     must), "init" preloads the memories (faster). ``read``: memories to read back after the run
-    ("out" is always decoded); ``read_via``: "port" (mem_rdata, one clock per word) or "direct".
+    ("out" is always decoded); ``read_via``: "port" (mem_rdata, READ_LATENCY clocks per word) or "direct".
     ``runs``: start the accelerator this many times in a row (results of the last run are returned;
     earlier runs must leave the loaded program intact). ``garbage``: if given, every memory starts
     filled with random words (``garbage_images(config, garbage)``) instead of zeros; the program's
@@ -143,7 +143,7 @@ def run_program(program, config: AcceleratorConfig | None = None, *, load: str =
                 vals = []
                 for a in range(n_words[name]):
                     ctx.set(dut.mem_addr, a)
-                    await ctx.tick()
+                    await ctx.tick().repeat(mm.READ_LATENCY)
                     vals.append(ctx.get(dut.mem_rdata))
             else:
                 vals = [dut.peek(ctx, name, a) for a in range(n_words[name])]

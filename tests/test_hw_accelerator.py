@@ -91,6 +91,19 @@ def test_run_twice_and_read_memories_back():
         assert res.words[name][:len(imgs[name])] == imgs[name], name
 
 
+def test_load_port_reads_every_memory_as_stored():
+    """The load port's read-back (READ_LATENCY clocks, the XW buffer through the aggregation engine's S2
+    registers) returns what the memories hold after a run, engine-written memories included."""
+    p = synth.random_program(seed=13, n=7, dims=(6, 5, 3))
+    cfg = AcceleratorConfig.fit(p, lanes=4, pes=2)
+    names = tuple(n for n in mm.MEMORIES if n != "out")
+    port = run_program(p, cfg, read=names)
+    direct = run_program(p, cfg, read=names, read_via="direct")
+    assert any(port.words["xw"]), "the XW buffer holds values after a run"
+    for name in names + ("out",):
+        assert port.words[name] == direct.words[name], name
+
+
 @pytest.mark.parametrize("read_via", ["direct"])
 def test_preloaded_memories(read_via):
     p = synth.random_program(seed=12, n=9, dims=(12, 4, 3), first_signed=True)

@@ -21,8 +21,10 @@ from hw.pe import PLANE_BITS
 from hw.project import TOOLS, core_file, write_project
 from hw.rescale import splits
 
+#: xw_words as deep as the default config's XW buffer (1,024 words: 18-bit banks, one DP16KD each), so the
+#: block RAM output-register pass (step 31) has the default's ports to work on
 SMALL = AcceleratorConfig(lanes=4, pes=4, max_nodes=16, max_features=8, max_row_len=16, feat_words=256,
-                          node_words=64, weight_words=16, chan_words=8, edge_words=64, xw_words=32, out_words=32)
+                          node_words=64, weight_words=16, chan_words=8, edge_words=64, xw_words=1024, out_words=32)
 
 
 def _have(exe):
@@ -414,9 +416,27 @@ def test_rescaler_products_sit_in_the_dsps_output_registers(small_netlist):
     assert all(c["parameters"]["REG_OUTPUT_CLK"] == "CLK0" for c in dsps.values()), dsps
     dsp_bits = {b for c in dsps.values() for p, bits in c["connections"].items() if p.startswith("P")
                 for b in bits}
-    products = _register_cells(small_netlist, r"(combine\.src_rescale|requant\.(node|chan)_rescale)\d+\.p(_lo|_hi)?")
+    # the product nets by either name Yosys may keep: the register's (`p`, `p_lo`, `p_hi`) or the DSP port's
+    products = _register_cells(small_netlist, r"(combine\.src_rescale|requant\.(node|chan)_rescale)\d+\."
+                                              r"(p(_lo|_hi)?|mul(_lo|_hi)?_p)")
     from_dsp = {net: n for net, n in small_netlist["netnames"].items() if net in products
                 and set(n["bits"]) & dsp_bits}
     assert len(from_dsp) >= 2 * SMALL.pes
     for net in from_dsp:
         assert products[net] == {None}, (net, products[net])
+
+
+def test_xw_words_sit_in_the_block_rams_output_registers(small_synth, small_netlist):
+    """`a2q hw synth` for ECP5 moves the aggregation engine's S2 XW registers (one per XW bank, nothing in
+    front, no reset) into their block RAMs' output registers (hw/bram_outreg.py; docs/hardware.md, step 31):
+    no flip-flop drives them, one DP16KD read port per bank has REGMODE OUTREG, and the report counts them."""
+    out, _ = small_synth
+    banks = len(xw_bank_widths(SMALL)) * SMALL.edges_per_cycle
+    assert set(xw_bank_widths(SMALL)) <= {18, 96 % 18}
+    regs = _register_cells(small_netlist, r"aggregate\.s2_xw\d+_b\d+")
+    assert len(regs) == banks and all(cells == {None} for cells in regs.values()), regs
+    outreg = [(n, side) for n, c in small_netlist["cells"].items() if c["type"] == "DP16KD"
+              for side in "AB" if c["parameters"][f"REGMODE_{side}"] == "OUTREG"]
+    rep = json.loads((out / "report.json").read_text())["bram_output_registers"]
+    assert rep["ports_absorbed"] == len(outreg) >= banks
+    assert "Block RAM output registers" in (out / "report.md").read_text()
