@@ -56,7 +56,7 @@ MEM_SEL = {name: i for i, name in enumerate(MEMORIES)}
 #: Memories the engines write while running (not loaded by a testbench; readable afterwards).
 RESULT_MEMORIES = ("xw", "out")
 #: Cycles from presenting (mem_sel, mem_addr) with mem_we=0 to valid mem_rdata.
-READ_LATENCY = 2
+READ_LATENCY = 3
 
 
 class Fields:
