@@ -10,7 +10,7 @@ mem_sel       in     memory select, ``memory_map.MEM_SEL`` (desc, node, feat, we
 mem_addr      in     word address in the selected memory
 mem_wdata     in     word to write (low bits used; width = widest memory word)
 mem_we        in     write ``mem_wdata`` at ``mem_addr`` of ``mem_sel`` this clock (ignored while busy)
-mem_rdata     out    word at (mem_sel, mem_addr) presented three clocks earlier (READ_LATENCY = 3);
+mem_rdata     out    word at (mem_sel, mem_addr) held for the last READ_LATENCY = 2 clocks;
                      valid only while not busy; zero-extended
 start         in     pulse (or level) while idle: clear the counters and run from layer 0
 busy          out    high from the clock after ``start`` until the run completes
@@ -41,7 +41,6 @@ from .config import AcceleratorConfig, addr_bits
 from .counters import COUNTERS, CycleCounters
 from .memories import COLLISION_DONT_CARE, BankedMemory
 from .packer import Packer
-from .pipeline import delay_line
 from .requant import Requantizer
 from .select import NNSSelector
 from .sequencer import Sequencer
@@ -242,26 +241,20 @@ class Accelerator(wiring.Component):
         self.read_taps += [("xw", a, agg.xw_own[k]) for port in xw_ports[1:] for k, a in enumerate(port.bank_addr)]
         self.write_taps = [(name, w[name].addr, w[name].en) for name in mm.MEMORIES]
 
-        # ---- read-back (READ_LATENCY = 3) ----------------------------------------------------------
-        # the load port's read is the slow path, so it takes two register stages and no block RAM output
-        # crosses the die in one cycle: each memory's word in its own register (``rb_<name>``, placed beside
-        # the memory; the XW buffer's are the aggregation engine's S2 registers, the only load on its block
-        # RAMs' outputs, which synthesis then puts into the block RAMs' output registers: step 31), then the
-        # selected one into ``rdata_r``, which drives ``mem_rdata``
-        sel_d = delay_line(m, self.mem_sel, 2, "rb_sel")
-        rb = {"xw": agg.xw_q}
-        for name in mm.MEMORIES:
-            if name != "xw":
-                rb[name] = Signal.like(r[name].data, name=f"rb_{name}", reset_less=True)
-                m.d.sync += rb[name].eq(r[name].data)
-        rdata_r = Signal.like(self.mem_rdata, name="rdata_r")
-        with m.Switch(sel_d[2]):
+        # ---- read-back (READ_LATENCY = 2, the address held) ------------------------------------------
+        # the XW buffer's word comes from the aggregation engine's S2 registers, the only load on its block
+        # RAMs' outputs (so synthesis puts them into the block RAMs' output registers: step 31), one clock
+        # after the other memories' words; with (sel, addr) held for READ_LATENCY clocks every memory's
+        # word is on ``mem_rdata``. The mux stays combinational: a register after it pulled every memory's
+        # block RAMs towards one spot of the die (step 31, first two runs)
+        sel_r = Signal.like(self.mem_sel)
+        m.d.sync += sel_r.eq(self.mem_sel)
+        with m.Switch(sel_r):
             for name in mm.MEMORIES:
                 with m.Case(mm.MEM_SEL[name]):
-                    m.d.sync += rdata_r.eq(rb[name])
+                    m.d.comb += self.mem_rdata.eq(agg.xw_q if name == "xw" else r[name].data)
             with m.Default():   # selects past the last memory read 0 (and the case is complete for lint)
-                m.d.sync += rdata_r.eq(0)
-        m.d.comb += self.mem_rdata.eq(rdata_r)
+                m.d.comb += self.mem_rdata.eq(0)
 
         # ---- sequencer and engines ----------------------------------------------------------------
         m.d.comb += [

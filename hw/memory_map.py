@@ -55,8 +55,9 @@ THR_UNUSED = (1 << THR_BITS) - 1
 MEM_SEL = {name: i for i, name in enumerate(MEMORIES)}
 #: Memories the engines write while running (not loaded by a testbench; readable afterwards).
 RESULT_MEMORIES = ("xw", "out")
-#: Cycles from presenting (mem_sel, mem_addr) with mem_we=0 to valid mem_rdata.
-READ_LATENCY = 3
+#: Clocks for which (mem_sel, mem_addr) are held with mem_we=0 before mem_rdata holds the word (the XW
+#: buffer's word arrives through the aggregation engine's S2 registers, one clock after the others')
+READ_LATENCY = 2
 
 
 class Fields:
