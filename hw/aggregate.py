@@ -349,12 +349,9 @@ class AggregateEngine(wiring.Component):
             words.append(Cat(*banks))
         m.d.comb += self.xw_q.eq(words[0])
 
-        # ---- S3: accumulate. A padding entry adds 0. With E = 1 the only padding entry is an empty row's
-        # one placeholder (first and last), so its group's sums are cleared in the group register instead
-        # (a synchronous reset, per lane): the XW word goes from its block RAM straight into the adder, whose
-        # other operand takes the ``first`` gate (step 33). With E > 1 each entry has a gate, in parallel
-        # with the ``first`` gate ----------------------------------------------------------------------
-        nexts, empties = [], []
+        # ---- S3: accumulate (a padding entry adds 0: its gate sits in parallel with the ``first`` gate on
+        # the accumulator's other operand, so the adder's inputs keep one LUT level) --------------------
+        nexts = []
         for o in range(P):
             empty_l, first_l, valid_l = lane_ctl[o]
             first3 = Signal(name=f"s3_first_l{o}", attrs=KEEP_REGISTER)
@@ -362,15 +359,12 @@ class AggregateEngine(wiring.Component):
             empty3 = Signal(E, name=f"s3_empty_l{o}", attrs=KEEP_REGISTER)
             m.d.sync += [first3.eq(first_l), valid3.eq(valid_l), empty3.eq(empty_l)]
             acc = Signal(signed(wd.aggregate_acc), name=f"acc{o}")
-            ys = [words[q][o * fp.Y_BITS:(o + 1) * fp.Y_BITS].as_signed() for q in range(E)]
-            if E > 1:   # padding entries inside a word; with E = 1 only an empty row's one entry (below)
-                ys = [Mux(empty3[q], 0, y) for q, y in enumerate(ys)]
+            ys = [Mux(empty3[q], 0, words[q][o * fp.Y_BITS:(o + 1) * fp.Y_BITS].as_signed()) for q in range(E)]
             nx = Signal(signed(wd.aggregate_acc), name=f"acc_next{o}")
             m.d.comb += nx.eq(Mux(first3, 0, acc) + sum(ys[1:], ys[0]))
             with m.If(valid3):
                 m.d.sync += acc.eq(nx)
             nexts.append(nx)
-            empties.append(empty3[0])
 
         # ---- group registers ----------------------------------------------------------------------
         done = s3["valid"] & s3["last"]
@@ -380,11 +374,6 @@ class AggregateEngine(wiring.Component):
                          self.g_dst_mult.eq(s3["md"]), self.g_dst_shift.eq(s3["sd"]), self.g_bits.eq(s3["bits"]),
                          self.g_base.eq(s3["base"]), self.g_t_o.eq(s3["t_o"]), self.g_index.eq(s3["g"]),
                          self.g_cnt_addr.eq(s3["cnt"]), self.g_sel.eq(s3["sel"])]
-            if E == 1:
-                aw = wd.aggregate_acc
-                for o, empty in enumerate(empties):
-                    with m.If(empty):
-                        m.d.sync += self.g_sum[o * aw:(o + 1) * aw].eq(0)
         m.d.comb += self.busy.eq(self.start | su1 | su2 | su3 | su4 | su5 | active | Cat(*in_flight).any()
                                  | s2["valid"] | s3["valid"] | self.g_valid)
         return m
