@@ -51,15 +51,7 @@ BANKED = ("weight", "chan")
 BRAM_BANKED = ("xw",)
 #: memories whose port muxes (engine vs load port) get their own copy of the sequencer's busy: one
 #: register beside each memory instead of one routed across the die (timing: hw/replicate.py)
-BUSY_COPIES = ("desc", "thr", "feat", "edge", "xw", "out", "count")
-#: banked memories that only the load port writes: each bank's write enable is formed beside it from its
-#: own copy of busy (``busy_<name>_b<k>``), not from one copy routed to all P banks (timing: step 32)
-BANK_BUSY = ("weight", "chan")
-
-
-def busy_copy_names(cfg: AcceleratorConfig) -> tuple[str, ...]:
-    """The sequencer's copies of busy: one per memory of BUSY_COPIES, one per bank of BANK_BUSY."""
-    return BUSY_COPIES + tuple(f"{name}_b{k}" for name in BANK_BUSY for k in range(cfg.pes))
+BUSY_COPIES = ("desc", "thr", "feat", "weight", "chan", "edge", "xw", "out", "count")
 
 
 class Accelerator(wiring.Component):
@@ -106,7 +98,7 @@ class Accelerator(wiring.Component):
         for name, mem in self.mems.items():
             m.submodules[f"mem_{name}"] = mem
 
-        seq = m.submodules.sequencer = Sequencer(cfg, busy_copies=busy_copy_names(cfg))
+        seq = m.submodules.sequencer = Sequencer(cfg, busy_copies=BUSY_COPIES)
         comb = m.submodules.combine = CombineEngine(cfg)
         agg = m.submodules.aggregate = AggregateEngine(cfg)
         payload = (agg.g_bits, agg.g_base, agg.g_t_o, agg.g_index, agg.g_cnt_addr, agg.g_sel)
@@ -117,13 +109,13 @@ class Accelerator(wiring.Component):
         nns = m.submodules.select = NNSSelector(cfg)
 
         busy = seq.busy
-        busy_of = {name: seq.busy_copy[k] for k, name in enumerate(busy_copy_names(cfg))}
+        busy_of = {name: seq.busy_copy[k] for k, name in enumerate(BUSY_COPIES)}
         busy_of.update({name: busy for name in mm.MEMORIES if name not in busy_of})
         # the phase's decoded flags are registers of the sequencer (timing: step 16)
         in_comb, in_sel = seq.in_combine, seq.in_select
         walking = seq.in_walk          # the aggregation engine owns its ports in both passes
         sel = {name: self.mem_sel == mm.MEM_SEL[name] for name in mm.MEMORIES}
-        load_we = {name: self.mem_we & sel[name] & ~busy_of[name] for name in mm.MEMORIES if name not in BANK_BUSY}
+        load_we = {name: self.mem_we & sel[name] & ~busy_of[name] for name in mm.MEMORIES}
 
         # ---- memory ports -------------------------------------------------------------------------
         def rport(name):
@@ -145,8 +137,7 @@ class Accelerator(wiring.Component):
         count_b = rport("count")                            # aggregation: next layer's count word (sel)
         pool_c = self.mems["pool"].read_port(domain="comb")  # combine: this layer's pair of the row
         pool_a = self.mems["pool"].read_port(domain="comb")  # aggregation: next layer's pair of the row
-        w = {name: self.mems[name].write_port(per_bank_en=True) if name in BANK_BUSY else wport(name)
-             for name in mm.MEMORIES}
+        w = {name: wport(name) for name in mm.MEMORIES}
 
         def low(value, width):
             return value[:width]
@@ -217,13 +208,8 @@ class Accelerator(wiring.Component):
         # writes: the load port while idle; xw from combine, feat/out from the packer while busy
         for name in ("desc", "node", "weight", "chan", "edge", "pool", "thr"):
             width = self.shapes[name][0]
-            m.d.comb += [w[name].addr.eq(addr(name)), w[name].data.eq(low(self.mem_wdata, width))]
-            if name in BANK_BUSY:   # ``en`` drives no bank: it is the collision check's tap (below)
-                m.d.comb += [en.eq(self.mem_we & sel[name] & ~busy_of[f"{name}_b{k}"])
-                             for k, en in enumerate(w[name].bank_en)]
-                m.d.comb += w[name].en.eq(Cat(*w[name].bank_en).any())
-            else:
-                m.d.comb += w[name].en.eq(load_we[name])
+            m.d.comb += [w[name].addr.eq(addr(name)), w[name].data.eq(low(self.mem_wdata, width)),
+                         w[name].en.eq(load_we[name])]
         m.d.comb += [
             w["xw"].addr.eq(Mux(busy_of["xw"], comb.xw_addr, addr("xw"))),
             w["xw"].data.eq(Mux(busy_of["xw"], comb.xw_data, low(self.mem_wdata, self.shapes["xw"][0]))),

@@ -71,12 +71,8 @@ class BankedMemory(Elaboratable):
         self._read_ports.append(port)
         return port
 
-    def write_port(self, *, per_bank_en: bool = False):
-        """A full-width write port. ``per_bank_en``: each bank takes its write enable from
-        ``port.bank_en[k]`` instead of ``port.en`` (the enable formed beside each bank from its own copy of
-        ``busy`` instead of one enable routed to all of them: docs/hardware.md, "Timing closure", step 32)."""
+    def write_port(self):
         port = WritePort.Signature(addr_width=ceil_log2(self.depth), shape=unsigned(self.width)).create()
-        port.bank_en = [Signal(name=f"bank_en{k}") for k in range(len(self.banks))] if per_bank_en else None
         self._write_ports.append(port)
         return port
 
@@ -95,8 +91,7 @@ class BankedMemory(Elaboratable):
                 port._bank_data = getattr(port, "_bank_data", []) + [bp.data]
             for port in self._write_ports:
                 bp = mem.write_port()
-                en = port.en if port.bank_en is None else port.bank_en[k]
-                m.d.comb += [bp.addr.eq(port.addr), bp.en.eq(en), bp.data.eq(port.data[off:off + bw])]
+                m.d.comb += [bp.addr.eq(port.addr), bp.en.eq(port.en), bp.data.eq(port.data[off:off + bw])]
         for port in self._read_ports:
             m.d.comb += port.data.eq(Cat(*port._bank_data))
         return m
