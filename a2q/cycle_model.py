@@ -39,9 +39,9 @@ import numpy as np
 DESC_CYCLES = 1       # the sequencer addresses the descriptor table
 COMBINE_FIXED = 20    # engine start + 2 setup (node-table prefetch) + 15-stage drain + idle register + hand-back
 AGGREGATE_FIXED = 6   # engine start + 5 setup (prefetch of rows 0-2 and of edge entries 0-1 into registers)
-REQUANT_FIXED = 21    # 2 XW address stages + S2 + S2B + S3 + group register + 12 requantizer stages + packer latch
+REQUANT_FIXED = 20    # 2 XW address stages + S2 + S3 + group register + 12 requantizer stages + packer latch
                       # ... + idle register + hand-back + the packer's write register
-SELECT_FIXED = 26     # engine start + 5 setup + 2 XW address stages + S2 + S2B + S3 + group register + 12 requantizer
+SELECT_FIXED = 25     # engine start + 5 setup + 2 XW address stages + S2 + S3 + group register + 12 requantizer
                       # stages + idle register + hand-back
 RESCALE_STAGES = 6    # stages of one rescale unit (hw/rescale.py)
 

@@ -24,12 +24,12 @@ Md, Sd of row i from the NNS pool table at ``next_pool_off + sel_i``, where ``se
 select pass stored in the next layer's count word of row i (prefetched with the node table).
 
 Stages (entry visible in S1 at cycle c): S1 decides issue/stall, addresses XW (col + t_o*N) and the
-channel table (``ch_a``); S2 (c+1) registers the XW words as they leave the block RAMs (on ECP5 in the block
-RAMs' own output registers, step 31); S2B (c+2) registers them again in the fabric (step 34); the channel
-address is copied per channel-table bank (``ch_addr_b<k>``, kept registers beside the banks, with per-bank
-ownership bits ``ch_own_b<k>`` for the port mux: docs/hardware.md "Timing closure", step 13), so its word
-leaves the banks in S2B and is registered for S3 (``s3_chan``); S3 (c+3) accumulates; on a ``last`` entry
-the sums and the channel word enter the group registers (c+4). The entry in S1
+channel table (``ch_a``); S2 (c+1) registers the XW words as they leave the block RAMs; a stage earlier the
+channel address was copied per channel-table bank (``ch_addr_b<k>``, kept registers beside the banks, with
+per-bank ownership bits ``ch_own_b<k>`` for the port mux: docs/hardware.md "Timing closure", step 13);
+S3 (c+2) accumulates; the channel table is addressed one stage ahead of the XW buffer, so its word
+leaves the banks in S2 and is registered for S3 (``s3_chan``); on a ``last`` entry the sums and the
+channel word enter the group registers (c+3). The entry in S1
 and the current row's node-table entries are registers, prefetched ahead from the edge (two entries:
 ``edge_q`` and the port) and node-table ports, so S1 sees them without bubbles, no block RAM output decides
 an address, and the edge block RAM's word loads only registers with nothing but an enable in front.
@@ -50,8 +50,6 @@ from .replicate import KEEP_REGISTER, kept_copies, ownership_copies
 
 #: Register stages between S1 and the XW read: the address register, then its per-bank copies.
 XW_ADDR_STAGES = 2
-#: Register stages of the XW word before S3 adds it: S2 (the block RAM's output register on ECP5) and S2B.
-XW_DATA_STAGES = 2
 
 
 def xw_bank_widths(cfg: AcceleratorConfig) -> list[int]:
@@ -312,15 +310,14 @@ class AggregateEngine(wiring.Component):
         # the accumulator's carry chain do not share a cycle); the channel word likewise -----------
         s2 = register_stage(m, {n: x[n] for n in ("valid", "first", "last", "md", "sd", "bits", "base", "t_o",
                                                   "g", "cnt", "sel")}, "s2")
-        s2b = register_stage(m, s2, "s2b")
-        s3 = register_stage(m, s2b, "s3")
+        s3 = register_stage(m, s2, "s3")
         # the channel table (P banks, one per PE, all over the die) is addressed by one kept copy of
-        # ch_a per bank, taken from the last XW address stage (one stage before the banks see it), and its
-        # own copy of the engine's ownership bit selects it over the load port beside the bank; the word
-        # leaves the banks in S2B and is registered (``s3_chan``, timing: the block RAM's 5.6 ns
-        # clock-to-out and the route to the group register do not share a cycle, step 27), so the group
-        # register takes it from S3
-        ch_copies = kept_copies(m, "sync", stages[-1]["ch"], P, "ch_addr_b")
+        # ch_a per bank, taken one address stage early (beside the last XW address stage), and its own copy
+        # of the engine's ownership bit selects it over the load port beside the bank; the word leaves the
+        # banks in S2 and is registered (``s3_chan``, timing: the block RAM's 5.6 ns clock-to-out and the
+        # route to the group register do not share a cycle, step 27), so the group register takes it from
+        # S3 as before (no extra latency)
+        ch_copies = kept_copies(m, "sync", stages[-2]["ch"], P, "ch_addr_b")
         # ownership: busy is registered once, then copied per bank; the banks are first read at the first
         # issue's second address stage (five cycles after start), when the bits have been set for three
         # cycles; they clear two cycles after busy
@@ -336,10 +333,7 @@ class AggregateEngine(wiring.Component):
             ctl = [Signal(len(v), name=f"s2_{n}_l{o}", attrs=KEEP_REGISTER)
                    for v, n in ((x["empty"], "empty"), (x["first"], "first"), (x["valid"], "valid"))]
             m.d.sync += [r.eq(v) for r, v in zip(ctl, (x["empty"], x["first"], x["valid"]), strict=True)]
-            ctl_b = [Signal(len(v), name=f"s2b_{n}_l{o}", attrs=KEEP_REGISTER)
-                     for v, n in ((x["empty"], "empty"), (x["first"], "first"), (x["valid"], "valid"))]
-            m.d.sync += [r.eq(v) for r, v in zip(ctl_b, ctl, strict=True)]
-            lane_ctl.append(ctl_b)
+            lane_ctl.append(ctl)
         # S2's XW registers, one per (entry q, XW bank): each holds exactly one block RAM's word, loaded
         # every cycle with nothing in front and no reset (``valid`` gates their use), so hw/synth.py moves
         # it into the block RAM's own output register (REGMODE OUTREG: 0.96 ns clock-to-out instead of
@@ -354,15 +348,6 @@ class AggregateEngine(wiring.Component):
                 banks.append(reg)
             words.append(Cat(*banks))
         m.d.comb += self.xw_q.eq(words[0])
-        # S2B: the words again, in fabric registers (``s2b_xw<q>``) that the placer can put between the
-        # block RAMs and the lanes' adders: a block RAM's output register -> the die -> the padding gate ->
-        # the carry chain was one cycle after step 31 (step 34: +1 cycle per aggregation pass)
-        words_b = []
-        for q, word in enumerate(words):
-            reg = Signal(len(word), name=f"s2b_xw{q}", reset_less=True)
-            m.d.sync += reg.eq(word)
-            words_b.append(reg)
-        words = words_b
 
         # ---- S3: accumulate (a padding entry adds 0: its gate sits in parallel with the ``first`` gate on
         # the accumulator's other operand, so the adder's inputs keep one LUT level) --------------------
@@ -390,5 +375,5 @@ class AggregateEngine(wiring.Component):
                          self.g_base.eq(s3["base"]), self.g_t_o.eq(s3["t_o"]), self.g_index.eq(s3["g"]),
                          self.g_cnt_addr.eq(s3["cnt"]), self.g_sel.eq(s3["sel"])]
         m.d.comb += self.busy.eq(self.start | su1 | su2 | su3 | su4 | su5 | active | Cat(*in_flight).any()
-                                 | s2["valid"] | s2b["valid"] | s3["valid"] | self.g_valid)
+                                 | s2["valid"] | s3["valid"] | self.g_valid)
         return m

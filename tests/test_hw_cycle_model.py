@@ -102,12 +102,11 @@ def test_model_constants_follow_the_rtl_pipeline():
     # start + setup cycles + drain (last issue to the XW write) + the registered idle flag + hand-back
     idle = sequencer.IDLE_STAGES
     assert cm.COMBINE_FIXED == combine.FIRST_ISSUE + combine.DRAIN + idle + 1
-    # the aggregation drain: XW address stages + XW data stages (S2, S2B) + S3 + group register + the
-    # requantizer + packer latch + hand-back + the packer's write register; the select pass: start + 5
-    # setup + the same up to the requantizer + hand-back
-    xw = aggregate.XW_ADDR_STAGES + aggregate.XW_DATA_STAGES
-    assert cm.REQUANT_FIXED == xw + 2 + requant.LATENCY + idle + 1 + packer.WRITE_STAGES
-    assert cm.SELECT_FIXED == 1 + 5 + xw + 2 + requant.LATENCY + idle + 1
+    # the aggregation drain: XW address stages + S2 + S3 + group register + the requantizer + packer
+    # latch + hand-back + the packer's write register; the select pass: start + 5 setup + the same up to
+    # the requantizer + hand-back
+    assert cm.REQUANT_FIXED == aggregate.XW_ADDR_STAGES + 3 + requant.LATENCY + idle + 1 + packer.WRITE_STAGES
+    assert cm.SELECT_FIXED == 1 + 5 + aggregate.XW_ADDR_STAGES + 3 + requant.LATENCY + idle + 1
     for pes in (1, 2, 4, 8, 16, 32):
         assert cm.select_tree_levels(pes) == select.latency(pes) - 3
         assert cm.select_extra(pes) == max(0, rescale.LATENCY + select.latency(pes) - requant.LATENCY)
