@@ -4,8 +4,9 @@ Driven by ``sim.simulate`` through environment variables (cocotb runs this modul
 simulator): ``A2Q_PROGRAM`` (program dir), ``A2Q_CONFIG`` (config JSON), ``A2Q_REPORT`` (report JSON
 to write) and ``A2Q_IO``: ``backdoor`` (default) writes the memory images straight into the design's
 memory arrays and reads the results back the same way (``sim.backdoor``, no clock per word);
-``port`` drives every word through the load port and reads through ``mem_rdata``, one clock per word
-(the test of the port itself). While the accelerator runs, the testbench just waits for ``done``.
+``port`` drives every word through the load port (one clock per word) and reads through ``mem_rdata``
+(READ_LATENCY clocks per word; the test of the port itself). While the accelerator runs, the testbench just
+waits for ``done``.
 """
 from __future__ import annotations
 
