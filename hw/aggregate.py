@@ -44,7 +44,7 @@ from a2q import fixedpoint as fp
 
 from . import memory_map as mm
 from .config import NODE_BITS_FIELD, SHIFT_BITS, AcceleratorConfig, addr_bits, count_bits
-from .memories import bram_bank_widths
+from .memories import bank_offsets, bram_bank_widths
 from .pipeline import register_stage
 from .replicate import KEEP_REGISTER, kept_copies, ownership_copies
 
@@ -95,7 +95,7 @@ class AggregateEngine(wiring.Component):
         self.aw = {name: addr_bits(depth) for name, (_, depth) in shapes.items()}
         self.dw = {name: width for name, (width, _) in shapes.items()}
         self.xw_bank_widths = xw_bank_widths(cfg)
-        self.bank_offsets = [sum(self.xw_bank_widths[:k]) for k in range(len(self.xw_bank_widths))]
+        self.bank_offsets = bank_offsets(self.xw_bank_widths)
         wd = cfg.widths
         P = cfg.pes
         super().__init__({

@@ -114,22 +114,31 @@ def absorb_output_registers(netlist: dict, top: str) -> dict:
     return stats
 
 
-def main(argv=None) -> dict:
-    """``python -m hw.bram_outreg NETLIST TOP``: rewrite a ``synth_ecp5`` JSON netlist in place (as
-    ``a2q hw synth`` does between Yosys and nextpnr) and print the counts."""
-    import argparse
+def rewrite_netlist(path, top: str) -> dict:
+    """``absorb_output_registers`` on the JSON netlist file at ``path``, rewritten in place (atomically);
+    returns the counts."""
     import json
     from pathlib import Path
 
     from a2q.jsonio import write_json
 
+    design = json.loads(Path(path).read_text())
+    stats = absorb_output_registers(design, top)
+    write_json(path, design, indent=None)
+    return stats
+
+
+def main(argv=None) -> dict:
+    """``python -m hw.bram_outreg NETLIST TOP``: rewrite a ``synth_ecp5`` JSON netlist in place (as
+    ``a2q hw synth`` does between Yosys and nextpnr) and print the counts."""
+    import argparse
+    import json
+
     ap = argparse.ArgumentParser(prog="python -m hw.bram_outreg", description=main.__doc__)
     ap.add_argument("netlist")
     ap.add_argument("top")
     args = ap.parse_args(argv)
-    design = json.loads(Path(args.netlist).read_text())
-    stats = absorb_output_registers(design, args.top)
-    write_json(args.netlist, design, indent=None)
+    stats = rewrite_netlist(args.netlist, args.top)
     print(json.dumps(stats))
     return stats
 

@@ -127,7 +127,6 @@ def verilog(cfg: AcceleratorConfig, name: str = DEFAULT_NAME, primitives: str = 
     return convert(Accelerator(cfg), name, primitives)
 
 
-
 def port_list(cfg: AcceleratorConfig) -> list[dict]:
     """Top-level ports: name, direction, width (clk and rst first), from the component signature."""
     from amaranth.lib import wiring

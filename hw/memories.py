@@ -39,6 +39,11 @@ def bram_bank_widths(width: int, depth: int) -> list[int]:
     return [bw] * (width // bw) + ([width % bw] if width % bw else [])
 
 
+def bank_offsets(bank_widths) -> list[int]:
+    """The least significant bit of each bank in the logical word (banks least significant first)."""
+    return [sum(bank_widths[:k]) for k in range(len(bank_widths))]
+
+
 class BankedMemory(Elaboratable):
     """``banks`` memories of ``width // banks`` bits (or of the given ``bank_widths``, least significant
     first); ``read_port()``/``write_port()`` are full-width, like ``Memory``'s (synchronous read,
@@ -53,7 +58,7 @@ class BankedMemory(Elaboratable):
         if sum(bank_widths) != width or min(bank_widths) < 1:
             raise ValueError(f"bank widths {list(bank_widths)} do not cut a {width}-bit word")
         self.width, self.depth, self.bank_widths = width, depth, list(bank_widths)
-        self.bank_offsets = [sum(self.bank_widths[:k]) for k in range(len(self.bank_widths))]
+        self.bank_offsets = bank_offsets(self.bank_widths)
         init = [int(w) for w in init]
         self.banks = [Memory(shape=unsigned(bw), depth=depth, init=[(w >> off) & ((1 << bw) - 1) for w in init],
                              attrs=attrs)

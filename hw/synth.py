@@ -276,11 +276,9 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
                                            out / "yosys.stdout.log", out, nice), 1)
     cells = cell_counts(json.loads(stat.read_text()), top)
     if outreg:
-        from .bram_outreg import absorb_output_registers
+        from .bram_outreg import rewrite_netlist
 
-        design = json.loads(netlist.read_text())
-        report["bram_output_registers"] = absorb_output_registers(design, top)
-        write_json(netlist, design, indent=None)
+        report["bram_output_registers"] = rewrite_netlist(netlist, top)
         cells["TRELLIS_FF"] = cells.get("TRELLIS_FF", 0) - report["bram_output_registers"]["registers_removed"]
         report["commands"]["bram_outreg"] = f"python -m hw.bram_outreg {netlist.name} {top}"
     report["cells"] = dict(sorted(cells.items()))
