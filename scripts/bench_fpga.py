@@ -1,6 +1,7 @@
 """FPGA benchmark: resources per config, Fmax, latency in µs against PyG's FP32 GCN on one CPU thread.
 
-    nice -n 10 python scripts/bench_fpga.py --pnr            # place and route the default config (~25+ min)
+    nice -n 10 python scripts/bench_fpga.py --pnr            # place and route the default config (~13 min)
+    python scripts/bench_fpga.py --pnr --seed 1-4 --jobs 2   # a seed sweep, the best reported beside all
     python scripts/bench_fpga.py                              # tables from the reports already in results/fpga
     python scripts/bench_fpga.py --no-pyg                     # same, keeping the last PyG CPU measurement
 
@@ -25,17 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from a2q.jsonio import write_json, write_text  # noqa: E402
 from hw.config import AcceleratorConfig  # noqa: E402
 from hw.latency import label, latency  # noqa: E402
+from hw.synth import parse_seeds  # noqa: E402
 
 RESULTS = Path("results/fpga")
 
 
-def run_synth(lanes: int, pes: int, pnr: bool) -> dict:
+def run_synth(lanes: int, pes: int, pnr: bool, seeds=(1,), jobs: int = 1) -> dict:
     from hw.synth import DoesNotFit, synth
 
     cfg = AcceleratorConfig(lanes=lanes, pes=pes)
     out = RESULTS / f"ecp5-85k_L{lanes}P{pes}"
     try:
-        return synth(cfg, "ecp5-85k", out, pnr=pnr, threads=1,
+        return synth(cfg, "ecp5-85k", out, pnr=pnr, threads=1, seed=list(seeds), jobs=jobs,
                      progress=lambda s: print(f"[L{lanes}P{pes}] {s}", flush=True))
     except DoesNotFit as e:
         print(e)
@@ -119,6 +121,8 @@ def resource_rows() -> list[dict]:
                      "dram": rs.get("distributed RAM (TRELLIS_DPR16X4)", {}).get("used"),
                      "comb_pnr": rep["resources"]["LUT4"]["used"] if rep.get("fmax_mhz") else None,
                      "fmax_mhz": rep.get("fmax_mhz"), "critical_path": (rep.get("critical_paths") or [None])[0],
+                     "seed": rep.get("seed"),
+                     "seed_sweep": [(s["seed"], s["fmax_mhz"]) for s in rep.get("seed_sweep", [])] or None,
                      "yosys_s": rep["wall_s"].get("yosys"), "nextpnr_s": rep["wall_s"].get("nextpnr")})
     return rows
 
@@ -126,6 +130,9 @@ def resource_rows() -> list[dict]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pnr", action="store_true", help="synthesise + place and route the default config")
+    ap.add_argument("--seed", type=parse_seeds, default=[1],
+                    help="nextpnr seed(s) for --pnr: a sweep (1-4, 1,3) reports the best and every seed's Fmax")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds placed and routed at once")
     ap.add_argument("--synth", default="", help="also synthesise these L x P (e.g. 8x8,32x8), no P&R")
     ap.add_argument("--clock-mhz", type=float, default=100.0, help="stated clock where no Fmax was measured")
     ap.add_argument("--no-pyg", action="store_true", help="skip the PyG CPU measurement")
@@ -135,7 +142,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.pnr:
-        run_synth(16, 16, pnr=True)
+        run_synth(16, 16, pnr=True, seeds=args.seed, jobs=args.jobs)
     for lp in filter(None, args.synth.split(",")):
         lanes, pes = (int(v) for v in lp.lower().split("x"))
         run_synth(lanes, pes, pnr=False)
@@ -186,7 +193,11 @@ def markdown(res: dict) -> str:
         if cp:
             lines += ["", f"Critical path of {r['lanes']}x{r['pes']}{r['small']}: {cp['delay_ns']} ns "
                           f"({cp['logic_ns']} ns "
-                          f"logic, {cp['routing_ns']} ns routing) from `{cp['start']}` to `{cp['end']}`."]
+                          f"logic, {cp['routing_ns']} ns routing) from `{cp['start']}` to `{cp['end']}`"
+                          f" (nextpnr seed {r['seed']})."]
+        if r.get("seed_sweep"):
+            lines += ["", f"Seed sweep of {r['lanes']}x{r['pes']}{r['small']} (Fmax above: the best): "
+                          + ", ".join(f"seed {s} {f} MHz" for s, f in r["seed_sweep"]) + "."]
     c = res["cora_config"]
     lines += ["", f"## Latency of GCN-Cora (config fitted to Cora: L={c['lanes']}, P={c['pes']}, "
                   f"feat_words={c['feat_words']:,})", "",
