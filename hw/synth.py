@@ -224,15 +224,16 @@ def top_io_bits(sidecar: dict) -> int:
 
 
 # -- place and route, one seed or a sweep ---------------------------------------------------------------
-def place_and_route(tgt: Target, netlist: Path, run_dir: Path, freq_mhz: float, seed: int, threads: int,
+def place_and_route(tgt: Target, netlist: Path, out: Path, subdir: str, freq_mhz: float, seed: int, threads: int,
                     nice: int = 0) -> dict:
-    """One nextpnr run of ``netlist`` in ``run_dir``: Fmax, critical paths and utilisation, or ``misfit``
+    """One nextpnr run of ``netlist`` in ``out/subdir``: Fmax, critical paths and utilisation, or ``misfit``
     (nextpnr's own message) when the part cannot hold the design."""
+    run_dir = out / subdir
     run_dir.mkdir(parents=True, exist_ok=True)
     cmd = [tool(tgt.nextpnr), *tgt.nextpnr_args, "--json", os.path.relpath(netlist, run_dir),
            "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--threads", str(threads), "--timing-allow-fail",
            "--report", "nextpnr_report.json", "--log", "nextpnr.log", "-q"]
-    run = {"seed": seed, "dir": str(run_dir), "command": " ".join([tgt.nextpnr] + cmd[1:])}
+    run = {"seed": seed, "dir": subdir, "command": " ".join([tgt.nextpnr] + cmd[1:])}
     try:
         run["wall_s"] = round(_run(cmd, run_dir / "nextpnr.stdout.log", run_dir, nice), 1)
     except ToolError:
@@ -250,12 +251,12 @@ def sweep_seeds(tgt: Target, netlist: Path, out: Path, freq_mhz: float, seeds: l
                 jobs: int = 1, nice: int = 0) -> list[dict]:
     """``place_and_route`` once per seed, ``jobs`` at a time: in ``out`` itself for one seed, in
     ``out/seed<N>/`` for several (each keeps its own log and report)."""
-    if len(seeds) == 1:
-        return [place_and_route(tgt, netlist, out, freq_mhz, seeds[0], threads, nice)]
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        runs = list(pool.map(lambda s: place_and_route(tgt, netlist, out / f"seed{s}", freq_mhz, s, threads, nice),
-                             seeds))
-    return [{**r, "dir": os.path.relpath(r["dir"], out)} for r in runs]
+    def one(seed):
+        return place_and_route(tgt, netlist, out, "." if len(seeds) == 1 else f"seed{seed}", freq_mhz, seed,
+                               threads, nice)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(seeds)))) as pool:
+        return list(pool.map(one, seeds))
 
 
 def sweep_fields(runs: list[dict], resources_synth: dict) -> dict:
@@ -276,6 +277,11 @@ def sweep_fields(runs: list[dict], resources_synth: dict) -> dict:
     return fields
 
 
+def seeds_problem(seeds: list[int]) -> str | None:
+    """Why a seed list cannot be swept (None if it can): it needs at least one seed, each once."""
+    return None if seeds and len(set(seeds)) == len(seeds) else "give at least one seed, each once"
+
+
 def parse_seeds(text: str) -> list[int]:
     """``--seed``: "3", "1-8" or "1,4,7" (ranges and lists may mix: "1-3,9")."""
     seeds: list[int] = []
@@ -285,8 +291,8 @@ def parse_seeds(text: str) -> list[int]:
             seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--seed {text!r}: expected N, N-M or a comma list of them") from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"--seed {text!r}: give at least one seed, each once")
+    if problem := seeds_problem(seeds):
+        raise argparse.ArgumentTypeError(f"--seed {text!r}: {problem}")
     return seeds
 
 
@@ -303,8 +309,8 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
     flip-flops that take a block RAM's word into its output register (``hw/bram_outreg.py``). ``seed``:
     one nextpnr seed or several (a sweep, ``jobs`` runs at a time, the best reported: module docstring)."""
     seeds = [seed] if isinstance(seed, int) else list(seed)
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"nextpnr seeds must be distinct and at least one: {seeds}")
+    if problem := seeds_problem(seeds):
+        raise ConfigError(f"nextpnr seeds {seeds}: {problem}")
     if target not in TARGETS:
         raise ConfigError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     tgt = TARGETS[target]
