@@ -10,6 +10,7 @@ the generated Verilog with Verilator or Icarus.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,7 +66,7 @@ def _collisions(ctx, dut) -> set[str]:
 
 def run_program(program, config: AcceleratorConfig | None = None, *, load: str = "port",
                 read: tuple[str, ...] = ("out",), read_via: str = "port", runs: int = 1,
-                garbage: int | None = None, max_cycles: int = 2_000_000) -> SimResult:
+                garbage: int | None = None, hammer: int | None = None, max_cycles: int = 2_000_000) -> SimResult:
     """Simulate ``program`` on ``config`` (default: ``AcceleratorConfig.fit(program, 4, 4)``).
 
     ``load``: "port" writes every word through the load port (one clock per word, as a testbench
@@ -75,6 +76,8 @@ def run_program(program, config: AcceleratorConfig | None = None, *, load: str =
     earlier runs must leave the loaded program intact). ``garbage``: if given, every memory starts
     filled with random words (``garbage_images(config, garbage)``) instead of zeros; the program's
     images then overwrite only the words they hold, as a testbench loading real hardware would.
+    ``hammer``: if given (a seed), the load port writes a random word to a random address of a random
+    memory in every cycle of every run (``mem_we`` high while busy), which the accelerator must ignore.
     """
     import sys
 
@@ -103,6 +106,7 @@ def run_program(program, config: AcceleratorConfig | None = None, *, load: str =
     n_words = {name: cfg.depth(name) for name in read}
     n_words["out"] = program.num_rows_out * -(-program.layers[-1].out_features // cfg.pes)
     state: dict = {}
+    rng = None if hammer is None else random.Random(hammer)
 
     async def bench(ctx):
         load_cycles = 0
@@ -126,7 +130,14 @@ def run_program(program, config: AcceleratorConfig | None = None, *, load: str =
                 if ctx.get(dut.busy):
                     for name in _collisions(ctx, dut):
                         collisions[name] += 1
+                    if rng is not None:
+                        name = rng.choice(mm.MEMORIES)
+                        ctx.set(dut.mem_we, 1)
+                        ctx.set(dut.mem_sel, mm.MEM_SEL[name])
+                        ctx.set(dut.mem_addr, rng.randrange(cfg.depth(name)))
+                        ctx.set(dut.mem_wdata, rng.getrandbits(len(dut.mem_wdata)))
                 if ctx.get(dut.done):
+                    ctx.set(dut.mem_we, 0)
                     break
                 if busy > max_cycles:
                     raise SimTimeout(f"no done after {max_cycles} cycles")

@@ -91,6 +91,20 @@ def test_run_twice_and_read_memories_back():
         assert res.words[name][:len(imgs[name])] == imgs[name], name
 
 
+def test_load_port_writes_while_busy_are_ignored():
+    """``mem_we`` is ignored while busy (hw/accelerator.py's port table): a random write to a random memory
+    in every busy cycle of two runs changes neither the result nor any loaded memory."""
+    p = synth.random_program(seed=21, n=9, dims=(10, 6, 3), first_signed=True)
+    cfg = AcceleratorConfig.fit(p, lanes=4, pes=2)
+    loaded = ("desc", "node", "weight", "chan", "edge", "pool", "thr")
+    res = run_program(p, cfg, runs=2, hammer=5, read=loaded, read_via="direct")
+    np.testing.assert_array_equal(res.out, integer.run(p)[-1].out.numpy())
+    assert res.counters == cycle_model.cycles_for_config(p, cfg).counters()
+    imgs = mm.images(p, cfg)
+    for name in loaded:
+        assert res.words[name][:len(imgs[name])] == imgs[name], name
+
+
 def test_load_port_reads_every_memory_as_stored():
     """The load port's read-back (READ_LATENCY clocks, the XW buffer through the aggregation engine's S2
     registers) returns what the memories hold after a run, engine-written memories included."""
