@@ -250,13 +250,23 @@ def place_and_route(tgt: Target, netlist: Path, out: Path, subdir: str, freq_mhz
 def sweep_seeds(tgt: Target, netlist: Path, out: Path, freq_mhz: float, seeds: list[int], threads: int,
                 jobs: int = 1, nice: int = 0) -> list[dict]:
     """``place_and_route`` once per seed, ``jobs`` at a time: in ``out`` itself for one seed, in
-    ``out/seed<N>/`` for several (each keeps its own log and report)."""
+    ``out/seed<N>/`` for several (each keeps its own log and report). In a sweep, a seed whose nextpnr
+    fails (killed, crashed) is kept as ``error`` and the others still count; only if every seed fails
+    is the first failure raised."""
     def one(seed):
-        return place_and_route(tgt, netlist, out, "." if len(seeds) == 1 else f"seed{seed}", freq_mhz, seed,
-                               threads, nice)
+        subdir = "." if len(seeds) == 1 else f"seed{seed}"
+        if len(seeds) == 1:
+            return place_and_route(tgt, netlist, out, subdir, freq_mhz, seed, threads, nice)
+        try:
+            return place_and_route(tgt, netlist, out, subdir, freq_mhz, seed, threads, nice)
+        except ToolError as e:
+            return {"seed": seed, "dir": subdir, "error": e, "fmax_mhz": None, "wall_s": None, "critical_paths": []}
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(seeds)))) as pool:
-        return list(pool.map(one, seeds))
+        runs = list(pool.map(one, seeds))
+    if all("error" in r for r in runs):
+        raise runs[0]["error"]
+    return [{**r, "error": str(r["error"]).splitlines()[0]} if "error" in r else r for r in runs]
 
 
 def sweep_fields(runs: list[dict], resources_synth: dict) -> dict:
@@ -266,14 +276,15 @@ def sweep_fields(runs: list[dict], resources_synth: dict) -> dict:
     misfit = next((r["misfit"] for r in runs if "misfit" in r), None)
     if misfit is not None:
         return {"fits": False, "misfits": [misfit], "commands_nextpnr": runs[0]["command"]}
-    best = max(runs, key=lambda r: (r["fmax_mhz"] or 0.0, -r["seed"]))
+    best = max((r for r in runs if "error" not in r), key=lambda r: (r["fmax_mhz"] or 0.0, -r["seed"]))
     fields = {"seed": best["seed"], "fmax": best["fmax"], "fmax_mhz": best["fmax_mhz"],
               "critical_paths": best["critical_paths"],
               "resources": {**resources_synth, **best["utilization"]},
               "commands_nextpnr": best["command"] if len(runs) == 1 else f"(in {best['dir']}/) {best['command']}"}
     if len(runs) > 1:
         fields["seed_sweep"] = [{"seed": r["seed"], "fmax_mhz": r["fmax_mhz"], "dir": r["dir"], "wall_s": r["wall_s"],
-                                 "critical_path": (r["critical_paths"] or [None])[0]} for r in runs]
+                                 "critical_path": (r["critical_paths"] or [None])[0],
+                                 **({"error": r["error"]} if "error" in r else {})} for r in runs]
     return fields
 
 
@@ -423,8 +434,9 @@ def markdown(rep: dict) -> str:
             lines += ["", "| seed | Fmax (MHz) | critical path | wall (s) |", "|---:|---:|---|---:|"]
             for r in rep["seed_sweep"]:
                 cp = r["critical_path"]
-                where = f"`{cp['start']}` -> `{cp['end']}` ({cp['delay_ns']} ns)" if cp else "-"
-                lines.append(f"| {r['seed']} | {r['fmax_mhz']} | {where} | {r['wall_s']} |")
+                where = (f"`{cp['start']}` -> `{cp['end']}` ({cp['delay_ns']} ns)" if cp
+                         else f"failed: {r['error']}" if r.get("error") else "-")
+                lines.append(f"| {r['seed']} | {r['fmax_mhz'] or '-'} | {where} | {r['wall_s'] or '-'} |")
             lines.append("")
         for p in rep.get("critical_paths", [])[:3]:
             lines.append(f"- critical path {p['from_clock']} -> {p['to_clock']}: {p['delay_ns']} ns "

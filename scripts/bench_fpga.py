@@ -197,7 +197,8 @@ def markdown(res: dict) -> str:
                           f" (nextpnr seed {r['seed']})."]
         if r.get("seed_sweep"):
             lines += ["", f"Seed sweep of {r['lanes']}x{r['pes']}{r['small']} (Fmax above: the best): "
-                          + ", ".join(f"seed {s} {f} MHz" for s, f in r["seed_sweep"]) + "."]
+                          + ", ".join(f"seed {s} {f} MHz" if f else f"seed {s} failed"
+                                      for s, f in r["seed_sweep"]) + "."]
     c = res["cora_config"]
     lines += ["", f"## Latency of GCN-Cora (config fitted to Cora: L={c['lanes']}, P={c['pes']}, "
                   f"feat_words={c['feat_words']:,})", "",

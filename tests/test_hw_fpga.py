@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -443,11 +444,13 @@ def test_xw_words_sit_in_the_block_rams_output_registers(small_synth, small_netl
 
 
 #: a stand-in for nextpnr (the real one takes 12 minutes on the default config: scripts/bench_fpga.py):
-#: its Fmax depends on the seed, seed 4 cannot place the design
+#: its Fmax depends on the seed, seed 4 cannot place the design, seeds 5 and 6 exit like a killed run
 FAKE_NEXTPNR = '''#!{python}
 import json, sys
 a = sys.argv[1:]
 seed = int(a[a.index("--seed") + 1])
+if seed in (5, 6):
+    sys.exit(-15 & 255)
 if seed == 4:
     open(a[a.index("--log") + 1], "w").write("ERROR: Unable to place cell 'x', no BELs remaining\\n")
     sys.exit(1)
@@ -509,3 +512,21 @@ def test_parse_seeds_refuses(text):
 
     with pytest.raises(argparse.ArgumentTypeError, match="--seed"):
         synth.parse_seeds(text)
+
+
+def test_seed_sweep_keeps_the_other_seeds_when_one_fails(fake_nextpnr):
+    """A seed whose nextpnr fails (here it exits like a killed run) is listed as failed in the sweep and the
+    best of the others is reported; a sweep in which every seed fails, or a single failing seed, raises."""
+    out, tgt = fake_nextpnr, synth.TARGETS["ecp5-85k"]
+    runs = synth.sweep_seeds(tgt, out / "a2q_accel.ecp5.json", out, 100.0, [1, 5], threads=1, jobs=2)
+    fields = synth.sweep_fields(runs, {})
+    assert fields["seed"] == 1 and fields["fmax_mhz"] == 95.5
+    failed = [r for r in fields["seed_sweep"] if r["seed"] == 5]
+    assert failed and "failed" in failed[0]["error"] and failed[0]["fmax_mhz"] is None
+    # the table of a real report (the default config's, in the repository) with this sweep's fields
+    real = Path(__file__).resolve().parents[1] / "results" / "fpga" / "ecp5-85k_L16P16" / "report.json"
+    rep = {**json.loads(real.read_text()), **fields}
+    assert "| 5 | - | failed: " in synth.markdown(rep)
+    for seeds in ([5], [5, 6]):
+        with pytest.raises(synth.ToolError, match="failed"):
+            synth.sweep_seeds(tgt, out / "a2q_accel.ecp5.json", out, 100.0, seeds, threads=1, jobs=2)
