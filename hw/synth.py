@@ -255,11 +255,11 @@ def sweep_seeds(tgt: Target, netlist: Path, out: Path, freq_mhz: float, seeds: l
     is the first failure raised."""
     def one(seed):
         subdir = "." if len(seeds) == 1 else f"seed{seed}"
-        if len(seeds) == 1:
-            return place_and_route(tgt, netlist, out, subdir, freq_mhz, seed, threads, nice)
         try:
             return place_and_route(tgt, netlist, out, subdir, freq_mhz, seed, threads, nice)
         except ToolError as e:
+            if len(seeds) == 1:
+                raise
             return {"seed": seed, "dir": subdir, "error": e, "fmax_mhz": None, "wall_s": None, "critical_paths": []}
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(seeds)))) as pool:
