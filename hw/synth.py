@@ -253,29 +253,31 @@ def sweep_seeds(tgt: Target, netlist: Path, out: Path, freq_mhz: float, seeds: l
     ``out/seed<N>/`` for several (each keeps its own log and report). In a sweep, a seed whose nextpnr
     fails (killed, crashed) is kept as ``error`` and the others still count; only if every seed fails
     is the first failure raised."""
+    failures: dict[int, ToolError] = {}
+
     def one(seed):
         subdir = "." if len(seeds) == 1 else f"seed{seed}"
         try:
             return place_and_route(tgt, netlist, out, subdir, freq_mhz, seed, threads, nice)
         except ToolError as e:
-            if len(seeds) == 1:
-                raise
-            return {"seed": seed, "dir": subdir, "error": e, "fmax_mhz": None, "wall_s": None, "critical_paths": []}
+            failures[seed] = e
+            return {"seed": seed, "dir": subdir, "error": str(e).splitlines()[0], "fmax_mhz": None,
+                    "wall_s": None, "critical_paths": []}
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(seeds)))) as pool:
         runs = list(pool.map(one, seeds))
-    if all("error" in r for r in runs):
-        raise runs[0]["error"]
-    return [{**r, "error": str(r["error"]).splitlines()[0]} if "error" in r else r for r in runs]
+    if len(failures) == len(seeds):
+        raise failures[seeds[0]]
+    return runs
 
 
 def sweep_fields(runs: list[dict], resources_synth: dict) -> dict:
     """The report's place-and-route fields from the runs of ``sweep_seeds``: the best seed's Fmax (ties:
     the lower seed), critical paths and post-route utilisation, every seed's figure beside it when there
     were several; ``fits``/``misfits`` when nextpnr could not place the design."""
-    misfit = next((r["misfit"] for r in runs if "misfit" in r), None)
+    misfit = next((r for r in runs if "misfit" in r), None)
     if misfit is not None:
-        return {"fits": False, "misfits": [misfit], "commands_nextpnr": runs[0]["command"]}
+        return {"fits": False, "misfits": [misfit["misfit"]], "commands_nextpnr": misfit["command"]}
     best = max((r for r in runs if "error" not in r), key=lambda r: (r["fmax_mhz"] or 0.0, -r["seed"]))
     fields = {"seed": best["seed"], "fmax": best["fmax"], "fmax_mhz": best["fmax_mhz"],
               "critical_paths": best["critical_paths"],
