@@ -69,7 +69,7 @@ def build_graph_model(gs: GraphSet, method: str, hp: dict, args) -> GIN:
                local_gradient=not args.no_local_gradient, local_norm=args.local_norm,
                pool=args.pool or DEFAULT_POOL, dropout=hp["dropout"], first_signed=bool((gs.x < 0).any()),
                readout=args.readout, aggregation_aware=not args.no_aggregation_weight,
-               head_bits=args.head_bits)
+               head_bits=args.head_bits, weight_step=hp["weight_step"])
 
 
 def train_step(model, data, opt, pen, local_weight: float) -> float:
@@ -209,8 +209,9 @@ def run_graph_train(args) -> dict:
     avg_bits = float(np.mean([r["avg_bits"] for r in rows]))
     metrics = {
         "dataset": args.dataset, "model": args.model, "task": "graph", "method": args.method,
-        "bits": args.bits if uniform else None, "weight_bits": hp["weight_bits"], "target_bits": hp["target_bits"],
-        "node_features": gs.features, "num_graphs": gs.num_graphs, "epochs": args.epochs,
+        "bits": args.bits if uniform else None, "weight_bits": hp["weight_bits"], "weight_step": hp["weight_step"],
+        "target_bits": hp["target_bits"], "node_features": gs.features, "num_graphs": gs.num_graphs,
+        "epochs": args.epochs,
         "folds_run": [r["fold"] for r in rows], "num_folds": args.num_folds, "split_seed": args.split_seed,
         "batch_size": args.batch_size, "hidden": hp["hidden"], "layers": hp["layers"], "lr": hp["lr"],
         "head_bits": args.head_bits or None, "lr_decay_step": args.lr_decay_step,

@@ -161,14 +161,47 @@ def test_bit_change_keeps_the_node_range():
     assert q.step.tolist() == pytest.approx([0.7 / 3, 1.4 / 255], rel=1e-5)
 
 
-def test_weight_quantizer_per_channel_range():
-    wq = WeightQuantizer(2, bits=4)
+@pytest.mark.parametrize("space", ["log", "linear"])
+def test_weight_quantizer_per_channel_range(space):
+    wq = WeightQuantizer(2, bits=4, step_space=space)
     w = torch.tensor([[0.7, -0.04], [-0.35, 0.08]])
     out = wq(w)
-    step = torch.tensor([0.7 / 7, 0.08 / 7])
+    step = wq.step.detach()
+    assert step.tolist() == pytest.approx([0.7 / 7, 0.08 / 7], rel=1e-6)
     assert torch.allclose(out, torch.clamp(torch.floor(w / step + 0.5), -8, 7) * step)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bits"):
         WeightQuantizer(2, bits=1)
+    with pytest.raises(ValueError, match="step space"):
+        WeightQuantizer(2, step_space="exp")
+
+
+def test_weight_step_log_space_moves_relative_to_its_size():
+    """Adam moves a parameter by ~lr per update: a linear step of 0.7/127 grows severalfold in a few
+    updates, the log step by a few percent (the NCI1 INT8 collapse, docs/training.md)."""
+    w = torch.tensor([[0.7, -0.35], [-0.35, 0.7]])
+    grown = {}
+    for space in ("log", "linear"):
+        wq = WeightQuantizer(2, bits=8, step_space=space)
+        wq.init_from(w)
+        s0 = wq.step.detach().clone()
+        opt = torch.optim.Adam(wq.parameters(), lr=0.02)
+        for _ in range(5):
+            opt.zero_grad()
+            (wq(w) - 2 * w).pow(2).sum().backward()  # a loss that pulls every step up
+            opt.step()
+        grown[space] = float((wq.step.detach() / s0).max())
+    assert grown["log"] < 1.2 < 3 < grown["linear"]
+
+
+def test_weight_quantizer_loads_a_checkpoint_from_before_the_log_step():
+    from a2q.models import build_model
+
+    old = {"step": torch.tensor([0.1, 0.2]), "initialised": torch.tensor(True)}
+    wq = WeightQuantizer(2, step_space="linear")
+    wq.load_state_dict(old)
+    assert wq.step.tolist() == pytest.approx([0.1, 0.2])
+    gcn = build_model({"num_nodes": 3, "in_features": 4, "num_classes": 2, "method": "uniform"})
+    assert gcn.config["weight_step"] == "linear" and gcn.convs[0].weight_quantizer.step_space == "linear"
 
 
 def test_uniform_quantizer_shares_one_step_and_exports_equal_bits():

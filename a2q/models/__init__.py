@@ -18,6 +18,7 @@ def build_model(config: dict):
     kind = config.pop("kind", "gcn")  # checkpoints from before GIN/GAT hold a GCN config without a kind
     if kind not in MODELS:
         raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(MODELS)}")
+    config.setdefault("weight_step", "linear")  # checkpoints from before the log weight step
     return MODELS[kind](**config)
 
 

@@ -21,21 +21,23 @@ class GAT(QuantizedModel):
     def __init__(self, in_features: int, num_classes: int, num_nodes: int, hidden: int = 8, heads: int = 8,
                  method: str = "a2q", bits: int = 4, weight_bits: int = 4, init_bits: float = 4.0,
                  local_gradient: bool = True, local_norm: str = "l2", dropout: float = 0.6,
-                 first_signed: bool = False, aggregation_aware: bool = True, task: str = "node"):
+                 first_signed: bool = False, aggregation_aware: bool = True, task: str = "node",
+                 weight_step: str = "log"):
         super().__init__()
         if task != "node":
             raise ValueError("GAT is built for node-level tasks only")
         self.config = dict(kind="gat", in_features=in_features, num_classes=num_classes, num_nodes=num_nodes,
                            hidden=hidden, heads=heads, method=method, bits=bits, weight_bits=weight_bits,
                            init_bits=init_bits, local_gradient=local_gradient, local_norm=local_norm,
-                           dropout=dropout, first_signed=first_signed, aggregation_aware=aggregation_aware)
+                           dropout=dropout, first_signed=first_signed, aggregation_aware=aggregation_aware,
+                           weight_step=weight_step)
         self.method, self.task, self.dropout = method, "node", dropout
 
         def fq(signed):
             return make_feature_quantizer(method, num_nodes, signed, bits, init_bits, local_gradient, local_norm)
 
         def wq(width):
-            return None if method == "fp32" else WeightQuantizer(width, weight_bits)
+            return None if method == "fp32" else WeightQuantizer(width, weight_bits, weight_step)
 
         q = method != "fp32"
         self.conv1 = QGATConv(in_features, hidden, heads, True, fq(first_signed), fq(True), wq(hidden * heads),

@@ -29,7 +29,8 @@ class GCN(QuantizedModel):
     def __init__(self, num_nodes: int, in_features: int, num_classes: int, hidden: int = 16,
                  method: str = "a2q", bits: int = 4, weight_bits: int = 4, init_bits: float = 4.0,
                  local_gradient: bool = True, dropout: float = 0.5, first_signed: bool = False,
-                 aggregation_aware: bool = True, local_norm: str = "l2"):
+                 aggregation_aware: bool = True, local_norm: str = "l2",
+                 weight_step: str = "log"):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
@@ -38,7 +39,7 @@ class GCN(QuantizedModel):
                            hidden=hidden, method=method, bits=bits, weight_bits=weight_bits,
                            init_bits=init_bits, local_gradient=local_gradient, dropout=dropout,
                            first_signed=first_signed, aggregation_aware=aggregation_aware,
-                           local_norm=local_norm)
+                           local_norm=local_norm, weight_step=weight_step)
         dims = [in_features, hidden, num_classes]
         signed = [first_signed, False]  # the hidden layer's input follows a ReLU
         self.convs = nn.ModuleList()
@@ -47,10 +48,10 @@ class GCN(QuantizedModel):
                 iq, wq = None, None
             elif method in UNIFORM_METHODS:
                 kind = UniformQuantizer if method == "uniform" else DegreeQuantQuantizer
-                iq, wq = kind(bits, signed[i]), WeightQuantizer(dims[i + 1], weight_bits)
+                iq, wq = kind(bits, signed[i]), WeightQuantizer(dims[i + 1], weight_bits, weight_step)
             else:
                 iq = NodeQuantizer(num_nodes, signed[i], init_bits, local_gradient, local_norm=local_norm)
-                wq = WeightQuantizer(dims[i + 1], weight_bits)
+                wq = WeightQuantizer(dims[i + 1], weight_bits, weight_step)
             if iq is not None:
                 iq.last_rows = num_nodes  # every layer input has one row per node (for the bit statistics)
             self.convs.append(QGCNConv(dims[i], dims[i + 1], iq, wq))

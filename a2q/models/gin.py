@@ -34,7 +34,8 @@ class GIN(QuantizedModel):
                  hidden: int = 64, layers: int = 5, method: str = "a2q", bits: int = 4, weight_bits: int = 4,
                  init_bits: float = 4.0, local_gradient: bool = True, local_norm: str = "l2",
                  pool: int = DEFAULT_POOL, dropout: float = 0.5, first_signed: bool = False,
-                 readout: str = "sum", aggregation_aware: bool = True, head_bits: int = 0):
+                 readout: str = "sum", aggregation_aware: bool = True, head_bits: int = 0,
+                 weight_step: str = "log"):
         super().__init__()
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -46,7 +47,8 @@ class GIN(QuantizedModel):
                            num_nodes=num_nodes, hidden=hidden, layers=layers, method=method, bits=bits,
                            weight_bits=weight_bits, init_bits=init_bits, local_gradient=local_gradient,
                            local_norm=local_norm, pool=pool, dropout=dropout, first_signed=first_signed,
-                           readout=readout, aggregation_aware=aggregation_aware, head_bits=head_bits)
+                           readout=readout, aggregation_aware=aggregation_aware, head_bits=head_bits,
+                           weight_step=weight_step)
         self.method, self.task, self.dropout, self.readout = method, task, dropout, readout
         rows = num_nodes if task == "node" else None
 
@@ -55,7 +57,7 @@ class GIN(QuantizedModel):
                                           local_gradient, local_norm, pool)
 
         def wq(width):
-            return None if method == "fp32" else WeightQuantizer(width, weight_bits)
+            return None if method == "fp32" else WeightQuantizer(width, weight_bits, weight_step)
 
         in_drop = dropout if task == "node" else 0.0
         self.convs = nn.ModuleList(
@@ -161,7 +163,7 @@ class GIN(QuantizedModel):
             c = self.convs[int(k)]
             w, bias = (c.weight1, c.bias1) if j == "1" else (c.weight2, c.bias2)
             wq, bn = (c.weight1_quantizer, c.bn1) if j == "1" else (c.weight2_quantizer, c.bn2)
-        step = wq.step.detach().abs().clamp_min(1e-8)
+        step = wq.step.detach()
         codes = torch.round(wq(w.detach()) / step[None, :])  # the codes of the fake-quant weights, exactly
         if bn is None:
             return codes.long().numpy(), step.double().numpy(), wq.bits, bias.detach().double().numpy()
