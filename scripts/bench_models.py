@@ -54,7 +54,7 @@ NODE_TARGET, GRAPH_TARGET = "2.5", "4.0"
 KEYS = ("test_acc_mean", "test_acc_std", "avg_bits", "compression_ratio", "degree_bits_spearman", "s_per_epoch",
         "cpu_s_per_epoch",
         "threads", "epochs", "layer_avg_bits", "target_bits", "node_features", "folds_run", "seeds", "hidden",
-        "layers")
+        "layers", "weight_step")
 
 
 def parse_node(spec: str) -> list[tuple[str, str]]:
@@ -151,24 +151,27 @@ def markdown(summary: dict) -> str:
              "over the folds run (graph-level, stratified 10-fold CV, split seed 12345, the first K folds). "
              "avg bits: node-level, the learned per-node bits averaged over the quantized layers; graph-level, the "
              "bits the NNS assigned on the test graphs. s/epoch: training passes, wall clock on a 2-core machine "
-             "shared with other jobs (threads as stated).", "",
+             "shared with other jobs (threads as stated). w step: how the weight steps were learned (log, or "
+             "the linear step of the runs before the fix, docs/training.md \"Weight step in log space\").", "",
              "| model | dataset | method | test acc (%) | n | epochs | avg bits | compression | "
-             "degree-bits Spearman | s/epoch (threads) | CPU s/epoch |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "w step | degree-bits Spearman | s/epoch (threads) | CPU s/epoch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     order = {m: i for i, m in enumerate(METHODS)}
     runs = sorted(summary["runs"].values(), key=lambda r: (r["task"] != "node", r["model"], r["dataset"],
                                                             order.get(r["method"], 9)))
     for r in runs:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | not run: {r['error'][:80]} "
-                         f"| | | | | | | |")
+                         f"| | | | | | | | |")
             continue
         n = f"{r['n']} {'seeds' if r['task'] == 'node' else 'folds'}"
         rho = "-" if r.get("degree_bits_spearman") is None else f"{r['degree_bits_spearman']:+.3f}"
         comp = "-" if r.get("compression_ratio") is None else f"{r['compression_ratio']:.1f}x"
         cpu = f"{r['cpu_s_per_epoch']:.2f}" if r.get("cpu_s_per_epoch") else "-"
+        wstep = "-" if r["method"] == "FP32" else r.get("weight_step") or "linear"  # rows from before the option
         lines.append(f"| {r['model']} | {r['dataset']} | {r['method']} | {100 * r['test_acc_mean']:.2f} ± "
-                     f"{100 * r['test_acc_std']:.2f} | {n} | {r['epochs']} | {r['avg_bits']:.2f} | {comp} | {rho} | "
+                     f"{100 * r['test_acc_std']:.2f} | {n} | {r['epochs']} | {r['avg_bits']:.2f} | {comp} | {wstep} | "
+                     f"{rho} | "
                      f"{r['s_per_epoch']:.2f} ({r['threads']}) | {cpu} |")
     gaps = []
     by = {(r["model"], r["dataset"], r["method"]): r for r in runs if "error" not in r}
