@@ -1,10 +1,10 @@
 """Per-output-channel weight quantizer: signed, ``bits`` wide (4 by default), learnable step (LSQ).
 
 The step is learned in log space by default (``step_space="log"``), as every feature step is: Adam moves a
-parameter by about its learning rate per update whatever the gradient's size, so a linear step of
-``max|w| / 127`` (~2e-3 at 8 bits) grew ~60x within 30 epochs of graph-level GIN on NCI1, where the
-BatchNorm after each linear layer leaves the loss nearly blind to the step: 8-bit weights ended on codes
--2..2 and INT8 lost 4-8 points to FP32 (docs/training.md, "Weight step in log space"). ``"linear"`` keeps
+parameter by about its learning rate per update whatever the gradient's size, so a linear step started at
+``max|w| / 127`` (~2e-3 at 8 bits) ended ~60x ``max|w| / 127`` after 30 epochs of graph-level GIN on NCI1,
+where the BatchNorm after each linear layer leaves the loss nearly blind to the step: 8-bit weights ended on
+codes -2..2 and INT8 lost 4-8 points to FP32 (docs/training.md, "Weight step in log space"). ``"linear"`` keeps
 the old parametrisation, for the node-level defaults measured with it and for checkpoints saved before.
 """
 from __future__ import annotations
