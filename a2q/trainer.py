@@ -100,7 +100,7 @@ def penalty_for(method, target_bits, target_kb, penalty, bit_cost, margin, defau
 def build_node_model(kind, data, method, **kw):
     """A node-level model of ``kind`` for ``data`` (one A2Q quantizer row per node)."""
     common = dict(method=method, bits=kw["bits"], weight_bits=kw["weight_bits"], init_bits=kw["init_bits"],
-                  weight_step=kw.get("weight_step", DEFAULTS["weight_step"]),
+                  weight_step=kw["weight_step"],
                   local_gradient=kw["local_gradient"], local_norm=kw["local_norm"], dropout=kw["dropout"],
                   aggregation_aware=kw["aggregation_weight"], first_signed=bool((data.x < 0).any()))
     n, f, c = data.num_nodes, data.num_features, int(data.num_classes)

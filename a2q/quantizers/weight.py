@@ -34,10 +34,10 @@ class WeightQuantizer(nn.Module):
         else:
             self.linear_step = nn.Parameter(torch.ones(out_features))
         self.register_buffer("initialised", torch.tensor(False))
-        self._register_load_state_dict_pre_hook(self._rename_old_step)
+        self.register_load_state_dict_pre_hook(self._rename_old_step)
 
     @staticmethod
-    def _rename_old_step(state_dict, prefix, *args):
+    def _rename_old_step(module, state_dict, prefix, *args):
         """Checkpoints from before the log step hold the linear step as ``step``."""
         if prefix + "step" in state_dict:
             state_dict[prefix + "linear_step"] = state_dict.pop(prefix + "step")
