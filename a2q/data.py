@@ -10,6 +10,7 @@ root, the files expected and the download failure.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -75,7 +76,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None):
         if missing:
             _download(name, missing, tmp, base, raw)
         _install(tmp, cache_raw)
-    ds = Planetoid(str(cache_root), name, split="public", transform=NormalizeFeatures())
+    with processing_lock(cache_root):
+        ds = Planetoid(str(cache_root), name, split="public", transform=NormalizeFeatures())
     data = ds[0]
     data.num_classes = ds.num_classes
     data.name = name
@@ -133,6 +135,23 @@ def _install(tmp: Path, cache_raw: Path) -> None:
         os.replace(tmp, cache_raw)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def processing_lock(cache_root: Path):
+    """Hold an exclusive lock on ``<cache_root>/.process.lock`` while PyG loads or processes the set there.
+
+    PyG writes ``processed/data.pt`` in place with ``torch.save``: a second process that starts in the
+    meantime reads it half-written ("PytorchStreamReader failed reading file"; seen when two benchmark
+    jobs started together on a fresh cache). The lock makes the first process build it and the others wait.
+    """
+    cache_root.mkdir(parents=True, exist_ok=True)
+    with open(cache_root / ".process.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _raw_copy(base: Path, sub: str, name: str, required: list[str]) -> Path:
@@ -207,7 +226,8 @@ def load_graph_set(name: str, root: str | os.PathLike | None = None) -> GraphSet
 
     required = [f"{name}_A.txt", f"{name}_graph_indicator.txt", f"{name}_graph_labels.txt"]
     cache_root = _raw_copy(base, "TU", name, required)
-    ds = TUDataset(str(cache_root), name)
+    with processing_lock(cache_root):
+        ds = TUDataset(str(cache_root), name)
     d, slices = ds._data, ds.slices
     edge_ptr = slices["edge_index"].long()
     if d.x is not None:

@@ -1,6 +1,8 @@
 """Dataset loading (real Planetoid files when present, KarateClub always) and short training runs."""
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ from a2q.trainer import parse_seeds, parse_train_args, run_train
 
 ROOT = os.environ.get("A2Q_DATA_ROOT")
 HAVE_CORA = bool(ROOT) and (Path(ROOT) / "Cora" / "raw" / "ind.cora.x").is_file()
+HAVE_MUTAG = bool(ROOT) and (Path(ROOT) / "TU" / "MUTAG" / "raw" / "MUTAG_A.txt").is_file()
 
 
 def test_karate_club_needs_no_files_and_has_a_split():
@@ -35,6 +38,31 @@ def test_cora_public_split_without_writing_into_the_data_root():
     assert (d.num_nodes, d.num_features, d.num_classes) == (2708, 1433, 7)
     assert (int(d.train_mask.sum()), int(d.val_mask.sum()), int(d.test_mask.sum())) == (140, 500, 1000)
     assert sorted(p.name for p in (Path(ROOT) / "Cora").iterdir()) == before  # raw stays raw-only
+
+
+@pytest.mark.skipif(not HAVE_MUTAG, reason="MUTAG raw files not found under $A2Q_DATA_ROOT/TU")
+def test_a_job_waits_for_the_processing_lock_before_pyg_reads_the_cache(tmp_path, monkeypatch):
+    """PyG writes its processed file in place: a second job that started meanwhile read it half-written
+    (two benchmark jobs on a fresh cache). While one job holds the lock, another neither reads nor writes."""
+    import time
+
+    from a2q import data
+
+    monkeypatch.setattr(data, "CACHE", tmp_path)
+    required = [f"MUTAG_{s}.txt" for s in ("A", "graph_indicator", "graph_labels")]
+    cache_root = data._raw_copy(Path(ROOT), "TU", "MUTAG", required)  # the folder the job will use
+    code = ("import torch_geometric.datasets; from a2q.data import load_graph_set; "
+            "print('ready', flush=True); print(load_graph_set('MUTAG').num_graphs)")
+    job = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, A2Q_CACHE=str(tmp_path)),
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        with data.processing_lock(cache_root):
+            assert job.stdout.readline().strip() == "ready"
+            time.sleep(3)  # MUTAG processes in well under a second once the job may go on
+            assert job.poll() is None and not (cache_root / "MUTAG" / "processed").exists()
+        assert job.communicate(timeout=120)[0].split() == ["188"] and job.returncode == 0
+    finally:
+        job.kill()
 
 
 def test_parse_seeds():
