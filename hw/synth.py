@@ -36,7 +36,7 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from a2q.jsonio import write_json, write_text
@@ -110,6 +110,12 @@ TARGETS = {
         },
         note="synthesis only: no open place and route for 7-series on PyPI (use `a2q hw project --tool vivado`)"),
 }
+#: The same LFE5U-85F in its fastest speed grade (-8; ecp5-85k is the slowest, -6): same netlist and
+#: resources, nextpnr's timing for the faster silicon (``--speed 8``).
+TARGETS["ecp5-85k-8"] = replace(
+    TARGETS["ecp5-85k"], name="ecp5-85k-8", part="LFE5U-85F-8BG381C",
+    nextpnr_args=(*TARGETS["ecp5-85k"].nextpnr_args, "--speed", "8"),
+    note=TARGETS["ecp5-85k"].note + "; speed grade -8 (the fastest; ecp5-85k is -6)")
 
 
 def tool(name: str) -> str:

@@ -530,3 +530,13 @@ def test_seed_sweep_keeps_the_other_seeds_when_one_fails(fake_nextpnr):
     for seeds in ([5], [5, 6]):
         with pytest.raises(synth.ToolError, match="failed"):
             synth.sweep_seeds(tgt, out / "a2q_accel.ecp5.json", out, 100.0, seeds, threads=1, jobs=2)
+
+
+def test_speed_grade_8_target_is_the_same_part_timed_for_faster_silicon(fake_nextpnr):
+    """`--target ecp5-85k-8`: the resources of ecp5-85k, nextpnr run with `--speed 8` (the -6 default
+    without it), and the part named with its grade in the report."""
+    slow, fast = synth.TARGETS["ecp5-85k"], synth.TARGETS["ecp5-85k-8"]
+    assert fast.resources == slow.resources and fast.part == "LFE5U-85F-8BG381C" and "-6" in slow.part
+    out = fake_nextpnr
+    runs = synth.sweep_seeds(fast, out / "a2q_accel.ecp5.json", out, 100.0, [1], threads=1)
+    assert " --speed 8 " in f"{runs[0]['command']} " and "--speed" not in " ".join(slow.nextpnr_args)
