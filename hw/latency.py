@@ -22,8 +22,7 @@ from .config import AcceleratorConfig
 REPORT_DIRS = ("results/fpga", "build/synth")
 #: Block RAM bits of the parts ``hw/synth.py`` targets (ECP5 DP16KD: 18 kbit each, 208 in an LFE5U-85F;
 #: iCE40 UP5K: 30 x 4 kbit EBR + 4 x 256 kbit SPRAM; Artix-7 100T: 135 x 36 kbit).
-BRAM_BITS = {"ecp5-85k": 208 * 18 * 1024, "ecp5-85k-8": 208 * 18 * 1024, "ice40-up5k": 30 * 4096 + 4 * 256 * 1024,
-             "xilinx": 135 * 36 * 1024}
+BRAM_BITS = {"ecp5-85k": 208 * 18 * 1024, "ice40-up5k": 30 * 4096 + 4 * 256 * 1024, "xilinx": 135 * 36 * 1024}
 DEFAULT_PART = "ecp5-85k"
 
 
