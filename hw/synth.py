@@ -45,6 +45,8 @@ from .config import AcceleratorConfig, ConfigError
 
 DEFAULT_OUTPUT = "build/synth"
 DEFAULT_FREQ_MHZ = 100.0
+#: ``--floorplan``: none (the placer places everything) or lanes (hw/floorplan.py)
+FLOORPLANS = ("none", "lanes")
 
 
 class DoesNotFit(ConfigError):
@@ -319,13 +321,15 @@ def parse_seeds(text: str) -> list[int]:
 def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.PathLike = DEFAULT_OUTPUT,
           pnr: bool = True, freq_mhz: float = DEFAULT_FREQ_MHZ, seed: int | Sequence[int] = 1, threads: int = 1,
           jobs: int = 1, verilog: str | os.PathLike | None = None, top: str | None = None, nice: int = 0,
-          progress=None, primitives: str = "auto", bram_outreg: bool = True) -> dict:
+          progress=None, primitives: str = "auto", bram_outreg: bool = True, floorplan: str = "none") -> dict:
     """Synthesise (and place and route) ``cfg`` for ``target``; write report.json / report.md in
     ``out_dir`` and return the report. Raises ``DoesNotFit`` (after writing the report) when a resource
     is exceeded. ``verilog``/``top``: synthesise that file instead of generating the bare core (the AXI
     wrapper, for instance). ``primitives``: vendor primitives in the generated core ("auto": the
     target's family where ``hw/primitives.py`` has one, else none). ``bram_outreg``: on ECP5, move the
-    flip-flops that take a block RAM's word into its output register (``hw/bram_outreg.py``). ``seed``:
+    flip-flops that take a block RAM's word into its output register (``hw/bram_outreg.py``).
+    ``floorplan``: "lanes" fixes the block RAMs and multipliers to a lane-sliced plan before nextpnr
+    (``hw/floorplan.py``; the LFE5U-85F only), "none" leaves them to the placer. ``seed``:
     one nextpnr seed or several (a sweep, ``jobs`` runs at a time, the best reported: module docstring)."""
     seeds = [seed] if isinstance(seed, int) else list(seed)
     if problem := seeds_problem(seeds):
@@ -333,6 +337,10 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
     if target not in TARGETS:
         raise ConfigError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     tgt = TARGETS[target]
+    if floorplan not in FLOORPLANS:
+        raise ConfigError(f"unknown floorplan {floorplan!r}; choose one of {', '.join(FLOORPLANS)}")
+    if floorplan != "none" and not tgt.part.startswith("LFE5U-85F"):
+        raise ConfigError(f"--floorplan {floorplan} knows the sites of the LFE5U-85F only, not {tgt.part}")
     say = progress or (lambda stage: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -384,6 +392,11 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
         report["bram_output_registers"] = rewrite_netlist(netlist, top)
         cells["TRELLIS_FF"] = cells.get("TRELLIS_FF", 0) - report["bram_output_registers"]["registers_removed"]
         report["commands"]["bram_outreg"] = f"python -m hw.bram_outreg {netlist.name} {top}"
+    report["floorplan"] = floorplan
+    if floorplan != "none" and netlist is not None:
+        from .floorplan import apply_floorplan
+
+        report["floorplan_cells"] = apply_floorplan(netlist, top)
     report["cells"] = dict(sorted(cells.items()))
     report["resources_synth"] = resources_from_cells(cells, tgt)
     report["resources"] = report["resources_synth"]
@@ -434,6 +447,11 @@ def markdown(rep: dict) -> str:
         lines += [f"Block RAM output registers (hw/bram_outreg.py): {bo['ports_absorbed']} read ports take their "
                   f"word in the block RAM's own register ({bo['registers_removed']:,} flip-flops moved in); "
                   f"ports left unregistered: {kept}.", ""]
+    if rep.get("floorplan_cells"):
+        fc = rep["floorplan_cells"]
+        lines += [f"Floorplan `{rep['floorplan']}` (hw/floorplan.py): {fc['cells_fixed']} block RAMs and multipliers "
+                  "fixed (" + ", ".join(f"{k}: {n}" for k, n in fc["rows"].items()) + ")"
+                  + (f"; left to the placer: {', '.join(fc['cells_free'])}" if fc["cells_free"] else "") + ".", ""]
     if rep.get("fmax_mhz") is not None:
         lines.append(f"**Fmax {rep['fmax_mhz']} MHz** (target {rep['freq_target_mhz']:g} MHz, nextpnr seed "
                      f"{rep['seed']}, {rep['threads']} thread"
@@ -488,6 +506,8 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="nextpnr threads per run")
     parser.add_argument("--no-bram-outreg", action="store_true",
                         help="ECP5: leave the block RAMs' output registers unused (hw/bram_outreg.py)")
+    parser.add_argument("--floorplan", choices=FLOORPLANS, default="none",
+                        help="ECP5-85F: fix the block RAMs and multipliers to a lane-sliced plan (hw/floorplan.py)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -515,7 +535,7 @@ def run_synth(args) -> dict:
             bar.set_postfix(stage=stage)
         rep = synth(cfg, args.target, args.output, pnr=not args.no_pnr, freq_mhz=args.freq, seed=args.seed,
                     threads=args.threads, jobs=args.jobs, verilog=verilog, top=top, progress=progress,
-                    primitives=primitives, bram_outreg=not args.no_bram_outreg)
+                    primitives=primitives, bram_outreg=not args.no_bram_outreg, floorplan=args.floorplan)
         bar.update(note=seen[-1])
     fmax = f"Fmax {rep['fmax_mhz']} MHz" if rep.get("fmax_mhz") is not None else "no Fmax (synthesis only)"
     res = ", ".join(f"{k.split(' ')[0]} {v['used']:,}/{v['available']:,}" for k, v in rep["resources"].items())

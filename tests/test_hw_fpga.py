@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from a2q import fixedpoint as fp
-from hw import synth
+from hw import floorplan, synth
 from hw.accelerator import BUSY_COPIES
 from hw.aggregate import xw_bank_widths
 from hw.config import SHIFT_BITS, AcceleratorConfig
@@ -540,3 +540,11 @@ def test_speed_grade_8_target_is_the_same_part_timed_for_faster_silicon(fake_nex
     out = fake_nextpnr
     runs = synth.sweep_seeds(fast, out / "a2q_accel.ecp5.json", out, 100.0, [1], threads=1)
     assert " --speed 8 " in f"{runs[0]['command']} " and "--speed" not in " ".join(slow.nextpnr_args)
+
+
+def test_plan_covers_every_block_ram_and_multiplier_of_a_real_netlist(small_netlist):
+    """On the small config's real synth_ecp5 netlist, the rules know every block RAM
+    and multiplier by name: a renamed memory would silently leave the floorplan."""
+    hard = [n for n, c in small_netlist["cells"].items() if c["type"] in (floorplan.BRAM, floorplan.DSP)]
+    p = floorplan.plan(small_netlist["cells"])
+    assert hard and p.free == [] and sorted(p.bels) == sorted(hard)

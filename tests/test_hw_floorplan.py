@@ -1,0 +1,132 @@
+"""The lane-sliced ECP5 floorplan (hw/floorplan.py): site table, in-order matching, the plan's rows, BEL attributes."""
+from __future__ import annotations
+
+import itertools
+import json
+import re
+
+import pytest
+
+from hw import floorplan as fpl
+
+
+def test_site_table_of_the_85k():
+    """208 block RAM and 156 DSP sites (the LFE5U-85F's counts), unique, with BEL names nextpnr placed cells at
+    when it filled every site (the module docstring)."""
+    bram, dsp = fpl.sites_85k(fpl.BRAM), fpl.sites_85k(fpl.DSP)
+    names = [b for rows in (bram, dsp) for sites in rows.values() for _, b in sites]
+    assert sum(map(len, bram.values())) == 208 and sum(map(len, dsp.values())) == 156
+    assert len(set(names)) == len(names)
+    for seen in ("X10/Y22/EBR3", "X100/Y22/EBR2", "X120/Y82/EBR3", "X100/Y10/MULT18_4", "X5/Y34/MULT18_1",
+                 "X119/Y58/MULT18_5"):
+        assert seen in names
+    for rows in (bram, dsp):
+        for sites in rows.values():
+            assert [x for x, _ in sites] == sorted(x for x, _ in sites)
+
+
+def _brute(targets, sites):
+    best = None
+    cells = sorted(targets, key=lambda c: (c[1], c[0]))
+    for pick in itertools.combinations(range(len(sites)), len(cells)):
+        cost = sum(abs(c[1] - sites[j][0]) for c, j in zip(cells, pick, strict=True))
+        best = cost if best is None else min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_in_order_matching_is_optimal(seed):
+    """The dynamic program's total distance equals the best over every order-preserving choice of sites, and
+    it keeps the cells' order (lane o left of lane o + 1)."""
+    import random
+
+    rng = random.Random(seed)
+    sites = [(x, f"s{x}") for x in sorted(rng.sample(range(40), 9))]
+    targets = [(f"c{i}", rng.uniform(0, 40)) for i in range(rng.randint(1, 7))]
+    got = fpl.match_in_order(targets, sites)
+    x_of = dict((b, x) for x, b in sites)
+    assert len(set(got.values())) == len(targets)
+    cost = sum(abs(t - x_of[got[c]]) for c, t in targets)
+    assert cost == pytest.approx(_brute(targets, sites))
+    order = [got[c] for c, _ in sorted(targets, key=lambda c: (c[1], c[0]))]
+    assert [x_of[b] for b in order] == sorted(x_of[b] for b in order)
+
+
+def test_more_cells_than_sites_is_refused():
+    with pytest.raises(fpl.FloorplanError, match="3 cells for 2 sites"):
+        fpl.match_in_order([("a", 1), ("b", 2), ("c", 3)], [(0, "s0"), (5, "s5")])
+
+
+def _default_like_cells(pes=16):
+    """Cell names as synth_ecp5 gives them for the default config (L = P = 16)."""
+    cells = {}
+    for k in range(pes):
+        for mem in ("weight", "chan"):
+            for j in range(2):
+                cells[f"mem_{mem}.bank{k}.0.{j}"] = {"type": fpl.BRAM}
+        cells[f"combine.src_rescale{k}.mul_lo"] = {"type": fpl.DSP}
+        for unit in ("chan", "node"):
+            for half in ("lo", "hi"):
+                cells[f"requant.{unit}_rescale{k}.mul_{half}"] = {"type": fpl.DSP}
+    for k in range(22):
+        cells[f"mem_xw.bank{k}.0.0"] = {"type": fpl.BRAM}
+    for mem, n in (("feat", 11), ("out", 15), ("edge", 3)):
+        for j in range(n):
+            cells[f"mem_{mem}.0.{j}"] = {"type": fpl.BRAM}
+    cells["mem_node.1.0"] = {"type": fpl.BRAM}
+    cells["mem_mystery.bankx"] = {"type": fpl.BRAM}
+    cells["pe0.tree_r_TRELLIS_FF_Q"] = {"type": "TRELLIS_FF"}
+    return cells
+
+
+def test_plan_puts_each_engine_in_its_row_and_each_lane_in_its_slice():
+    p = fpl.plan(_default_like_cells())
+    xy = {n: tuple(map(int, re.match(r"X(\d+)/Y(\d+)/", b).groups())) for n, b in p.bels.items()}
+    assert p.free == ["mem_mystery.bankx"]            # no rule for it: left to the placer, and listed
+    assert {xy[f"mem_weight.bank{k}.0.{j}"][1] for k in range(16) for j in range(2)} == {22}
+    assert {xy[f"combine.src_rescale{k}.mul_lo"][1] for k in range(16)} == {34}
+    assert {xy[f"requant.chan_rescale{k}.mul_hi"][1] for k in range(16)} == {58}
+    assert {xy[f"mem_chan.bank{k}.0.0"][1] for k in range(16)} == {70}
+    for unit in ("mem_weight.bank{}.0.0", "combine.src_rescale{}.mul_lo", "requant.node_rescale{}.mul_lo",
+                 "mem_chan.bank{}.0.1"):
+        xs = [xy[unit.format(k)][0] for k in range(16)]
+        assert xs == sorted(xs) and xs[0] < 15 and xs[-1] > 105     # lane order, across the width
+    # lane 3's weight banks, source rescaler and channel table share a slice of the width (one column
+    # group of 9 tiles is a slice and a bit: 13 groups for 16 lanes)
+    lane3 = [xy[n][0] for n in ("mem_weight.bank3.0.0", "combine.src_rescale3.mul_lo", "mem_chan.bank3.0.0")]
+    assert max(lane3) - min(lane3) <= 9
+    feat = [xy[f"mem_feat.0.{j}"][0] for j in range(11)]
+    assert 40 < sum(feat) / len(feat) < 85                       # shared memories at the centre
+    assert len(set(p.bels.values())) == len(p.bels)
+
+
+def test_a_group_that_overflows_its_row_moves_whole_to_the_nearest_row_with_room():
+    cells = _default_like_cells()
+    for j in range(30):                               # out: 15 -> 45 pieces, row 46 cannot take them
+        cells[f"mem_out.0.{j}"] = {"type": fpl.BRAM}
+    p = fpl.plan(cells)
+    ys = {re.match(r"X\d+/Y(\d+)/", p.bels[f"mem_out.0.{j}"]).group(1) for j in range(30)}
+    assert len(ys) == 1 and ys != {"46"}
+
+
+def test_a_part_too_small_for_a_group_is_a_clear_error():
+    cells = {f"mem_xw.bank{k}.0.0": {"type": fpl.BRAM} for k in range(60)}
+    with pytest.raises(fpl.FloorplanError, match="xw: 60 DP16KD cells, no row of the part has that many"):
+        fpl.plan(cells)
+
+
+def test_apply_writes_bel_attributes_and_refuses_an_unknown_top(tmp_path):
+    path = tmp_path / "net.json"
+    design = {"modules": {"a2q_accel": {"cells": {n: {**c, "attributes": {}}
+                                                  for n, c in _default_like_cells().items()}}}}
+    path.write_text(json.dumps(design))
+    before = path.read_text()
+    with pytest.raises(fpl.FloorplanError, match="no module 'other'"):
+        fpl.apply_floorplan(path, "other")
+    assert path.read_text() == before                 # nothing half-written
+    summary = fpl.apply_floorplan(path, "a2q_accel")
+    cells = json.loads(path.read_text())["modules"]["a2q_accel"]["cells"]
+    bels = {n: c["attributes"]["BEL"] for n, c in cells.items() if "BEL" in c["attributes"]}
+    assert summary["cells_fixed"] == len(bels) == len(_default_like_cells()) - 2
+    assert summary["cells_free"] == ["mem_mystery.bankx"]
+
