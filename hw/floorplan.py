@@ -162,3 +162,21 @@ def apply_floorplan(path: str | Path, top: str) -> dict:
         cells[name].setdefault("attributes", {})["BEL"] = bel
     write_json(path, design, indent=None)
     return placement.summary()
+
+
+def main(argv=None) -> dict:
+    """``python -m hw.floorplan NETLIST TOP``: fix a ``synth_ecp5`` JSON netlist's block RAMs and multipliers
+    to the lane-sliced plan in place (as ``a2q hw synth`` does before nextpnr) and print the summary."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m hw.floorplan", description=main.__doc__)
+    ap.add_argument("netlist")
+    ap.add_argument("top")
+    args = ap.parse_args(argv)
+    summary = apply_floorplan(args.netlist, args.top)
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -45,8 +45,9 @@ from .config import AcceleratorConfig, ConfigError
 
 DEFAULT_OUTPUT = "build/synth"
 DEFAULT_FREQ_MHZ = 100.0
-#: ``--floorplan``: none (the placer places everything) or lanes (hw/floorplan.py)
-FLOORPLANS = ("none", "lanes")
+#: ``--floorplan``: auto (lanes on the LFE5U-85F, where hw/floorplan.py knows the sites; none elsewhere),
+#: none (the placer places everything) or lanes (hw/floorplan.py)
+FLOORPLANS = ("auto", "none", "lanes")
 
 
 class DoesNotFit(ConfigError):
@@ -321,7 +322,7 @@ def parse_seeds(text: str) -> list[int]:
 def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.PathLike = DEFAULT_OUTPUT,
           pnr: bool = True, freq_mhz: float = DEFAULT_FREQ_MHZ, seed: int | Sequence[int] = 1, threads: int = 1,
           jobs: int = 1, verilog: str | os.PathLike | None = None, top: str | None = None, nice: int = 0,
-          progress=None, primitives: str = "auto", bram_outreg: bool = True, floorplan: str = "none") -> dict:
+          progress=None, primitives: str = "auto", bram_outreg: bool = True, floorplan: str = "auto") -> dict:
     """Synthesise (and place and route) ``cfg`` for ``target``; write report.json / report.md in
     ``out_dir`` and return the report. Raises ``DoesNotFit`` (after writing the report) when a resource
     is exceeded. ``verilog``/``top``: synthesise that file instead of generating the bare core (the AXI
@@ -329,7 +330,8 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
     target's family where ``hw/primitives.py`` has one, else none). ``bram_outreg``: on ECP5, move the
     flip-flops that take a block RAM's word into its output register (``hw/bram_outreg.py``).
     ``floorplan``: "lanes" fixes the block RAMs and multipliers to a lane-sliced plan before nextpnr
-    (``hw/floorplan.py``; the LFE5U-85F only), "none" leaves them to the placer. ``seed``:
+    (``hw/floorplan.py``; the LFE5U-85F only), "none" leaves them to the placer, "auto" is "lanes" where
+    it applies (the LFE5U-85F, a plan that fits its rows), else "none" with the reason in the report. ``seed``:
     one nextpnr seed or several (a sweep, ``jobs`` runs at a time, the best reported: module docstring)."""
     seeds = [seed] if isinstance(seed, int) else list(seed)
     if problem := seeds_problem(seeds):
@@ -339,7 +341,7 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
     tgt = TARGETS[target]
     if floorplan not in FLOORPLANS:
         raise ConfigError(f"unknown floorplan {floorplan!r}; choose one of {', '.join(FLOORPLANS)}")
-    if floorplan != "none" and not tgt.part.startswith("LFE5U-85F"):
+    if floorplan == "lanes" and not tgt.part.startswith("LFE5U-85F"):
         raise ConfigError(f"--floorplan {floorplan} knows the sites of the LFE5U-85F only, not {tgt.part}")
     say = progress or (lambda stage: None)
     out = Path(out_dir)
@@ -392,11 +394,6 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
         report["bram_output_registers"] = rewrite_netlist(netlist, top)
         cells["TRELLIS_FF"] = cells.get("TRELLIS_FF", 0) - report["bram_output_registers"]["registers_removed"]
         report["commands"]["bram_outreg"] = f"python -m hw.bram_outreg {netlist.name} {top}"
-    report["floorplan"] = floorplan
-    if floorplan != "none" and netlist is not None:
-        from .floorplan import apply_floorplan
-
-        report["floorplan_cells"] = apply_floorplan(netlist, top)
     report["cells"] = dict(sorted(cells.items()))
     report["resources_synth"] = resources_from_cells(cells, tgt)
     report["resources"] = report["resources_synth"]
@@ -410,6 +407,9 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
         say(f"place and route ({tgt.nextpnr.removeprefix('yowasp-')}, {freq_mhz:g} MHz target"
             + (f", {len(seeds)} seeds" if len(seeds) > 1 else "") + ")")
         report["tools"]["nextpnr"] = tool_version(tgt.nextpnr)
+        report.update(floorplan_netlist(floorplan, tgt, netlist, top))
+        if report["floorplan"] != "none":
+            report["commands"]["floorplan"] = f"python -m hw.floorplan {netlist.name} {top}"
         t_pnr = time.monotonic()
         runs = sweep_seeds(tgt, netlist, out, freq_mhz, seeds, threads, jobs, nice)
         report["wall_s"]["nextpnr"] = round(time.monotonic() - t_pnr, 1)
@@ -430,6 +430,20 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
     return report
 
 
+def floorplan_netlist(floorplan: str, tgt: Target, netlist: Path, top: str) -> dict:
+    """Apply ``floorplan`` to the netlist nextpnr is about to read; the report's floorplan fields."""
+    from .floorplan import FloorplanError, apply_floorplan
+
+    if floorplan == "none" or (floorplan == "auto" and not tgt.part.startswith("LFE5U-85F")):
+        return {"floorplan": "none"}
+    try:
+        return {"floorplan": "lanes", "floorplan_cells": apply_floorplan(netlist, top)}
+    except FloorplanError as e:
+        if floorplan == "lanes":
+            raise
+        return {"floorplan": "none", "floorplan_skipped": f"lanes does not apply: {e}"}
+
+
 def markdown(rep: dict) -> str:
     c = rep["config"]
     lines = [f"# Synthesis of `{rep['top']}` for {rep['part']} ({rep['target']})", "",
@@ -447,6 +461,8 @@ def markdown(rep: dict) -> str:
         lines += [f"Block RAM output registers (hw/bram_outreg.py): {bo['ports_absorbed']} read ports take their "
                   f"word in the block RAM's own register ({bo['registers_removed']:,} flip-flops moved in); "
                   f"ports left unregistered: {kept}.", ""]
+    if rep.get("floorplan_skipped"):
+        lines += [f"No floorplan: {rep['floorplan_skipped']}.", ""]
     if rep.get("floorplan_cells"):
         fc = rep["floorplan_cells"]
         lines += [f"Floorplan `{rep['floorplan']}` (hw/floorplan.py): {fc['cells_fixed']} block RAMs and multipliers "
@@ -506,8 +522,9 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="nextpnr threads per run")
     parser.add_argument("--no-bram-outreg", action="store_true",
                         help="ECP5: leave the block RAMs' output registers unused (hw/bram_outreg.py)")
-    parser.add_argument("--floorplan", choices=FLOORPLANS, default="none",
-                        help="ECP5-85F: fix the block RAMs and multipliers to a lane-sliced plan (hw/floorplan.py)")
+    parser.add_argument("--floorplan", choices=FLOORPLANS, default="auto",
+                        help="lanes: fix the block RAMs and multipliers to a lane-sliced plan (hw/floorplan.py, "
+                             "LFE5U-85F); none: leave them to the placer; auto (default): lanes where it applies")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 

@@ -130,3 +130,44 @@ def test_apply_writes_bel_attributes_and_refuses_an_unknown_top(tmp_path):
     assert summary["cells_fixed"] == len(bels) == len(_default_like_cells()) - 2
     assert summary["cells_free"] == ["mem_mystery.bankx"]
 
+
+
+def _netlist(tmp_path, cells):
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps({"modules": {"top": {"cells": {n: {**c, "attributes": {}} for n, c in cells.items()}}}}))
+    return path
+
+
+def test_synth_applies_the_floorplan_where_it_applies(tmp_path):
+    """`a2q hw synth --floorplan`: auto is lanes on the LFE5U-85F (both speed grades) and none elsewhere; a
+    plan that cannot be made is an error under lanes, and under auto a stated fallback to none."""
+    from hw import synth
+
+    good = _netlist(tmp_path, _default_like_cells())
+    for target in ("ecp5-85k", "ecp5-85k-8"):
+        rep = synth.floorplan_netlist("auto", synth.TARGETS[target], good, "top")
+        assert rep["floorplan"] == "lanes" and rep["floorplan_cells"]["cells_fixed"] == len(_default_like_cells()) - 2
+    assert synth.floorplan_netlist("auto", synth.TARGETS["ice40-up5k"], good, "top") == {"floorplan": "none"}
+    assert synth.floorplan_netlist("none", synth.TARGETS["ecp5-85k"], good, "top") == {"floorplan": "none"}
+    (tmp_path / "big").mkdir()
+    big = _netlist(tmp_path / "big", {f"mem_xw.bank{k}.0.0": {"type": fpl.BRAM} for k in range(60)})
+    before = big.read_text()
+    rep = synth.floorplan_netlist("auto", synth.TARGETS["ecp5-85k"], big, "top")
+    assert rep["floorplan"] == "none" and "xw: 60 DP16KD cells" in rep["floorplan_skipped"]
+    with pytest.raises(fpl.FloorplanError, match="xw: 60 DP16KD cells"):
+        synth.floorplan_netlist("lanes", synth.TARGETS["ecp5-85k"], big, "top")
+    assert big.read_text() == before
+    with pytest.raises(synth.ConfigError, match="LFE5U-85F only"):
+        synth.synth(synth.AcceleratorConfig(), "xilinx", tmp_path, floorplan="lanes")
+    with pytest.raises(synth.ConfigError, match="unknown floorplan 'rows'"):
+        synth.synth(synth.AcceleratorConfig(), "ecp5-85k", tmp_path, floorplan="rows")
+
+
+def test_command_line_rewrites_the_netlist(tmp_path, capsys):
+    """`python -m hw.floorplan NETLIST TOP`, the command `a2q hw synth` lists in its report."""
+    path = _netlist(tmp_path, _default_like_cells())
+    summary = fpl.main([str(path), "top"])
+    assert json.loads(capsys.readouterr().out) == summary and summary["cells_fixed"] == len(_default_like_cells()) - 2
+    cells = json.loads(path.read_text())["modules"]["top"]["cells"]
+    x, y = re.match(r"X(\d+)/Y(\d+)/EBR", cells["mem_weight.bank0.0.0"]["attributes"]["BEL"]).groups()
+    assert y == "22" and int(x) < 15                 # PE 0's weights: the weight row, the left-most slice
