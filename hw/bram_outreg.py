@@ -128,19 +128,25 @@ def rewrite_netlist(path, top: str) -> dict:
     return stats
 
 
-def main(argv=None) -> dict:
-    """``python -m hw.bram_outreg NETLIST TOP``: rewrite a ``synth_ecp5`` JSON netlist in place (as
-    ``a2q hw synth`` does between Yosys and nextpnr) and print the counts."""
+def netlist_pass_main(prog: str, description: str, rewrite, argv=None) -> dict:
+    """The command line of a pass on a ``synth_ecp5`` JSON netlist (``PROG NETLIST TOP``): run
+    ``rewrite(netlist, top)`` and print the counts it returns as JSON."""
     import argparse
     import json
 
-    ap = argparse.ArgumentParser(prog="python -m hw.bram_outreg", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog=prog, description=description)
     ap.add_argument("netlist")
     ap.add_argument("top")
     args = ap.parse_args(argv)
-    stats = rewrite_netlist(args.netlist, args.top)
+    stats = rewrite(args.netlist, args.top)
     print(json.dumps(stats))
     return stats
+
+
+def main(argv=None) -> dict:
+    """``python -m hw.bram_outreg NETLIST TOP``: rewrite a ``synth_ecp5`` JSON netlist in place (as
+    ``a2q hw synth`` does between Yosys and nextpnr) and print the counts."""
+    return netlist_pass_main("python -m hw.bram_outreg", main.__doc__, rewrite_netlist, argv)
 
 
 if __name__ == "__main__":

@@ -167,15 +167,9 @@ def apply_floorplan(path: str | Path, top: str) -> dict:
 def main(argv=None) -> dict:
     """``python -m hw.floorplan NETLIST TOP``: fix a ``synth_ecp5`` JSON netlist's block RAMs and multipliers
     to the lane-sliced plan in place (as ``a2q hw synth`` does before nextpnr) and print the summary."""
-    import argparse
+    from .bram_outreg import netlist_pass_main
 
-    ap = argparse.ArgumentParser(prog="python -m hw.floorplan", description=main.__doc__)
-    ap.add_argument("netlist")
-    ap.add_argument("top")
-    args = ap.parse_args(argv)
-    summary = apply_floorplan(args.netlist, args.top)
-    print(json.dumps(summary))
-    return summary
+    return netlist_pass_main("python -m hw.floorplan", main.__doc__, apply_floorplan, argv)
 
 
 if __name__ == "__main__":
