@@ -50,9 +50,10 @@ PLAN = {
 #: Groups every lane reads or writes: placed at the centre of their row.
 CENTRED = ("feat", "node", "edge", "count", "out")
 
-_BANKED = re.compile(r"mem_(\w+?)\.bank(\d+)\.\d+\.\d+$")     # mem_weight.bank3.0.1: bank 3 of P
-_PLAIN = re.compile(r"mem_(\w+?)\.\d+\.\d+$")                  # mem_feat.0.7: one memory's pieces
-_RESCALER = re.compile(r"\w+\.(\w+_rescale)(\d+)\.mul_(?:lo|hi)$")  # requant.node_rescale5.mul_hi
+# The names synth_ecp5 gives the core's cells, under any prefix (``core.`` in the AXI wrapper):
+_BANKED = re.compile(r"(?:^|\.)mem_(\w+?)\.bank(\d+)\.\d+\.\d+$")     # mem_weight.bank3.0.1: bank 3 of P
+_PLAIN = re.compile(r"(?:^|\.)mem_(\w+?)\.\d+\.\d+$")                  # mem_feat.0.7: one memory's pieces
+_RESCALER = re.compile(r"\.(\w+_rescale)(\d+)\.mul(?:_lo|_hi)?$")     # requant.node_rescale5.mul_hi
 
 
 class FloorplanError(ConfigError):
@@ -80,11 +81,11 @@ def sites_85k(kind: str) -> dict[int, list[tuple[int, str]]]:
 def classify(name: str, cell_type: str) -> tuple[str, int | None, int | None] | None:
     """(group, index, count placeholder) of a block RAM or multiplier cell, or None if no rule covers it."""
     if cell_type == BRAM:
-        if m := _BANKED.match(name):
+        if m := _BANKED.search(name):
             return m.group(1), int(m.group(2)), None
-        if m := _PLAIN.match(name):
+        if m := _PLAIN.search(name):
             return m.group(1), None, None
-    elif cell_type == DSP and (m := _RESCALER.match(name)):
+    elif cell_type == DSP and (m := _RESCALER.search(name)):
         return m.group(1), int(m.group(2)), None
     return None
 
@@ -123,6 +124,8 @@ def plan(cells: dict[str, dict]) -> Placement:
             free.append(name)
             continue
         groups.setdefault(c[0], []).append((name, c[1]))
+    if not groups:
+        raise FloorplanError("no block RAM or multiplier of the netlist has a name the plan knows")
     sites = {kind: sites_85k(kind) for kind in (BRAM, DSP)}
     room = {(kind, y): len(s) for kind in sites for y, s in sites[kind].items()}
     per_row: dict[tuple[str, int], list[tuple[str, float]]] = {}

@@ -100,6 +100,16 @@ def test_plan_puts_each_engine_in_its_row_and_each_lane_in_its_slice():
     assert len(set(p.bels.values())) == len(p.bels)
 
 
+def test_the_axi_wrappers_prefix_is_understood_and_a_netlist_without_known_cells_refused():
+    """In the AXI wrapper the core's cells are named ``core.mem_weight.bank0.0.0`` etc.: the same plan. A
+    netlist none of whose hard blocks the rules know is refused (``--floorplan auto`` then places without)."""
+    cells = _default_like_cells()
+    bare, wrapped = fpl.plan(cells), fpl.plan({f"core.{n}": c for n, c in cells.items()})
+    assert {f"core.{n}": b for n, b in bare.bels.items()} == wrapped.bels
+    with pytest.raises(fpl.FloorplanError, match="no block RAM or multiplier"):
+        fpl.plan({"mem_mystery.bankx": {"type": fpl.BRAM}, "x": {"type": "TRELLIS_FF"}})
+
+
 def test_a_group_that_overflows_its_row_moves_whole_to_the_nearest_row_with_room():
     cells = _default_like_cells()
     for j in range(30):                               # out: 15 -> 45 pieces, row 46 cannot take them
