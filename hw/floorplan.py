@@ -78,15 +78,16 @@ def sites_85k(kind: str) -> dict[int, list[tuple[int, str]]]:
             for y in ROWS_85K[kind]}
 
 
-def classify(name: str, cell_type: str) -> tuple[str, int | None, int | None] | None:
-    """(group, index, count placeholder) of a block RAM or multiplier cell, or None if no rule covers it."""
+def classify(name: str, cell_type: str) -> tuple[str, int | None] | None:
+    """(group, lane) of a block RAM or multiplier cell (lane None: a memory all lanes share), or None if no
+    rule covers it."""
     if cell_type == BRAM:
         if m := _BANKED.search(name):
-            return m.group(1), int(m.group(2)), None
+            return m.group(1), int(m.group(2))
         if m := _PLAIN.search(name):
-            return m.group(1), None, None
+            return m.group(1), None
     elif cell_type == DSP and (m := _RESCALER.search(name)):
-        return m.group(1), int(m.group(2)), None
+        return m.group(1), int(m.group(2))
     return None
 
 
@@ -129,7 +130,7 @@ def plan(cells: dict[str, dict]) -> Placement:
     sites = {kind: sites_85k(kind) for kind in (BRAM, DSP)}
     room = {(kind, y): len(s) for kind in sites for y, s in sites[kind].items()}
     per_row: dict[tuple[str, int], list[tuple[str, float]]] = {}
-    for group in PLAN:                            # fixed order: the per-lane groups claim their rows first
+    for group in PLAN:                            # PLAN's order (the data flow's) claims the rows
         members = groups.get(group, [])
         if not members:
             continue
