@@ -36,7 +36,10 @@ def find_synth_report(cfg: AcceleratorConfig, part: str = DEFAULT_PART, dirs=Non
 
     Only ``<dir>/report.json`` and ``<dir>/<run>/report.json`` count: deeper folders hold the history
     of earlier RTL (``results/fpga/timing_steps/step9_L16P16``, ...), whose Fmax is not this RTL's.
-    Equal times (a fresh clone) fall back to the path, so the choice does not depend on the file system."""
+    Equal times (a fresh clone) fall back to the path, so the choice does not depend on the file system.
+    Reports of the AXI wrapper (``--bus axi``) are skipped: its Fmax is the wrapper's, not the core's."""
+    from .axi import DEFAULT_NAME as AXI_TOP
+
     want = cfg.to_json()
     found = []
     for d in (dirs if dirs is not None else report_dirs()):
@@ -45,7 +48,7 @@ def find_synth_report(cfg: AcceleratorConfig, part: str = DEFAULT_PART, dirs=Non
                 rep = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 continue
-            if rep.get("config") == want and rep.get("target") == part:
+            if rep.get("config") == want and rep.get("target") == part and rep.get("top") != AXI_TOP:
                 found.append((path.stat().st_mtime, rep, path))
     if not found:
         return None

@@ -6,6 +6,7 @@ not synthesise are caught in CI; place and route is a benchmark (scripts/bench_f
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -344,6 +345,10 @@ def test_latency_measured_fmax_else_stated_clock(tmp_path):
     # a report of earlier RTL kept as history one folder deeper is not this RTL's Fmax
     (tmp_path / "history" / "step1").mkdir(parents=True)
     (tmp_path / "history" / "step1" / "report.json").write_text(json.dumps(rep | {"fmax_mhz": 99.0}))
+    # nor is the AXI wrapper's, though it has the same config (and is newer)
+    (tmp_path / "run-axi").mkdir()
+    (tmp_path / "run-axi" / "report.json").write_text(json.dumps(rep | {"fmax_mhz": 77.0, "top": "a2q_axi"}))
+    os.utime(tmp_path / "run-axi" / "report.json", (2e9, 2e9))
     lat = latency(43_400, cfg, clock_mhz=100.0, dirs=[tmp_path])
     assert lat["measured"] and lat["clock_mhz"] == 43.4 and abs(lat["us"] - 1000.0) < 1e-9
     assert lat["fit"]["source"] == "a2q hw synth report" and "measured" in label(lat)
