@@ -33,6 +33,8 @@ from pathlib import Path
 from .config import ConfigError
 
 BRAM, DSP = "DP16KD", "MULT18X18D"
+#: The part whose sites the plan knows (every speed grade and package of it)
+PART = "LFE5U-85F"
 _GROUP_X = [4 + 9 * i for i in range(7)] + [69 + 9 * i for i in range(6)]
 _SLOTS = {BRAM: [(0, "EBR0"), (2, "EBR1"), (4, "EBR2"), (6, "EBR3")],
           DSP: [(0, "MULT18_0"), (1, "MULT18_1"), (4, "MULT18_4"), (5, "MULT18_5")]}
@@ -60,16 +62,20 @@ class FloorplanError(ConfigError):
     """The floorplan cannot be made for this netlist or part."""
 
 
+def covers(part: str) -> bool:
+    """Whether the plan knows ``part``'s sites (a synth target's part name, e.g. LFE5U-85F-6BG381C)."""
+    return part.startswith(PART)
+
+
 @dataclass(frozen=True)
 class Placement:
-    """Which cells the floorplan fixed where (``bels``), by row, and what it left to the placer."""
+    """Which cells the floorplan fixed where (``bels``), how many in each row, and what it left to the placer."""
     bels: dict[str, str]
-    rows: dict[str, list[str]]
+    rows: dict[str, int]
     free: list[str]
 
     def summary(self) -> dict:
-        return {"cells_fixed": len(self.bels), "cells_free": sorted(self.free),
-                "rows": {k: len(v) for k, v in sorted(self.rows.items())}}
+        return {"cells_fixed": len(self.bels), "cells_free": sorted(self.free), "rows": dict(sorted(self.rows.items()))}
 
 
 def sites_85k(kind: str) -> dict[int, list[tuple[int, str]]]:
@@ -148,7 +154,7 @@ def plan(cells: dict[str, dict]) -> Placement:
     bels, rows = {}, {}
     for (kind, y), targets in sorted(per_row.items()):
         bels.update(match_in_order(targets, sites[kind][y]))
-        rows[f"{kind} y{y}"] = sorted(n for n, _ in targets)
+        rows[f"{kind} y{y}"] = len(targets)
     return Placement(bels=bels, rows=rows, free=free)
 
 

@@ -341,8 +341,11 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
     tgt = TARGETS[target]
     if floorplan not in FLOORPLANS:
         raise ConfigError(f"unknown floorplan {floorplan!r}; choose one of {', '.join(FLOORPLANS)}")
-    if floorplan == "lanes" and not tgt.part.startswith("LFE5U-85F"):
-        raise ConfigError(f"--floorplan {floorplan} knows the sites of the LFE5U-85F only, not {tgt.part}")
+    if floorplan == "lanes":
+        from .floorplan import PART, covers
+
+        if not covers(tgt.part):
+            raise ConfigError(f"--floorplan lanes knows the sites of the {PART} only, not {tgt.part}")
     say = progress or (lambda stage: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -432,9 +435,9 @@ def synth(cfg: AcceleratorConfig, target: str = "ecp5-85k", out_dir: str | os.Pa
 
 def floorplan_netlist(floorplan: str, tgt: Target, netlist: Path, top: str) -> dict:
     """Apply ``floorplan`` to the netlist nextpnr is about to read; the report's floorplan fields."""
-    from .floorplan import FloorplanError, apply_floorplan
+    from .floorplan import FloorplanError, apply_floorplan, covers
 
-    if floorplan == "none" or (floorplan == "auto" and not tgt.part.startswith("LFE5U-85F")):
+    if floorplan == "none" or (floorplan == "auto" and not covers(tgt.part)):
         return {"floorplan": "none"}
     try:
         return {"floorplan": "lanes", "floorplan_cells": apply_floorplan(netlist, top)}

@@ -125,11 +125,15 @@ def test_a_part_too_small_for_a_group_is_a_clear_error():
         fpl.plan(cells)
 
 
-def test_apply_writes_bel_attributes_and_refuses_an_unknown_top(tmp_path):
+def _netlist(tmp_path, cells, top="top"):
+    """A JSON netlist file of ``cells`` (no attributes yet) as module ``top``."""
     path = tmp_path / "net.json"
-    design = {"modules": {"a2q_accel": {"cells": {n: {**c, "attributes": {}}
-                                                  for n, c in _default_like_cells().items()}}}}
-    path.write_text(json.dumps(design))
+    path.write_text(json.dumps({"modules": {top: {"cells": {n: {**c, "attributes": {}} for n, c in cells.items()}}}}))
+    return path
+
+
+def test_apply_writes_bel_attributes_and_refuses_an_unknown_top(tmp_path):
+    path = _netlist(tmp_path, _default_like_cells(), "a2q_accel")
     before = path.read_text()
     with pytest.raises(fpl.FloorplanError, match="no module 'other'"):
         fpl.apply_floorplan(path, "other")
@@ -139,13 +143,6 @@ def test_apply_writes_bel_attributes_and_refuses_an_unknown_top(tmp_path):
     bels = {n: c["attributes"]["BEL"] for n, c in cells.items() if "BEL" in c["attributes"]}
     assert summary["cells_fixed"] == len(bels) == len(_default_like_cells()) - 2
     assert summary["cells_free"] == ["mem_mystery.bankx"]
-
-
-
-def _netlist(tmp_path, cells):
-    path = tmp_path / "net.json"
-    path.write_text(json.dumps({"modules": {"top": {"cells": {n: {**c, "attributes": {}} for n, c in cells.items()}}}}))
-    return path
 
 
 def test_synth_applies_the_floorplan_where_it_applies(tmp_path):
